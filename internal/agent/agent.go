@@ -145,6 +145,8 @@ type Agent struct {
 	// backends are the opened backends, by name; set by Run before any
 	// worker starts and read-only afterwards.
 	backends map[string]backend.Backend
+	// dirs are the jobs' work dirs; set by Run with the backends.
+	dirs *workDirs
 }
 
 // New checks cfg, fills in its defaults and returns an agent. A nil logger
@@ -331,6 +333,12 @@ func (a *Agent) openBackends(ctx context.Context) (func(), error) {
 	if err := os.MkdirAll(a.cfg.WorkDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating work dir: %w", err)
 	}
+	a.dirs = &workDirs{root: a.cfg.WorkDir}
+	closers = append(closers, func() {
+		if err := a.dirs.close(); err != nil {
+			a.log.Warn("removing work dirs", "err", err)
+		}
+	})
 	for _, kind := range a.kinds {
 		switch kind {
 		case BackendLocal:

@@ -847,3 +847,39 @@ func TestCompleteAnswerLost(t *testing.T) {
 		t.Errorf("agent log %q: want the job finished, not given up", msgs)
 	}
 }
+
+// TestReusedWorkDirStartsEmpty checks that jobs run one after another on
+// one worker, whose work dir is reused, each start in an empty checkout:
+// what a job leaves behind (files, read-only directories) is gone for the
+// next, and nothing is left in the agent's work dir once it stops.
+func TestReusedWorkDirStartsEmpty(t *testing.T) {
+	t.Parallel()
+	repo := newGitRepo(t)
+	sha := repo.commit(t, map[string]string{"a": "a"})
+	s := newTestServer(t)
+	workDir := t.TempDir()
+	steps := execPipeline("- name: dirty\n  commands:\n" +
+		"  - test -z \"$(ls -A)\" || { ls -A; exit 3; }\n" +
+		"  - echo left > leftover && mkdir -p ro/sub && touch ro/sub/f && chmod 500 ro/sub ro\n")
+	ra := startAgent(t, s, func(c *Config) { c.WorkDir = workDir })
+	for i := range 3 {
+		job := testJob(repo, sha, steps)
+		job.Clone.Disable = true
+		id := s.enqueue(job, localLabels)
+		s.waitFor(id, 20*time.Second, "completion", completed)
+		if sj := s.get(id); sj.complete.Status != "success" {
+			t.Fatalf("job %d: status %q (%s), logs %q; want success in an empty work dir", i, sj.complete.Status, sj.complete.Error, sj.logs["dirty"])
+		}
+	}
+	ra.cancel()
+	if err := ra.wait(t, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(workDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("work dir %s still holds %d entries after the agent stopped, first %s", workDir, len(entries), entries[0].Name())
+	}
+}

@@ -6,10 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -230,19 +227,17 @@ func (a *Agent) execute(ctx context.Context, log *slog.Logger, job *rpc.Job, rep
 		return fail("pipeline %q needs the %s backend, which this agent does not offer", p.Name, kind)
 	}
 
-	dir, err := os.MkdirTemp(a.cfg.WorkDir, fmt.Sprintf("job-%d-", job.ID))
+	// The job's checkout is the work dir itself: steps see an empty
+	// directory, and the next job gets it only once it is empty again.
+	src, err := a.dirs.get()
 	if err != nil {
 		return fail("creating work dir: %v", err)
 	}
 	defer func() {
-		if err := removeAll(dir); err != nil {
-			log.Warn("removing the job's work dir", "dir", dir, "err", err)
+		if err := a.dirs.put(src); err != nil {
+			log.Warn("removing the job's work dir", "dir", src, "err", err)
 		}
 	}()
-	src := filepath.Join(dir, "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		return fail("creating work dir: %v", err)
-	}
 
 	timeout := job.Timeout
 	if timeout <= 0 {
@@ -314,19 +309,4 @@ func runID(jobID int64) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("ferry-job%d-%s", jobID, hex.EncodeToString(b))
-}
-
-// removeAll removes dir, also when the steps left read-only directories
-// behind (Go's module cache does).
-func removeAll(dir string) error {
-	if err := os.RemoveAll(dir); err == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(path, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
 }

@@ -93,7 +93,8 @@ type local struct {
 // run is the state of one pipeline run.
 type run struct {
 	mu sync.Mutex
-	// root is the run's own temporary directory, removed by Destroy.
+	// root is the run's own temporary directory, removed by Destroy; it
+	// is created on first use when the run has a host directory.
 	root string
 	// workspace is the steps' default working directory; it is empty
 	// until Setup succeeded.
@@ -140,27 +141,29 @@ func (b *local) Setup(ctx context.Context, spec *backend.Spec) error {
 	return nil
 }
 
-// prepare creates the run's directory and finds or creates its workspace.
-// It returns the directory also when it fails later, for Destroy to
-// remove.
+// prepare finds the run's workspace, or creates it in the run's own
+// directory. It returns the directory also when it fails later, for
+// Destroy to remove. A run in a host directory gets its own directory only
+// when a step needs one (see run.tempDir): for short jobs, creating and
+// removing a directory is a good part of the cost.
 func (b *local) prepare(spec *backend.Spec) (root, workspace string, err error) {
-	root, err = os.MkdirTemp(b.opts.TempDir, "ferry-local-")
-	if err != nil {
-		return "", "", fmt.Errorf("creating pipeline directory: %w", err)
-	}
 	if dir := spec.Workspace.HostDir; dir != "" {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
-			return root, "", fmt.Errorf("resolving workspace %s: %w", dir, err)
+			return "", "", fmt.Errorf("resolving workspace %s: %w", dir, err)
 		}
 		fi, err := os.Stat(abs)
 		if err != nil {
-			return root, "", fmt.Errorf("opening workspace: %w", err)
+			return "", "", fmt.Errorf("opening workspace: %w", err)
 		}
 		if !fi.IsDir() {
-			return root, "", fmt.Errorf("opening workspace: %s is not a directory", abs)
+			return "", "", fmt.Errorf("opening workspace: %s is not a directory", abs)
 		}
-		return root, abs, nil
+		return "", abs, nil
+	}
+	root, err = os.MkdirTemp(b.opts.TempDir, "ferry-local-")
+	if err != nil {
+		return "", "", fmt.Errorf("creating pipeline directory: %w", err)
 	}
 	ws := filepath.Join(root, "workspace")
 	if p := strings.Trim(spec.Workspace.Path, "/"); p != "" && filepath.IsLocal(p) {
@@ -170,6 +173,24 @@ func (b *local) prepare(spec *backend.Spec) (root, workspace string, err error) 
 		return root, "", fmt.Errorf("creating workspace: %w", err)
 	}
 	return root, ws, nil
+}
+
+// tempDir returns the run's own directory, creating it in base on first
+// use. It fails once the run is destroyed.
+func (r *run) tempDir(base string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.destroyed {
+		return "", errors.New("the pipeline was destroyed")
+	}
+	if r.root == "" {
+		root, err := os.MkdirTemp(base, "ferry-local-")
+		if err != nil {
+			return "", fmt.Errorf("creating pipeline directory: %w", err)
+		}
+		r.root = root
+	}
+	return r.root, nil
 }
 
 // Destroy implements backend.Backend. It stops every step of the spec that
@@ -350,7 +371,11 @@ func (b *local) command(r *run, step *backend.Step) (*command, error) {
 		if len(script) <= maxInlineScript {
 			c.args = []string{shell, "-e", "-c", script}
 		} else {
-			f, err := os.CreateTemp(r.root, "script-*.sh")
+			root, err := r.tempDir(b.opts.TempDir)
+			if err != nil {
+				return nil, fmt.Errorf("writing script: %w", err)
+			}
+			f, err := os.CreateTemp(root, "script-*.sh")
 			if err != nil {
 				return nil, fmt.Errorf("writing script: %w", err)
 			}
