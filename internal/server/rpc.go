@@ -489,8 +489,17 @@ func (s *Server) rpcReport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	for _, it := range req.Items {
+	final := finalStepUpdates(req.Items)
+	for i, it := range req.Items {
 		if it.Step != nil {
+			if f := final[it.Step.Step]; f > i {
+				// A later item of this report finishes the step: one
+				// write records both.
+				if u := req.Items[f].Step; u.Started.IsZero() {
+					u.Started = it.Step.Started
+				}
+				continue
+			}
 			err = s.applyStep(ctx, j, it.Step)
 		} else {
 			err = s.applyLogs(ctx, j, it.Logs)
@@ -513,6 +522,21 @@ func (s *Server) rpcReport(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// finalStepUpdates returns, by step name, the index of the last item of
+// items that reports the step finished.
+func finalStepUpdates(items []rpc.ReportItem) map[string]int {
+	var final map[string]int
+	for i, it := range items {
+		if it.Step != nil && stepStatuses[it.Step.Status].Done() {
+			if final == nil {
+				final = make(map[string]int)
+			}
+			final[it.Step.Step] = i
+		}
+	}
+	return final
 }
 
 // itemToken returns the lease token a report item carries, if any.

@@ -56,9 +56,10 @@ func Open(ctx context.Context, dsn string) (*store.Store, error) {
 }
 
 var dialect = &sqlstore.Dialect{
-	Name:       "postgres",
-	ForUpdate:  "FOR UPDATE",
-	SkipLocked: "FOR UPDATE SKIP LOCKED",
+	Name:        "postgres",
+	ForUpdate:   "FOR UPDATE",
+	SkipLocked:  "FOR UPDATE SKIP LOCKED",
+	WritableCTE: true,
 	LabelsSubset: func(param string) string {
 		return `j.labels <@ ` + param + `::jsonb`
 	},

@@ -76,6 +76,10 @@ type Dialect struct {
 	// JSON object in column "labels" of the row aliased "j" is a subset of
 	// the JSON object bound to the placeholder param.
 	LabelsSubset func(param string) string
+	// WritableCTE is true when a WITH clause may hold INSERT, UPDATE or
+	// DELETE (PostgreSQL), which lets several writes go in one statement
+	// and one round trip.
+	WritableCTE bool
 	// IsUnique reports whether err is a unique-constraint violation.
 	IsUnique func(err error) bool
 }

@@ -107,14 +107,8 @@ func (s *jobs) Lease(ctx context.Context, agentID int64, labels map[string]strin
 		if n == 0 {
 			return notFound("agent %d", agentID)
 		}
-		var running int
-		err = q.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE status = 'running' AND lease_owner = $1`, agentID).Scan(&running)
-		if err != nil {
-			return err
-		}
-		if running >= capacity {
-			return store.ErrNoJob
-		}
+		// The capacity check reads after the lock above, in a statement
+		// of its own (and so, on PostgreSQL, a snapshot of its own).
 		j, err = scanJob(q.QueryRow(ctx,
 			`UPDATE jobs SET status = 'running', lease_owner = $3, lease_token = $4, lease_expires = $5,
 				attempts = attempts + 1, started = $1, error = ''
@@ -122,8 +116,9 @@ func (s *jobs) Lease(ctx context.Context, agentID int64, labels map[string]strin
 				SELECT id FROM jobs j
 				WHERE status = 'pending' AND (not_before IS NULL OR not_before <= $1) AND `+s.d.LabelsSubset("$2")+`
 				ORDER BY created, id LIMIT 1 `+s.d.SkipLocked+`)
+			   AND (SELECT count(*) FROM jobs r WHERE r.status = 'running' AND r.lease_owner = $3) < $6
 			 RETURNING `+jobCols,
-			t, want, agentID, token, t.Add(ttl)))
+			t, want, agentID, token, t.Add(ttl), capacity))
 		if isNotFound(err) {
 			return store.ErrNoJob
 		}

@@ -103,6 +103,11 @@ func (s *logs) Append(ctx context.Context, stepID int64, lines ...store.LogLine)
 		lines = slices.Clone(lines)
 		slices.SortStableFunc(lines, func(a, b store.LogLine) int { return cmpSeq(a.Seq, b.Seq) })
 	}
+	if s.d.WritableCTE {
+		if c := chunks(lines); len(c) == 1 && s.appendOnce(ctx, stepID, &c[0]) {
+			return nil
+		}
+	}
 	err := s.db.Tx(ctx, func(q Querier) error {
 		var one int
 		if err := q.QueryRow(ctx, `SELECT 1 FROM steps WHERE id = $1`, stepID).Scan(&one); err != nil {
@@ -146,6 +151,26 @@ func (s *logs) Append(ctx context.Context, stepID int64, lines ...store.LogLine)
 		return err
 	})
 	return s.wrap(err, "appending %d lines to the log of step %d", len(lines), stepID)
+}
+
+// appendOnce stores c in one statement when it simply continues the log
+// (every line is newer than the last stored one), which is how an agent's
+// batches arrive, and reports whether it did. Otherwise (a re-sent batch
+// that overlaps, a step that does not exist, any error) it stores nothing,
+// and Append takes the general path, which sorts each case out. The
+// conditional upsert locks the log's row, so a batch and its re-sent copy
+// cannot both be stored.
+func (s *logs) appendOnce(ctx context.Context, stepID int64, c *chunk) bool {
+	n, err := s.db.Writer().Exec(ctx,
+		`WITH l AS (
+			INSERT INTO logs (step_id, last_seq, lines, bytes) VALUES ($1, $2, $4, $5)
+			ON CONFLICT (step_id) DO UPDATE SET last_seq = EXCLUDED.last_seq,
+				lines = logs.lines + EXCLUDED.lines, bytes = logs.bytes + EXCLUDED.bytes
+			WHERE logs.last_seq < $3
+			RETURNING step_id)
+		 INSERT INTO log_chunks (step_id, last_seq, first_seq, data) SELECT step_id, $2, $3, $6 FROM l`,
+		stepID, c.last, c.first, c.lines, c.bytes, c.data)
+	return err == nil && n == 1
 }
 
 func cmpSeq(a, b int64) int {
