@@ -113,13 +113,9 @@ func (s *Server) prepareJob(ctx context.Context, j *store.Job) (*rpc.Job, *store
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	b, err := s.store.Builds.Get(ctx, j.BuildID)
+	b, repo, err := s.store.Builds.GetWithRepo(ctx, j.BuildID)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("loading build: %w", err)
-	}
-	repo, err := s.store.Repos.Get(ctx, b.RepoID)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("loading repo: %w", err)
 	}
 	meta := pay.Metadata
 	meta.Build.Number, meta.Build.Parent, meta.Build.Created = b.Number, b.Parent, b.Created

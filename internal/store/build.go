@@ -103,6 +103,9 @@ type BuildStore interface {
 	Create(ctx context.Context, b *Build, pipelines []*Pipeline) error
 	// Get returns the build with the given ID, or ErrNotFound.
 	Get(ctx context.Context, id int64) (*Build, error)
+	// GetWithRepo returns the build with the given ID and its repo, read
+	// together, or ErrNotFound.
+	GetWithRepo(ctx context.Context, id int64) (*Build, *Repo, error)
 	// GetNumber returns the repo's build with the given number, or
 	// ErrNotFound.
 	GetNumber(ctx context.Context, repoID, number int64) (*Build, error)

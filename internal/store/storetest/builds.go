@@ -41,6 +41,18 @@ func testBuilds(t *testing.T, s *store.Store) {
 	if !reflect.DeepEqual(got, b) {
 		t.Fatalf("Get = %+v\nwant %+v", got, b)
 	}
+	got, gotRepo, err := s.Builds.GetWithRepo(c, b.ID)
+	must(t, err)
+	if !reflect.DeepEqual(got, b) {
+		t.Fatalf("GetWithRepo build = %+v\nwant %+v", got, b)
+	}
+	wantRepo, err := s.Repos.Get(c, r.ID)
+	must(t, err)
+	if !reflect.DeepEqual(gotRepo, wantRepo) {
+		t.Fatalf("GetWithRepo repo = %+v\nwant %+v", gotRepo, wantRepo)
+	}
+	_, _, err = s.Builds.GetWithRepo(c, b.ID+1000)
+	wantErr(t, err, store.ErrNotFound)
 	got, err = s.Builds.GetNumber(c, r.ID, 1)
 	must(t, err)
 	eq(t, "GetNumber id", got.ID, b.ID)

@@ -16,14 +16,15 @@ const buildCols = `id, repo_id, number, parent, event, ref, branch, source_branc
 	author, author_email, sender, pull_request, fork, cron, params, status, error, approval, approved_by,
 	created, started, finished, updated, version`
 
+// buildColsB is buildCols of the builds table aliased b.
+var buildColsB = aliased("b", buildCols)
+
 func scanBuild(s scanner) (*store.Build, error) {
 	b := new(store.Build)
-	var status, approval string
 	err := s.Scan(&b.ID, &b.RepoID, &b.Number, &b.Parent, &b.Event, &b.Ref, &b.Branch, &b.SourceBranch, &b.Commit,
 		&b.Before, &b.Message, &b.Author, &b.AuthorEmail, &b.Sender, &b.PullRequest, &b.Fork, &b.Cron,
-		jcol(&b.Params), &status, &b.Error, &approval, &b.ApprovedBy,
+		jcol(&b.Params), &b.Status, &b.Error, &b.Approval, &b.ApprovedBy,
 		tcol(&b.Created), tcol(&b.Started), tcol(&b.Finished), tcol(&b.Updated), &b.Version)
-	b.Status, b.Approval = store.Status(status), store.Approval(approval)
 	return b, err
 }
 
@@ -110,6 +111,18 @@ func insertPipeline(ctx context.Context, q Querier, b *store.Build, number int64
 func (s *builds) Get(ctx context.Context, id int64) (*store.Build, error) {
 	b, err := scanBuild(s.db.Reader().QueryRow(ctx, `SELECT `+buildCols+` FROM builds WHERE id = $1`, id))
 	return ret(b, s.wrap(err, "getting build %d", id))
+}
+
+func (s *builds) GetWithRepo(ctx context.Context, id int64) (*store.Build, *store.Repo, error) {
+	var cols columns
+	b, _ := scanBuild(&cols)
+	r, _ := scanRepo(&cols)
+	err := s.db.Reader().QueryRow(ctx, `SELECT `+buildColsB+`, `+aliased("r", repoCols)+`
+		FROM builds b JOIN repos r ON r.id = b.repo_id WHERE b.id = $1`, id).Scan(cols...)
+	if err != nil {
+		return nil, nil, s.wrap(err, "getting build %d", id)
+	}
+	return b, r, nil
 }
 
 func (s *builds) GetNumber(ctx context.Context, repoID, number int64) (*store.Build, error) {
@@ -268,6 +281,22 @@ func (s *pipelines) Finish(ctx context.Context, p *store.Pipeline) (bool, error)
 
 // Start implements store.PipelineStore.
 func (s *pipelines) Start(ctx context.Context, id int64, agent string, at time.Time) (pipeline, build bool, err error) {
+	if s.d.WritableCTE {
+		// Both updates in one statement: one round trip instead of four.
+		err = s.db.Writer().QueryRow(ctx,
+			`WITH p AS (
+				UPDATE pipelines SET status = 'running', agent = $1, started = $2, finished = NULL
+				WHERE id = $3 AND status = 'pending' RETURNING build_id),
+			 b AS (
+				UPDATE builds SET status = 'running', started = COALESCE(started, $2), updated = $4, version = version + 1
+				WHERE id = (SELECT build_id FROM p) AND status = 'pending' AND approval <> 'pending' RETURNING id)
+			 SELECT EXISTS (SELECT 1 FROM p), EXISTS (SELECT 1 FROM b)`,
+			agent, nullTime(at), id, now()).Scan(&pipeline, &build)
+		if err != nil {
+			return false, false, s.wrap(err, "starting pipeline %d", id)
+		}
+		return pipeline, build, nil
+	}
 	err = s.db.Tx(ctx, func(q Querier) error {
 		pipeline, build = false, false
 		var buildID int64
@@ -312,19 +341,18 @@ func (s *pipelines) Complete(ctx context.Context, jobID int64, agent string,
 			jobStatus, jobError string
 			started, finished   time.Time
 		)
+		// The job and its build in one read.
+		cols := columns{&pipelineID, &buildID, &jobStatus, &jobError, tcol(&started), tcol(&finished)}
+		b, _ := scanBuild(&cols)
 		err := q.QueryRow(ctx,
-			`SELECT pipeline_id, build_id, status, error, started, finished FROM jobs WHERE id = $1`, jobID).
-			Scan(&pipelineID, &buildID, &jobStatus, &jobError, tcol(&started), tcol(&finished))
+			`SELECT j.pipeline_id, j.build_id, j.status, j.error, j.started, j.finished, `+buildColsB+`
+			 FROM jobs j JOIN builds b ON b.id = j.build_id WHERE j.id = $1`, jobID).Scan(cols...)
 		if err != nil {
-			return fmt.Errorf("reading job %d: %w", jobID, err)
+			return fmt.Errorf("reading job %d and its build: %w", jobID, err)
 		}
 		status := store.Status(jobStatus)
 		if !status.Done() {
 			return nil
-		}
-		b, err := scanBuild(q.QueryRow(ctx, `SELECT `+buildCols+` FROM builds WHERE id = $1`, buildID))
-		if err != nil {
-			return fmt.Errorf("reading build %d: %w", buildID, err)
 		}
 		if b.Status.Done() || b.Approval == store.ApprovalPending || b.Approval == store.ApprovalDeclined {
 			return nil

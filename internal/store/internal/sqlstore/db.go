@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ferryci/ferry/internal/store"
 )
@@ -143,6 +144,27 @@ func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
 type scanner interface {
 	Scan(dest ...any) error
+}
+
+// aliased qualifies each column of the comma-separated cols with alias.
+func aliased(alias, cols string) string {
+	fields := strings.Split(cols, ",")
+	for i, f := range fields {
+		fields[i] = alias + "." + strings.TrimSpace(f)
+	}
+	return strings.Join(fields, ", ")
+}
+
+// columns collects the destinations of scan functions, so that one row
+// holding several entities is scanned by their scan functions together:
+// each scan function records where its columns go, then the row is
+// scanned into all of them. Scan functions must not post-process what
+// they scanned.
+type columns []any
+
+func (c *columns) Scan(dest ...any) error {
+	*c = append(*c, dest...)
+	return nil
 }
 
 // queryAll runs a query and scans every row with scan.

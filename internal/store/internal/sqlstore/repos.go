@@ -16,11 +16,9 @@ const repoCols = `id, slug, git_url, forge, default_branch, webhook_secret, conf
 
 func scanRepo(s scanner) (*store.Repo, error) {
 	r := new(store.Repo)
-	var forge string
-	err := s.Scan(&r.ID, &r.Slug, &r.GitURL, &forge, &r.DefaultBranch, &r.WebhookSecret, &r.ConfigPath,
+	err := s.Scan(&r.ID, &r.Slug, &r.GitURL, &r.Forge, &r.DefaultBranch, &r.WebhookSecret, &r.ConfigPath,
 		dcol(&r.PollInterval), tcol(&r.NextPoll), &r.Trusted, dcol(&r.Timeout), &r.Active, &r.BuildCounter,
 		tcol(&r.Created), tcol(&r.Updated))
-	r.Forge = store.Forge(forge)
 	return r, err
 }
 
