@@ -74,6 +74,10 @@ func TestAuthMatrix(t *testing.T) {
 		{"admin reads metrics", "GET", "/metrics", adminToken, nil, 200},
 		{"user cannot read metrics", "GET", "/metrics", reader, nil, 403},
 		{"writer cancels", "POST", "/api/repos/acme/app/builds/1/cancel", writer, nil, 200},
+		{"user cannot add a file:// repo", "POST", "/api/repos", stranger, `{"git_url":"file:///etc/secret/repo.git"}`, 403},
+		{"user adds an https repo", "POST", "/api/repos", stranger, `{"git_url":"https://git.example.com/stranger/app.git","default_branch":"main"}`, 201},
+		{"repo admin cannot point the repo at file://", "PATCH", "/api/repos/stranger/app", stranger, `{"git_url":"FILE:///x/y"}`, 403},
+		{"admin adds a file:// repo", "POST", "/api/repos", adminToken, `{"git_url":"file:///srv/git/ops/tools.git","default_branch":"main"}`, 201},
 	}
 	for _, tc := range cases {
 		code, body := ts.call(tc.method, tc.path, tc.token, tc.body)
@@ -101,8 +105,8 @@ func TestAuthMatrix(t *testing.T) {
 		t.Errorf("reader's repos = %+v, want acme/app with role read", repos)
 	}
 	ts.must(http.StatusOK, "GET", "/api/repos", stranger, nil, &repos)
-	if len(repos) != 0 {
-		t.Errorf("stranger's repos = %+v, want none", repos)
+	if len(repos) != 1 || repos[0].Slug != "stranger/app" || repos[0].Role != "admin" {
+		t.Errorf("stranger's repos = %+v, want only the one it added, as its admin", repos)
 	}
 }
 

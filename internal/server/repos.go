@@ -162,6 +162,12 @@ func (s *Server) applyRepo(r *http.Request, repo *store.Repo, req *repoRequest) 
 		if err := checkGitURL(u); err != nil {
 			return badRequest("git_url", "%v", err)
 		}
+		if strings.HasPrefix(strings.ToLower(u), "file:") && !caller(r).isAdmin() {
+			// The server reads the repo (its config, its refs) from its
+			// own disk: any repository there, anyone's.
+			return errorf(http.StatusForbidden, "git_url",
+				"only an administrator may add a file:// URL, which reads the server's own disk; use an http(s), ssh or git URL")
+		}
 		repo.GitURL = u
 	}
 	if req.Slug != nil {
