@@ -489,7 +489,7 @@ func (s *Server) restart(ctx context.Context, repo *store.Repo, old *store.Build
 		return nil, fmt.Errorf("restarting build %d: %w", old.Number, err)
 	}
 	s.log.Info("build restarted", "repo", repo.Slug, "build", b.Number, "parent", old.Number, "failed_only", failedOnly, "by", by)
-	s.jobsReady.notify()
+	s.jobsEnqueued()
 	if err := s.reconcile(ctx, b.ID); err != nil {
 		return nil, err
 	}

@@ -166,7 +166,7 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 	}
 	s.log.Info("build created", "repo", repo.Slug, "build", b.Number, "event", b.Event, "ref", b.Ref,
 		"sha", b.Commit, "pipelines", len(pls), "approval", b.Approval)
-	s.jobsReady.notify()
+	s.jobsEnqueued()
 	s.notify(repo, b)
 	return b, nil
 }

@@ -69,7 +69,7 @@ func (s *Server) maintainOnce(ctx context.Context, now time.Time, sweep bool) er
 		}
 	}
 	if requeued {
-		s.jobsReady.notify()
+		s.jobsEnqueued()
 	}
 
 	stale, err := s.failStale(ctx, now)

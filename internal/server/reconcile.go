@@ -171,7 +171,7 @@ func (s *Server) reconcileOnce(ctx context.Context, buildID int64) error {
 		}
 	}
 	if woke {
-		s.jobsReady.notify()
+		s.jobsEnqueued()
 	}
 
 	// 3. The build's status follows from its pipelines.

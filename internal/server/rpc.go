@@ -15,13 +15,11 @@ import (
 // maxLeaseWait caps how long a lease request is held open.
 const maxLeaseWait = 60 * time.Second
 
-// leasePoll returns how often a waiting lease request looks for jobs that
-// another server enqueued. Jobs this server enqueues wake it at once, and
-// SQLite has one server, so the poll there is only a safety net.
+// leasePoll returns how often a waiting lease request looks for jobs on
+// its own. It is a safety net: jobs this server enqueues wake it at once,
+// and so do jobs other servers on the same PostgreSQL enqueue (through
+// LISTEN/NOTIFY), so idle agents cost the database next to nothing.
 func (s *Server) leasePoll() time.Duration {
-	if s.store.Driver == "postgres" {
-		return 250 * time.Millisecond
-	}
 	return 2 * time.Second
 }
 

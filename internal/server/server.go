@@ -46,8 +46,11 @@ type Server struct {
 	handler http.Handler
 
 	// jobsReady wakes lease long-polls when this server enqueues or
-	// unblocks a job.
+	// unblocks a job, or hears that another server did.
 	jobsReady *broadcast
+	// jobSignal asks the signals loop to tell the other servers that
+	// jobs are ready; requests made while one is being sent coalesce.
+	jobSignal chan struct{}
 	// logs wakes log streams when lines of a step arrive.
 	logs *stepSignals
 	// agents caches registered agents by name.
@@ -114,6 +117,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		git:         newGitReader(filepath.Join(cfg.DataDir, "mirrors"), logger),
 		metrics:     newMetrics(),
 		jobsReady:   newBroadcast(),
+		jobSignal:   make(chan struct{}, 1),
 		logs:        newStepSignals(),
 		agents:      newAgentCache(),
 		tokens:      newTokenCache(),
@@ -225,6 +229,12 @@ func (s *Server) loops() map[string]func(context.Context) error {
 	}
 	if p := s.poller(); p != nil {
 		loops["poller"] = p
+	}
+	if s.store.Signals != nil {
+		loops["job signals"] = s.sendJobSignals
+		loops["job signal listener"] = func(ctx context.Context) error {
+			return s.store.Signals.ListenJobs(ctx, s.jobsReady.notify)
+		}
 	}
 	return loops
 }

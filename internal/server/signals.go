@@ -1,6 +1,10 @@
 package server
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // broadcast wakes every goroutine waiting on it. A waiter takes the
 // channel from wait before it checks for work, and then blocks on the
@@ -80,5 +84,36 @@ func (s *stepSignals) notify(step int64) {
 	if w := s.waiters[step]; w != nil {
 		close(w.ch)
 		w.ch = make(chan struct{})
+	}
+}
+
+// jobsEnqueued wakes the lease long-polls waiting on this server and, when
+// other servers may share the database, theirs.
+func (s *Server) jobsEnqueued() {
+	s.jobsReady.notify()
+	if s.store.Signals != nil {
+		select {
+		case s.jobSignal <- struct{}{}:
+		default: // a signal is pending already
+		}
+	}
+}
+
+// sendJobSignals tells the other servers that jobs are ready, once for
+// any number of jobsEnqueued calls made while it was busy, until ctx ends.
+func (s *Server) sendJobSignals(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.jobSignal:
+		}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.store.Signals.NotifyJobs(sctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			// The other servers' lease polls find the jobs anyway.
+			s.log.Warn("telling other servers that jobs are ready", "err", err)
+		}
 	}
 }

@@ -22,6 +22,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -46,8 +47,24 @@ type Store struct {
 
 	// Driver names the database driver: "sqlite" or "postgres".
 	Driver string
+	// Signals carries "jobs are ready" between the servers that share the
+	// database, or is nil when one server owns it (SQLite).
+	Signals Signals
 	// Closer releases the database connections; Close calls it.
 	Closer io.Closer
+}
+
+// Signals are wake-up calls between servers that share a database: a
+// server that enqueues jobs tells the others, whose agents wait for work.
+// They only shorten waits; nothing depends on a signal arriving.
+type Signals interface {
+	// NotifyJobs tells every listening server that jobs may be ready.
+	NotifyJobs(ctx context.Context) error
+	// ListenJobs calls fn for every NotifyJobs of any server, and once
+	// whenever it starts or restarts listening (signals may have been
+	// missed meanwhile), until ctx ends. It reconnects after errors and
+	// returns ctx's error.
+	ListenJobs(ctx context.Context, fn func()) error
 }
 
 // Close releases the store's database connections. The store must not be

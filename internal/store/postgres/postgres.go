@@ -52,7 +52,9 @@ func Open(ctx context.Context, dsn string) (*store.Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return sqlstore.New(d, dialect), nil
+	st := sqlstore.New(d, dialect)
+	st.Signals = newSignals(pool)
+	return st, nil
 }
 
 var dialect = &sqlstore.Dialect{

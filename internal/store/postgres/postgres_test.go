@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
@@ -178,4 +181,43 @@ func migrationCount(t *testing.T, dir string) int {
 		t.Fatalf("no migrations in %s: %v", dir, err)
 	}
 	return len(files)
+}
+
+// TestSignalsReachOtherServers checks that a job signal one store sends
+// reaches the listener of another store on the same database, and that
+// the listener is called once when it starts listening.
+func TestSignalsReachOtherServers(t *testing.T) {
+	dsn := freshSchema(t)
+	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	if a.Signals == nil || b.Signals == nil {
+		t.Fatal("a PostgreSQL store has no Signals")
+	}
+	calls := make(chan struct{}, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Signals.ListenJobs(ctx, func() { calls <- struct{}{} }) }()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-calls:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no call %s within 10s", what)
+		}
+	}
+	wait("when listening starts")
+	for i := range 3 {
+		if err := b.Signals.NotifyJobs(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		wait(fmt.Sprintf("for the other store's signal %d", i+1))
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("ListenJobs returned %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ListenJobs did not return within 10s of its context's end")
+	}
 }
