@@ -334,11 +334,12 @@ type buildJSON struct {
 		Agent   string    `json:"agent"`
 		Started time.Time `json:"started"`
 		Steps   []struct {
-			Number   int64  `json:"number"`
-			Name     string `json:"name"`
-			Status   string `json:"status"`
-			ExitCode int    `json:"exit_code"`
-			Error    string `json:"error"`
+			Number   int64     `json:"number"`
+			Name     string    `json:"name"`
+			Status   string    `json:"status"`
+			ExitCode int       `json:"exit_code"`
+			Error    string    `json:"error"`
+			Started  time.Time `json:"started"`
 		} `json:"steps"`
 		Job *struct {
 			ID            int64             `json:"id"`

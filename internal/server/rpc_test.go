@@ -171,8 +171,11 @@ func testJobCycle(t *testing.T, driver string) {
 	if st := ts.build(1).Pipelines[1].Steps[0]; st.Status != "pending" {
 		t.Errorf("after a refused report the ship step is %s, want pending", st.Status)
 	}
+	// The step starts and finishes within the report: its start time is
+	// the running update's, also though the final update has none.
+	shipStarted := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	report := &rpc.Report{LeaseToken: deploy.LeaseToken, Items: []rpc.ReportItem{
-		{Step: &rpc.StepUpdate{Step: "ship", Status: "running"}},
+		{Step: &rpc.StepUpdate{Step: "ship", Status: "running", Started: shipStarted}},
 		{Logs: &rpc.LogBatch{Step: "ship", Seq: 0, Lines: []string{"shipping"}}},
 		{Logs: &rpc.LogBatch{Step: "ship", Seq: 1, Lines: []string{"failed"}}},
 		{Step: &rpc.StepUpdate{Step: "ship", Status: "failure", ExitCode: 3}},
@@ -190,8 +193,8 @@ func testJobCycle(t *testing.T, driver string) {
 	if b.Status != "failure" || b.pipelineStatuses() != "build=success deploy=failure" {
 		t.Fatalf("final build %s with %s, want failure with build=success deploy=failure", b.Status, b.pipelineStatuses())
 	}
-	if s := b.Pipelines[1].Steps[0]; s.Status != "failure" || s.ExitCode != 3 {
-		t.Errorf("ship step %+v, want failure with exit code 3", s)
+	if s := b.Pipelines[1].Steps[0]; s.Status != "failure" || s.ExitCode != 3 || !s.Started.Equal(shipStarted) {
+		t.Errorf("ship step %+v, want failure with exit code 3, started %s", s, shipStarted)
 	}
 
 	// The whole log, once per line, and its tail.
