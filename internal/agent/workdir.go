@@ -2,10 +2,11 @@ package agent
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/ferryci/ferry/internal/backend/local"
 )
 
 // workDirs hands out the directories jobs run in. A directory is reused by
@@ -51,7 +52,7 @@ func (w *workDirs) get() (string, error) {
 // be emptied is removed instead; failing that, the error is returned.
 func (w *workDirs) put(dir string) error {
 	if err := emptyDir(dir); err != nil {
-		return removeAll(dir)
+		return local.RemoveAll(dir)
 	}
 	w.mu.Lock()
 	w.free = append(w.free, dir)
@@ -67,7 +68,7 @@ func (w *workDirs) close() error {
 	w.mu.Unlock()
 	var errs []error
 	for _, dir := range free {
-		errs = append(errs, removeAll(dir))
+		errs = append(errs, local.RemoveAll(dir))
 	}
 	return errors.Join(errs...)
 }
@@ -87,24 +88,9 @@ func emptyDir(dir string) error {
 		return err
 	}
 	for _, e := range entries {
-		if err := removeAll(filepath.Join(dir, e.Name())); err != nil {
+		if err := local.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// removeAll removes dir, also when the steps left read-only directories
-// behind (Go's module cache does).
-func removeAll(dir string) error {
-	if err := os.RemoveAll(dir); err == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(path, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
 }

@@ -233,7 +233,7 @@ func (b *local) Destroy(ctx context.Context, spec *backend.Spec) error {
 		}
 	}
 	if root != "" {
-		if err := removeAll(root); err != nil {
+		if err := RemoveAll(root); err != nil {
 			errs = append(errs, fmt.Errorf("removing pipeline directory: %w", err))
 		}
 	}
@@ -241,9 +241,9 @@ func (b *local) Destroy(ctx context.Context, spec *backend.Spec) error {
 	return errors.Join(errs...)
 }
 
-// removeAll removes dir like os.RemoveAll, also when steps left
+// RemoveAll removes dir like os.RemoveAll, also when steps left
 // directories without write permission (as Go's module cache does).
-func removeAll(dir string) error {
+func RemoveAll(dir string) error {
 	if err := os.RemoveAll(dir); err == nil {
 		return nil
 	}
