@@ -424,7 +424,7 @@ func (s *Server) restartBuild(w http.ResponseWriter, r *http.Request) error {
 
 // restart creates a new build of old's trigger and config. With
 // failedOnly, only the pipelines that did not succeed run again; the
-// others are copied with their steps' statuses (not their logs).
+// others are copied with their steps' statuses and logs.
 func (s *Server) restart(ctx context.Context, repo *store.Repo, old *store.Build, failedOnly bool, by string) (*store.Build, error) {
 	pls, err := s.store.Pipelines.List(ctx, old.ID)
 	if err != nil {
@@ -456,6 +456,7 @@ func (s *Server) restart(ctx context.Context, repo *store.Repo, old *store.Build
 		rerun[p.Name] = !failedOnly || p.Status != store.StatusSuccess
 	}
 	var out []*store.Pipeline
+	copied := map[*store.Pipeline]*store.Pipeline{} // new pipeline → old
 	for _, p := range pls {
 		np := &store.Pipeline{Name: p.Name, DependsOn: p.DependsOn}
 		j := jobOf[p.ID]
@@ -469,6 +470,7 @@ func (s *Server) restart(ctx context.Context, repo *store.Repo, old *store.Build
 				np.Steps = append(np.Steps, &store.Step{Name: st.Name, Status: st.Status, ExitCode: st.ExitCode,
 					Error: st.Error, Started: st.Started, Finished: st.Finished})
 			}
+			copied[np] = p
 			out = append(out, np)
 			continue
 		}
@@ -487,6 +489,14 @@ func (s *Server) restart(ctx context.Context, repo *store.Repo, old *store.Build
 	}
 	if err := s.store.Builds.Create(ctx, b, out); err != nil {
 		return nil, fmt.Errorf("restarting build %d: %w", old.Number, err)
+	}
+	for np, p := range copied {
+		for i, st := range np.Steps {
+			if err := s.store.Logs.Copy(ctx, p.Steps[i].ID, st.ID); err != nil {
+				// The build stands; only a log of the copy is missing.
+				s.log.Warn("copying a log to the restarted build", "build", b.Number, "pipeline", p.Name, "step", st.Name, "err", err)
+			}
+		}
 	}
 	s.log.Info("build restarted", "repo", repo.Slug, "build", b.Number, "parent", old.Number, "failed_only", failedOnly, "by", by)
 	s.jobsEnqueued()

@@ -164,6 +164,9 @@ steps:
 		if err := c.UpdateStep(ctx, j.ID, &rpc.StepUpdate{LeaseToken: j.LeaseToken, Step: step, Status: status}); err != nil {
 			t.Fatal(err)
 		}
+		if err := c.AppendLogs(ctx, j.ID, &rpc.LogBatch{LeaseToken: j.LeaseToken, Step: step, Lines: []string{step + " says " + status}}); err != nil {
+			t.Fatal(err)
+		}
 		if err := c.Complete(ctx, j.ID, &rpc.CompleteRequest{LeaseToken: j.LeaseToken, Status: status}); err != nil {
 			t.Fatal(err)
 		}
@@ -183,6 +186,9 @@ steps:
 	}
 	if nb.Pipelines[0].Job != nil || nb.Pipelines[0].Steps[0].Status != "success" {
 		t.Errorf("lint should be copied with its step and no job: %+v", nb.Pipelines[0])
+	}
+	if got := ts.must(http.StatusOK, "GET", "/api/repos/acme/app/builds/2/pipelines/1/steps/1/logs", adminToken, nil, nil); string(got) != "vet says success\n" {
+		t.Errorf("the copied lint step's log = %q, want its log from build 1", got)
 	}
 	j := mustLease(t, c, "agent-1", dockerAgent)
 	if j.Pipeline != "test" || j.Metadata.Build.Number != 2 || j.Metadata.Build.Parent != 1 {

@@ -49,4 +49,8 @@ type LogStore interface {
 	Tail(ctx context.Context, stepID int64, n int64) iter.Seq2[LogLine, error]
 	// Info returns the size of the step's log.
 	Info(ctx context.Context, stepID int64) (LogInfo, error)
+	// Copy copies the log of step from to step to, whose log must be
+	// empty, inside the database (a restarted build's copied pipelines
+	// keep their logs this way). A step with no log copies nothing.
+	Copy(ctx context.Context, from, to int64) error
 }

@@ -106,6 +106,20 @@ func testLogs(t *testing.T, s *store.Store) {
 	// The log of a missing step cannot be appended to.
 	wantErr(t, s.Logs.Append(c, step+1000, store.LogLine{Seq: 0, Text: "x"}), store.ErrNotFound)
 	must(t, s.Logs.Append(c, step)) // nothing to append
+
+	// A copy has the same lines and size, and is a log of its own.
+	copied := newStep(t, s, "logs/copy")
+	must(t, s.Logs.Copy(c, step, copied))
+	eq(t, "copied log", texts(collect(t, s.Logs.Lines(c, copied, 0))), texts(collect(t, s.Logs.Lines(c, step, 0))))
+	cinfo, err := s.Logs.Info(c, copied)
+	must(t, err)
+	eq(t, "copied log info", cinfo, info)
+	must(t, s.Logs.Append(c, copied, store.LogLine{Seq: 6, Text: "only in the copy"}))
+	eq(t, "lines of the original after appending to the copy", len(collect(t, s.Logs.Lines(c, step, 0))), len(odd))
+	// Copying an empty log copies nothing; a missing step is not found.
+	empty := newStep(t, s, "logs/empty")
+	must(t, s.Logs.Copy(c, empty, newStep(t, s, "logs/empty-copy")))
+	wantErr(t, s.Logs.Copy(c, step, copied+1000), store.ErrNotFound)
 }
 
 func testLogAppendIdempotent(t *testing.T, s *store.Store) {

@@ -173,6 +173,27 @@ func (s *logs) appendOnce(ctx context.Context, stepID int64, c *chunk) bool {
 	return err == nil && n == 1
 }
 
+func (s *logs) Copy(ctx context.Context, from, to int64) error {
+	err := s.db.Tx(ctx, func(q Querier) error {
+		var one int
+		if err := q.QueryRow(ctx, `SELECT 1 FROM steps WHERE id = $1`, to).Scan(&one); err != nil {
+			return err
+		}
+		n, err := q.Exec(ctx,
+			`INSERT INTO logs (step_id, last_seq, lines, bytes)
+			 SELECT $2, last_seq, lines, bytes FROM logs WHERE step_id = $1
+			 ON CONFLICT (step_id) DO NOTHING`, from, to)
+		if err != nil || n == 0 {
+			return err
+		}
+		_, err = q.Exec(ctx,
+			`INSERT INTO log_chunks (step_id, last_seq, first_seq, data)
+			 SELECT $2, last_seq, first_seq, data FROM log_chunks WHERE step_id = $1`, from, to)
+		return err
+	})
+	return s.wrap(err, "copying the log of step %d to step %d", from, to)
+}
+
 func cmpSeq(a, b int64) int {
 	switch {
 	case a < b:
