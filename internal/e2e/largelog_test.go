@@ -51,7 +51,7 @@ steps:
 	path := fmt.Sprintf("/api/repos/%s/builds/%d/pipelines/%d/steps/%d/logs", slug, b.Number, p.Number, p.Steps[0].Number)
 
 	// Read the whole log as a stream and check every line of the seq.
-	req, err := http.NewRequestWithContext(context.Background(), "GET", srv.URL+path, nil)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
