@@ -256,22 +256,9 @@ func (s *pipelines) Update(ctx context.Context, p *store.Pipeline) error {
 
 // Finish implements store.PipelineStore.
 func (s *pipelines) Finish(ctx context.Context, p *store.Pipeline) (bool, error) {
-	changed := false
-	err := s.auto(ctx, func(q Querier) error {
-		n, err := q.Exec(ctx,
-			`UPDATE pipelines SET status = $1, error = $2, exit_code = $3, agent = $4, started = $5, finished = $6
-			 WHERE id = $7 AND status NOT IN ('success', 'failure', 'error', 'killed', 'skipped', 'declined')`,
-			string(p.Status), p.Error, p.ExitCode, p.Agent, nullTime(p.Started), nullTime(p.Finished), p.ID)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			changed = true
-			return nil
-		}
-		var id int64
-		return q.QueryRow(ctx, `SELECT id FROM pipelines WHERE id = $1`, p.ID).Scan(&id)
-	})
+	changed, err := s.updateUnfinished(ctx, "pipelines", p.ID,
+		`status = $1, error = $2, exit_code = $3, agent = $4, started = $5, finished = $6`,
+		string(p.Status), p.Error, p.ExitCode, p.Agent, nullTime(p.Started), nullTime(p.Finished))
 	if err != nil {
 		return false, s.wrap(err, "finishing pipeline %d", p.ID)
 	}
@@ -322,6 +309,28 @@ func (s *pipelines) Start(ctx context.Context, id int64, agent string, at time.T
 		return false, false, s.wrap(err, "starting pipeline %d", id)
 	}
 	return pipeline, build, nil
+}
+
+// updateUnfinished sets the columns of set (placeholders $1..$n for args)
+// on the row id of table unless its status is final, and reports whether
+// it did. A row that does not exist is ErrNotFound.
+func (b *base) updateUnfinished(ctx context.Context, table string, id int64, set string, args ...any) (bool, error) {
+	changed := false
+	err := b.auto(ctx, func(q Querier) error {
+		n, err := q.Exec(ctx,
+			fmt.Sprintf(`UPDATE %s SET %s WHERE id = $%d AND status NOT IN %s`, table, set, len(args)+1, finalStatuses),
+			append(args, id)...)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			changed = true
+			return nil
+		}
+		var one int
+		return q.QueryRow(ctx, `SELECT 1 FROM `+table+` WHERE id = $1`, id).Scan(&one)
+	})
+	return changed, err
 }
 
 // errNotComplete rolls back a Complete that found its build changed.
@@ -481,22 +490,9 @@ func (s *steps) Update(ctx context.Context, st *store.Step) error {
 
 // Advance implements store.StepStore.
 func (s *steps) Advance(ctx context.Context, st *store.Step) (bool, error) {
-	changed := false
-	err := s.auto(ctx, func(q Querier) error {
-		n, err := q.Exec(ctx,
-			`UPDATE steps SET status = $1, exit_code = $2, error = $3, started = $4, finished = $5
-			 WHERE id = $6 AND status NOT IN ('success', 'failure', 'error', 'killed', 'skipped', 'declined')`,
-			string(st.Status), st.ExitCode, st.Error, nullTime(st.Started), nullTime(st.Finished), st.ID)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			changed = true
-			return nil
-		}
-		var id int64
-		return q.QueryRow(ctx, `SELECT id FROM steps WHERE id = $1`, st.ID).Scan(&id)
-	})
+	changed, err := s.updateUnfinished(ctx, "steps", st.ID,
+		`status = $1, exit_code = $2, error = $3, started = $4, finished = $5`,
+		string(st.Status), st.ExitCode, st.Error, nullTime(st.Started), nullTime(st.Finished))
 	if err != nil {
 		return false, s.wrap(err, "advancing step %d", st.ID)
 	}
