@@ -484,12 +484,28 @@ func (d *decoder) step(n *yaml.Node, kind, key string, strict bool) *Step {
 
 // mounts decodes a step's volumes: a list of {name, path}.
 func (d *decoder) mounts(s *Step, n *yaml.Node, what, key string) []VolumeMount {
+	return d.namePaths(s, n, what, key, "volumes", "step volume")
+}
+
+// devices decodes a step's devices: a list of {name, path}.
+func (d *decoder) devices(s *Step, n *yaml.Node, what, key string) []Device {
+	mounts := d.namePaths(s, n, what, key, "devices", "device")
+	out := make([]Device, len(mounts))
+	for i, m := range mounts {
+		out[i] = Device(m)
+	}
+	return out
+}
+
+// namePaths decodes a list of {name, path} under the step's field
+// (volumes, devices); kind names an item in errors.
+func (d *decoder) namePaths(s *Step, n *yaml.Node, what, key, field, kind string) []VolumeMount {
 	items := d.mapList(n, what, key, "name and path")
 	out := make([]VolumeMount, 0, len(items))
 	for i, it := range items {
 		k := index(key, i)
 		ps := d.pairs(it, what, k)
-		d.checkKeys(ps, []string{"name", "path"}, "step volume", k)
+		d.checkKeys(ps, []string{"name", "path"}, kind, k)
 		var m VolumeMount
 		for _, p := range ps {
 			str, _ := d.str(p.val, what+"."+p.key.Value, join(k, p.key.Value))
@@ -500,32 +516,8 @@ func (d *decoder) mounts(s *Step, n *yaml.Node, what, key string) []VolumeMount 
 				m.Path = str
 			}
 		}
-		d.pos.set(s, "volumes", len(out), d.posOf(it))
+		d.pos.set(s, field, len(out), d.posOf(it))
 		out = append(out, m)
-	}
-	return out
-}
-
-// devices decodes a step's devices: a list of {name, path}.
-func (d *decoder) devices(s *Step, n *yaml.Node, what, key string) []Device {
-	items := d.mapList(n, what, key, "name and path")
-	out := make([]Device, 0, len(items))
-	for i, it := range items {
-		k := index(key, i)
-		ps := d.pairs(it, what, k)
-		d.checkKeys(ps, []string{"name", "path"}, "device", k)
-		var dev Device
-		for _, p := range ps {
-			str, _ := d.str(p.val, what+"."+p.key.Value, join(k, p.key.Value))
-			switch p.key.Value {
-			case "name":
-				dev.Name = str
-			case "path":
-				dev.Path = str
-			}
-		}
-		d.pos.set(s, "devices", len(out), d.posOf(it))
-		out = append(out, dev)
 	}
 	return out
 }
