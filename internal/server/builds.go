@@ -550,3 +550,21 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, decision store.A
 		return s.writeBuild(w, ctx, http.StatusOK, repo, b)
 	}
 }
+
+// badgeStatus is the status of the latest build of a repo's branch (the
+// default branch when branch is empty), for the UI's status badges, or ""
+// when there is no such repo or build.
+func (s *Server) badgeStatus(ctx context.Context, slug, branch string) string {
+	repo, err := s.store.Repos.GetBySlug(ctx, slug)
+	if err != nil {
+		return ""
+	}
+	if branch == "" {
+		branch = repo.DefaultBranch
+	}
+	bs, err := s.store.Builds.List(ctx, repo.ID, store.BuildFilter{Branch: branch, Limit: 1})
+	if err != nil || len(bs) == 0 {
+		return ""
+	}
+	return string(bs[0].Status)
+}

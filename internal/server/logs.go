@@ -67,15 +67,40 @@ func (s *Server) stepLogs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	from, err := queryInt(r, "from", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r, "limit", -1)
+	if err != nil {
+		return err
+	}
+	if from < 0 {
+		return badRequest("from", "from must be a line's sequence number, 0 or more")
+	}
+	if tail >= 0 && (from > 0 || limit >= 0) {
+		return badRequest("tail", "tail cannot be combined with from or limit")
+	}
 	ctx := r.Context()
+	info, err := s.store.Logs.Info(ctx, st.ID)
+	if err != nil {
+		return err
+	}
 	var lines iter.Seq2[store.LogLine, error]
 	if tail >= 0 {
 		lines = s.store.Logs.Tail(ctx, st.ID, tail)
 	} else {
-		lines = s.store.Logs.Lines(ctx, st.ID, 0)
+		lines = s.store.Logs.Lines(ctx, st.ID, from)
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if limit >= 0 {
+		lines = firstN(lines, limit)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	// The log's size, so that a viewer can page through it.
+	h.Set("X-Log-Lines", strconv.FormatInt(info.Lines, 10))
+	h.Set("X-Log-Last-Seq", strconv.FormatInt(info.LastSeq, 10))
 	bw := bufio.NewWriterSize(w, logFlushSize)
 	wrote := false
 	for l, err := range lines {
@@ -98,6 +123,24 @@ func (s *Server) stepLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	_ = bw.Flush()
 	return nil
+}
+
+// firstN yields the first n lines of seq.
+func firstN(seq iter.Seq2[store.LogLine, error], n int64) iter.Seq2[store.LogLine, error] {
+	return func(yield func(store.LogLine, error) bool) {
+		if n <= 0 {
+			return
+		}
+		i := int64(0)
+		for l, err := range seq {
+			if !yield(l, err) || err != nil {
+				return
+			}
+			if i++; i >= n {
+				return
+			}
+		}
+	}
 }
 
 // sseKeepAlive is how often an idle log stream sends a comment, so that

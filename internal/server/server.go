@@ -12,6 +12,8 @@ package server
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +27,7 @@ import (
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/store/database"
 	"github.com/ferryci/ferry/internal/trigger"
+	"github.com/ferryci/ferry/internal/web"
 )
 
 // Server is a ferry CI server. Create it with New, serve it with Run or
@@ -40,6 +43,8 @@ type Server struct {
 	// configured.
 	notifier notifier
 	metrics  *metrics
+	// ui serves the web pages at the paths web.Owns names.
+	ui *web.UI
 
 	mux     *http.ServeMux
 	routes  []route
@@ -105,6 +110,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
+	// The UI's session cookies are sealed under a key of their own,
+	// derived from the secret key, so that every server of a cluster
+	// accepts them and a cookie never decrypts as a secret.
+	sessionKey, err := hkdf.Key(sha256.New, key, nil, "ferry web session v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("deriving the session key: %w", err)
+	}
 	st, err := database.Open(ctx, cfg.databaseDSN())
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
@@ -137,6 +149,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, err
 	}
 	s.buildRouter()
+	s.ui, err = web.New(web.Config{API: s.handler, SessionKey: sessionKey, Badge: s.badgeStatus,
+		Logger: logger.With("component", "web")})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	api := s.handler
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if web.Owns(r.URL.Path) {
+			s.ui.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 	return s, nil
 }
 
