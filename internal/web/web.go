@@ -62,11 +62,11 @@ type Config struct {
 
 // UI serves the pages. Create it with New.
 type UI struct {
-	cfg  Config
-	aead cipher.AEAD
+	cfg   Config
+	aead  cipher.AEAD
 	pages map[string]*template.Template
 	mux   *http.ServeMux
-	log  *slog.Logger
+	log   *slog.Logger
 }
 
 // New returns the UI.
