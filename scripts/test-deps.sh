@@ -12,6 +12,8 @@ bb=$( { ldd /bin/busybox 2>&1 || true; } )
 case "$bb" in *"not a dynamic"*) ;; *) need_apt+=(busybox-static) ;; esac
 command -v git >/dev/null || need_apt+=(git)
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+# The UI's browser tests drive Debian's chromium (headless) through chromedp.
+command -v chromium >/dev/null || need_apt+=(chromium fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-deps: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

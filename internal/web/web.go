@@ -111,10 +111,10 @@ func New(cfg Config) (*UI, error) {
 // Owns reports whether path belongs to the UI rather than to the API,
 // webhooks or the agent protocol.
 func Owns(path string) bool {
-	if path == "/" || path == "/login" || path == "/logout" {
+	if path == "/" || path == "/login" || path == "/logout" || path == "/agents" {
 		return true
 	}
-	for _, p := range []string{"/repos/", "/static/", "/badge/", "/ui/"} {
+	for _, p := range []string{"/repos/", "/static/", "/badge/", "/ui/", "/user/"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}
@@ -149,6 +149,13 @@ func (ui *UI) routes() {
 	ui.mux.HandleFunc("GET /repos/{owner}/{name}/builds/{number}", ui.withSession(ui.buildPage))
 	ui.mux.HandleFunc("GET /repos/{owner}/{name}/builds/{number}/{pipeline}/{step}", ui.withSession(ui.buildPage))
 	ui.mux.HandleFunc("POST /repos/{owner}/{name}/builds/{number}/{action}", ui.withSession(ui.buildAction))
+	ui.mux.HandleFunc("GET /repos/{owner}/{name}/settings", ui.withSession(ui.settingsPage))
+	ui.mux.HandleFunc("POST /repos/{owner}/{name}/settings/{what}", ui.withSession(ui.settingsAction))
+	ui.mux.HandleFunc("POST /repos/{owner}/{name}/settings/{what}/{item}/delete", ui.withSession(ui.settingsDelete))
+	ui.mux.HandleFunc("GET /user/tokens", ui.withSession(ui.tokensPage))
+	ui.mux.HandleFunc("POST /user/tokens", ui.withSession(ui.createToken))
+	ui.mux.HandleFunc("POST /user/tokens/{id}/revoke", ui.withSession(ui.revokeToken))
+	ui.mux.HandleFunc("GET /agents", ui.withSession(ui.agentsPage))
 	ui.mux.HandleFunc("GET /", ui.withSession(func(w http.ResponseWriter, r *http.Request, _ *session) {
 		ui.errorPage(w, r, http.StatusNotFound, "There is no page at "+r.URL.Path+".")
 	}))
@@ -325,3 +332,7 @@ func newCSRF() string {
 	sum := sha256.Sum256(b)
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
+
+func asAPIError(err error, target **apiclient.Error) bool { return errors.As(err, target) }
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }

@@ -6,6 +6,13 @@
   const final = new Set(["success", "failure", "error", "killed", "skipped", "declined"]);
   const icons = { success: "✔", failure: "✘", error: "✘", killed: "⊘", declined: "⊘", running: "◔", skipped: "↷", blocked: "◌" };
 
+  // Destructive forms ask first.
+  document.querySelectorAll("form.confirm").forEach(function (form) {
+    form.addEventListener("submit", function (e) {
+      if (!confirm(form.dataset.confirm || "Are you sure?")) e.preventDefault();
+    });
+  });
+
   // ---- live build state -------------------------------------------------
   // While the build runs, its state is polled; when any status changes,
   // the page's server-rendered parts (facts, buttons, graph, steps) are

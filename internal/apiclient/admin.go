@@ -1,0 +1,104 @@
+package apiclient
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Cron is a repo's build schedule (schema Cron).
+type Cron struct {
+	ID       int64     `json:"id"`
+	Name     string    `json:"name"`
+	Expr     string    `json:"expr"`
+	Branch   string    `json:"branch"`
+	Next     time.Time `json:"next,omitzero"`
+	Disabled bool      `json:"disabled"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+}
+
+// CronRequest adds a cron (schema CronRequest).
+type CronRequest struct {
+	Name     string `json:"name"`
+	Expr     string `json:"expr"`
+	Branch   string `json:"branch,omitempty"`
+	Disabled bool   `json:"disabled,omitempty"`
+}
+
+// Agent is a registered agent (schema Agent).
+type Agent struct {
+	ID       int64             `json:"id"`
+	Name     string            `json:"name"`
+	Labels   map[string]string `json:"labels"`
+	Capacity int               `json:"capacity"`
+	Version  string            `json:"version"`
+	LastSeen time.Time         `json:"last_seen,omitzero"`
+	// Connected is set when the agent was seen recently.
+	Connected bool `json:"connected"`
+	// RunningJobs are the IDs of the jobs the agent holds leases on.
+	RunningJobs []int64   `json:"running_jobs"`
+	Created     time.Time `json:"created"`
+}
+
+// Crons lists the repo's crons.
+func (c *Client) Crons(ctx context.Context, slug string) ([]*Cron, error) {
+	p, err := repoPath(slug)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Cron
+	if _, err := c.call(ctx, http.MethodGet, p+"/crons", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreateCron adds a cron to the repo.
+func (c *Client) CreateCron(ctx context.Context, slug string, req *CronRequest) (*Cron, error) {
+	p, err := repoPath(slug)
+	if err != nil {
+		return nil, err
+	}
+	var out Cron
+	if _, err := c.call(ctx, http.MethodPost, p+"/crons", nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteCron removes the repo's cron name.
+func (c *Client) DeleteCron(ctx context.Context, slug, name string) error {
+	p, err := repoPath(slug)
+	if err != nil {
+		return err
+	}
+	_, err = c.call(ctx, http.MethodDelete, p+"/crons/"+url.PathEscape(name), nil, nil, nil)
+	return err
+}
+
+// Tokens lists the caller's own tokens (never their secret strings).
+func (c *Client) Tokens(ctx context.Context) ([]*Token, error) {
+	var out []*Token
+	if _, err := c.call(ctx, http.MethodGet, "/api/user/tokens", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RevokeToken deletes one of the caller's tokens.
+func (c *Client) RevokeToken(ctx context.Context, id int64) error {
+	_, err := c.call(ctx, http.MethodDelete, "/api/user/tokens/"+strconv.FormatInt(id, 10), nil, nil, nil)
+	return err
+}
+
+// Agents lists the registered agents (administrators only).
+func (c *Client) Agents(ctx context.Context) ([]*Agent, error) {
+	var out []*Agent
+	if _, err := c.call(ctx, http.MethodGet, "/api/agents", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
