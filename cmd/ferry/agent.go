@@ -33,6 +33,7 @@ func agentCommand() *ucli.Command {
 			&ucli.DurationFlag{Name: "timeout", Value: agent.DefaultTimeout, Usage: "pipeline timeout when the server sets none", Sources: ucli.EnvVars("FERRY_AGENT_TIMEOUT")},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", Sources: ucli.EnvVars("FERRY_LOG_LEVEL")},
 		},
+		Commands: []*ucli.Command{agentListCommand()},
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if c.Args().Len() > 0 {
 				return fmt.Errorf("agent takes no arguments, got %q", c.Args().Slice())

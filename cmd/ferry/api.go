@@ -204,7 +204,7 @@ func buildNumberAction(fn func(ctx context.Context, c *ucli.Command, api *cli.AP
 func buildCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "build",
-		Usage: "list, start, show, cancel, approve, restart and wait for builds",
+		Usage: "list, start, show, cancel, approve, restart and wait for builds, and print their logs",
 		Flags: apiFlags(true),
 		Commands: []*ucli.Command{
 			{
@@ -298,13 +298,15 @@ func buildCommand() *ucli.Command {
 					return api.BuildWait(ctx, repo, n, cli.BuildWaitOptions{Interval: c.Duration("interval"), Timeout: c.Duration("timeout")})
 				}),
 			},
+			buildLogsCommand(),
 		},
 	}
 }
 
 func logsCommand() *ucli.Command {
 	return &ucli.Command{
-		Name:  "logs",
+		Name: "logs",
+		// `ferry build logs` is the same command.
 		Usage: "print a step's log, or follow it while the step runs",
 		Description: "PIPELINE and STEP are numbers, as `ferry build info` shows them (step 1.2 is PIPELINE 1 STEP 2),\n" +
 			"or names. With --follow the log is streamed as it is written, and the command exits when the step ends.",
@@ -444,7 +446,7 @@ func secretCommand() *ucli.Command {
 func tokenCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "token",
-		Usage: "create personal API tokens",
+		Usage: "create, list and revoke personal API tokens",
 		Flags: apiFlags(true),
 		Commands: []*ucli.Command{
 			{
@@ -459,6 +461,8 @@ func tokenCommand() *ucli.Command {
 					return api.TokenCreate(ctx, c.String("name"), c.String("user"), c.Duration("expires-in"))
 				}),
 			},
+			tokenLsCommand(),
+			tokenRevokeCommand(),
 		},
 	}
 }

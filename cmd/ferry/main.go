@@ -50,7 +50,9 @@ func run(args []string) int {
 			tokenCommand(),
 			agentTokenCommand(),
 			userCommand(),
+			cronCommand(),
 		},
+		EnableShellCompletion: true,
 	}
 	err := app.Run(ctx, args)
 	var code exitCode
