@@ -173,8 +173,6 @@ type session struct {
 	Expires int64  `json:"e"`
 }
 
-type sessionKey struct{}
-
 func (ui *UI) seal(s *session) (string, error) {
 	plain, err := json.Marshal(s)
 	if err != nil {
