@@ -61,7 +61,8 @@ type Spec struct {
 	Services []*Step
 	// Steps are the pipeline's steps, in declaration order.
 	Steps []*Step
-	// Trusted allows privileged steps and host volumes.
+	// Trusted allows privileged steps, host volumes, devices and
+	// NetworkMode; backends refuse them otherwise.
 	Trusted bool
 }
 
@@ -151,7 +152,8 @@ type Step struct {
 	User       string
 	Privileged bool
 	Mounts     []Mount
-	// NetworkMode replaces the pipeline network (docker backend only).
+	// NetworkMode replaces the pipeline network (docker backend only;
+	// trusted pipelines only).
 	NetworkMode  string
 	ExtraHosts   []string
 	DNS          []string
@@ -163,7 +165,9 @@ type Step struct {
 	CPUQuota     int64
 	CPUShares    int64
 	CPUSet       string
-	// Devices map host devices (Name is the host path) into the container.
+	// Devices map host devices into the container: Name names a host
+	// volume of the Spec, whose HostPath is the device; Path is where it
+	// appears. Trusted pipelines only.
 	Devices []Mount
 	// Shell runs Commands instead of /bin/sh (e.g. "bash").
 	Shell string

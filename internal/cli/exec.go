@@ -183,7 +183,11 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 			Env:      extraEnv,
 			Secrets:  secrets,
 			Trusted:  o.Trusted,
-			Labels:   map[string]string{"ferry.pipeline": p.Name},
+			// Host execution is the user's own choice here; the rest
+			// needs --trusted.
+			LocalUntrusted: true,
+			TrustHint:      compiler.ExecTrustHint,
+			Labels:         map[string]string{"ferry.pipeline": p.Name},
 		})
 		if err != nil {
 			return 0, invalidf("%s: %v", name, err)

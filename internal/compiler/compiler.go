@@ -37,8 +37,17 @@ type Options struct {
 	// referenced with from_secret; the caller has already filtered them by
 	// event and by repository trust.
 	Secrets map[string]string
-	// Trusted allows privileged steps and host volumes.
+	// Trusted allows what only a trusted pipeline may do (see CheckTrust):
+	// host volumes, privileged steps, devices, network_mode and, unless
+	// LocalUntrusted is set, the local backend.
 	Trusted bool
+	// TrustHint says, in the error for an untrusted pipeline, what it
+	// needs; empty means RepoTrustHint.
+	TrustHint string
+	// LocalUntrusted lets an untrusted pipeline run on the local backend.
+	// ferry exec sets it: whoever runs it runs their own checkout on their
+	// own machine, as with make. Agents never set it.
+	LocalUntrusted bool
 	// Labels are added to every resource the backend creates.
 	Labels map[string]string
 }
@@ -98,6 +107,15 @@ func Compile(p *pipeline.Pipeline, opts Options) (*Result, error) {
 	res.Spec = spec
 
 	local := opts.Backend == "local"
+	if !opts.Trusted {
+		be := opts.Backend
+		if local && opts.LocalUntrusted {
+			be = ""
+		}
+		if err := CheckTrust(p, be, opts.TrustHint); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case local:
 		spec.Workspace = backend.Workspace{Base: opts.HostDir, HostDir: opts.HostDir}
@@ -118,9 +136,6 @@ func Compile(p *pipeline.Pipeline, opts Options) (*Result, error) {
 		vol := &backend.Volume{Name: v.Name}
 		switch {
 		case v.Host != nil:
-			if !opts.Trusted {
-				return nil, fmt.Errorf("pipeline %q: volume %q mounts host path %s, which needs a trusted run (--trusted)", p.Name, v.Name, v.Host.Path)
-			}
 			vol.HostPath = v.Host.Path
 		default:
 			vol.Temp = true
@@ -168,9 +183,6 @@ func Compile(p *pipeline.Pipeline, opts Options) (*Result, error) {
 			IgnoreFailure: src.Failure == "ignore",
 			FailFast:      src.Failure == "fail-fast",
 			Secrets:       secretValues,
-		}
-		if src.Privileged && !opts.Trusted {
-			return nil, fmt.Errorf("step %q is privileged, which needs a trusted run (--trusted)", src.Name)
 		}
 		if src.Timeout != "" {
 			d, err := time.ParseDuration(src.Timeout)

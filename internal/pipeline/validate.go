@@ -306,6 +306,10 @@ func (v *validator) step(p *Pipeline, m member, vols map[string]*Volume) {
 			v.errorAt(at, key, "device of %s has no name; name one of the pipeline's host volumes", m.label())
 		case vols[dev.Name] == nil:
 			v.errorAt(at, join(key, "name"), "%s maps device volume %q, which the pipeline does not declare; %s", m.label(), dev.Name, volumeChoices(dev.Name, declared))
+		case vols[dev.Name].Host == nil:
+			// As in Drone: the device is the host volume's host.path; a
+			// temp volume's name is no path on the host.
+			v.errorAt(at, join(key, "name"), "%s maps device volume %q, which is not a host volume; declare it as {name: %s, host: {path: /dev/...}}", m.label(), dev.Name, dev.Name)
 		}
 		if dev.Path == "" {
 			v.errorAt(at, key, "device %q of %s has no path; give the device path inside the container", dev.Name, m.label())

@@ -215,6 +215,10 @@ func TestNetworkModeOverride(t *testing.T) {
 	}
 	step := f.sh("no-net", "ls /sys/class/net")
 	step.NetworkMode = "none"
+	if _, _, err := f.run(t.Context(), spec, step); err == nil || !strings.Contains(err.Error(), "needs a trusted pipeline") {
+		t.Errorf("network_mode in an untrusted pipeline: error %v", err)
+	}
+	spec.Trusted = true
 	if out := f.mustRun(spec, step, 0); out != "+ ls /sys/class/net\nlo\n" {
 		t.Errorf("step with network mode none: %q", out)
 	}
@@ -422,7 +426,7 @@ func TestTrustedOnly(t *testing.T) {
 	f := newFixture(t)
 	hostDir := t.TempDir()
 	spec := f.spec()
-	spec.Volumes = []*backend.Volume{{Name: "host", HostPath: hostDir}}
+	spec.Volumes = []*backend.Volume{{Name: "host", HostPath: hostDir}, {Name: "zero", HostPath: "/dev/zero"}, {Name: "host-temp", Temp: true}}
 	f.setup(spec)
 
 	caps := "grep CapEff /proc/self/status"
@@ -439,7 +443,22 @@ func TestTrustedOnly(t *testing.T) {
 		t.Errorf("host volume in an untrusted pipeline: error %v", err)
 	}
 
+	dev := f.sh("device", "head -c 4 /dev/hostzero | od -An -tx1")
+	dev.Devices = []backend.Mount{{Name: "zero", Path: "/dev/hostzero"}}
+	if _, _, err := f.run(t.Context(), spec, dev); err == nil || !strings.Contains(err.Error(), "trusted") {
+		t.Errorf("device in an untrusted pipeline: error %v", err)
+	}
+
 	spec.Trusted = true
+	// The device is the host volume's host path, not its name.
+	if out := f.mustRun(spec, dev, 0); !strings.Contains(out, "00 00 00 00") {
+		t.Errorf("device /dev/zero mapped from host volume \"zero\": output %q", out)
+	}
+	notHost := f.sh("device-temp", "true")
+	notHost.Devices = []backend.Mount{{Name: "host-temp", Path: "/dev/x"}}
+	if _, _, err := f.run(t.Context(), spec, notHost); err == nil || !strings.Contains(err.Error(), "not name a host volume") {
+		t.Errorf("device naming a temp volume: error %v", err)
+	}
 	out, state, err := f.run(t.Context(), spec, priv)
 	switch {
 	case err != nil && strings.Contains(err.Error(), "unable to apply caps"):

@@ -387,7 +387,15 @@ func (e *engine) containerConfig(spec *backend.Spec, step *backend.Step) (*conta
 		},
 	}
 	for _, d := range step.Devices {
-		host.Devices = append(host.Devices, container.DeviceMapping{PathOnHost: d.Name, PathInContainer: d.Path, CgroupPermissions: "rwm"})
+		// A device names a host volume; the device is its host path.
+		i := slices.IndexFunc(spec.Volumes, func(v *backend.Volume) bool { return v.Name == d.Name })
+		switch {
+		case !spec.Trusted:
+			return nil, nil, nil, fmt.Errorf("device %q needs a trusted pipeline", d.Name)
+		case i < 0 || spec.Volumes[i].HostPath == "":
+			return nil, nil, nil, fmt.Errorf("device %q does not name a host volume of the pipeline", d.Name)
+		}
+		host.Devices = append(host.Devices, container.DeviceMapping{PathOnHost: spec.Volumes[i].HostPath, PathInContainer: d.Path, CgroupPermissions: "rwm"})
 	}
 	if spec.Workspace.Base != "" {
 		host.Mounts = append(host.Mounts, mount.Mount{
@@ -419,6 +427,9 @@ func (e *engine) containerConfig(spec *backend.Spec, step *backend.Step) (*conta
 
 	var net *network.NetworkingConfig
 	if step.NetworkMode != "" {
+		if !spec.Trusted {
+			return nil, nil, nil, fmt.Errorf("network_mode %q needs a trusted pipeline", step.NetworkMode)
+		}
 		host.NetworkMode = container.NetworkMode(step.NetworkMode)
 	} else {
 		name := networkName(spec)
