@@ -37,6 +37,7 @@ func serverFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "gitlab-url", Value: d.GitLabURL, Usage: "GitLab server `URL`, for commit statuses", Sources: env("FERRY_GITLAB_URL")},
 		&ucli.StringFlag{Name: "gitlab-token", Usage: "`TOKEN` for commit statuses on GitLab", Sources: env("FERRY_GITLAB_TOKEN")},
 		&ucli.StringFlag{Name: "log-level", Value: d.LogLevel, Usage: "debug, info, warn or error", Sources: env("FERRY_LOG_LEVEL")},
+		&ucli.BoolFlag{Name: "open-registration", Usage: "let every user register repositories (default: administrators only)", Sources: env("FERRY_OPEN_REGISTRATION")},
 	}
 }
 
@@ -62,6 +63,7 @@ func serverConfig(c *ucli.Command) server.Config {
 		GitLabURL:           c.String("gitlab-url"),
 		GitLabToken:         c.String("gitlab-token"),
 		LogLevel:            c.String("log-level"),
+		OpenRegistration:    c.Bool("open-registration"),
 	}
 }
 

@@ -19,7 +19,10 @@ import (
 // user token with each role, an administrator, the metrics token.
 func TestAuthMatrix(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "sqlite", func(c *server.Config) { c.MetricsToken = "metrics-secret-token" })
+	ts := startServer(t, "sqlite", func(c *server.Config) {
+		c.MetricsToken = "metrics-secret-token"
+		c.OpenRegistration = true
+	})
 	g := newGitRepo(t, map[string]string{".drone.yml": twoPipelines})
 	ts.addRepo(g)
 	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)

@@ -66,6 +66,9 @@ type Config struct {
 	GitLabToken string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// OpenRegistration lets every user register repositories; by default
+	// only administrators may (docs/security.md).
+	OpenRegistration bool
 }
 
 // The defaults of DefaultConfig.

@@ -130,6 +130,20 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 		s.log.Info("no pipeline matches; not building", "repo", repo.Slug, "event", b.Event, "ref", b.Ref)
 		return nil, nil
 	}
+	if !repo.Trusted {
+		// The trust model (docs/security.md): the agent checks this again
+		// before it runs anything; here the build shows why at once.
+		var problems []string
+		for _, p := range selected {
+			var te *compiler.TrustError
+			if err := compiler.CheckTrust(p, jobLabels(p)["backend"], ""); errors.As(err, &te) {
+				problems = append(problems, te.Problems...)
+			}
+		}
+		if len(problems) > 0 {
+			return s.createFailedBuild(ctx, repo, b, file+": "+strings.Join(problems, "\n"))
+		}
+	}
 	if b.Fork {
 		b.Approval = store.ApprovalPending
 		b.Status = store.StatusBlocked
@@ -218,14 +232,15 @@ func needsPaths(cfg *pipeline.Config) bool {
 }
 
 // createFailedBuild stores a build that ended in error before it ran (its
-// pipeline file does not parse), so that the problem is visible.
+// pipeline file does not parse, or asks for what its repo is not trusted
+// with), so that the problem is visible.
 func (s *Server) createFailedBuild(ctx context.Context, repo *store.Repo, b *store.Build, reason string) (*store.Build, error) {
 	now := time.Now()
 	b.Status, b.Error, b.Started, b.Finished = store.StatusError, reason, now, now
 	if err := s.store.Builds.Create(ctx, b, nil); err != nil {
 		return nil, fmt.Errorf("creating build: %w", err)
 	}
-	s.log.Info("build failed: invalid pipeline file", "repo", repo.Slug, "build", b.Number, "err", reason)
+	s.log.Info("build failed before it ran", "repo", repo.Slug, "build", b.Number, "err", reason)
 	s.metrics.buildFinished(b)
 	s.notify(repo, b)
 	return b, nil

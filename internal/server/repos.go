@@ -104,6 +104,10 @@ func (s *Server) listRepos(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) createRepo(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	if !s.cfg.OpenRegistration && !caller(r).isAdmin() {
+		return forbidden("only administrators may register repositories; " +
+			"an administrator may allow every user with ferry server --open-registration (FERRY_OPEN_REGISTRATION)")
+	}
 	var req repoRequest
 	if err := decodeBody(w, r, &req, maxBodySize, false); err != nil {
 		return err

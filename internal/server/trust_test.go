@@ -1,0 +1,72 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestRegistrationIsForAdmins checks that by default only administrators
+// register repositories, and that the refusal says how to open it.
+func TestRegistrationIsForAdmins(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "sqlite", nil)
+	user := ts.userToken("someone")
+	code, body := ts.call("POST", "/api/repos", user, `{"git_url":"https://git.example.com/someone/app.git","default_branch":"main"}`)
+	if code != http.StatusForbidden || !strings.Contains(string(body), "--open-registration") {
+		t.Fatalf("user registers a repo: %d %s, want 403 naming --open-registration", code, body)
+	}
+	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken,
+		`{"git_url":"https://git.example.com/ops/app.git","default_branch":"main"}`, nil)
+}
+
+// TestUntrustedBuildFailsAtCreation checks the server's half of the trust
+// model: a build of an untrusted repo whose pipelines ask for host
+// execution, a host volume, a device or network_mode ends in error at once,
+// naming every rule broken; once an administrator trusts the repo, the
+// same commit builds.
+func TestUntrustedBuildFailsAtCreation(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "sqlite", nil)
+	g := newGitRepo(t, map[string]string{".drone.yml": `kind: pipeline
+type: exec
+name: host
+steps:
+- name: key
+  commands: [cat /etc/hostname]
+---
+kind: pipeline
+type: docker
+name: net
+volumes:
+- {name: zero, host: {path: /dev/zero}}
+steps:
+- name: probe
+  image: busybox
+  network_mode: host
+  devices: [{name: zero, path: /dev/z}]
+`})
+	ts.addRepo(g)
+	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)
+	b := ts.build(1)
+	want := []string{
+		`pipeline "host": type: exec runs its steps as processes on the agent's host, which needs a trusted repository (an administrator marks it with ferry repo update --trusted)`,
+		`pipeline "net": volume "zero" mounts host path /dev/zero, which needs a trusted repository`,
+		`pipeline "net": step "probe" maps host devices, which needs a trusted repository`,
+		`pipeline "net": step "probe": network_mode needs a trusted repository`,
+	}
+	if b.Status != "error" || len(b.Pipelines) != 0 {
+		t.Fatalf("build 1: status %s, %d pipelines, want error with none", b.Status, len(b.Pipelines))
+	}
+	for _, w := range want {
+		if !strings.Contains(b.Error, w) {
+			t.Errorf("build error lacks %q:\n%s", w, b.Error)
+		}
+	}
+
+	ts.must(http.StatusOK, "PATCH", "/api/repos/acme/app", adminToken, `{"trusted":true}`, nil)
+	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)
+	if b := ts.build(2); b.Status == "error" || len(b.Pipelines) != 2 {
+		t.Fatalf("build 2 of the trusted repo: status %s (%s), %d pipelines", b.Status, b.Error, len(b.Pipelines))
+	}
+}
