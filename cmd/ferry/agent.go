@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,7 +23,9 @@ func agentCommand() *ucli.Command {
 			"a second one kills the running jobs, reports them as killed and removes their containers.",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "server", Usage: "base `URL` of the ferry server", Sources: ucli.EnvVars("FERRY_SERVER")},
-			&ucli.StringFlag{Name: "token", Usage: "agent `TOKEN` issued by the server", Sources: ucli.EnvVars("FERRY_AGENT_TOKEN")},
+			&ucli.StringFlag{Name: "token", Usage: "refused: a token on the command line is readable by every process on the machine; set FERRY_AGENT_TOKEN or use --token-file"},
+			&ucli.StringFlag{Name: "token-file", Usage: "`FILE` holding the agent token issued by the server (or set FERRY_AGENT_TOKEN)", Sources: ucli.EnvVars("FERRY_AGENT_TOKEN_FILE")},
+			&ucli.StringFlag{Name: "exec-user", Usage: "`USER` host steps run as (default: nobody when the agent runs as root, else the agent's own user)", Sources: ucli.EnvVars("FERRY_EXEC_USER")},
 			&ucli.StringFlag{Name: "name", Usage: "agent `NAME` shown by the server (default: the host name)", Sources: ucli.EnvVars("FERRY_AGENT_NAME")},
 			&ucli.StringSliceFlag{Name: "labels", Usage: "custom label `K=V` that pipelines select with node: (repeatable; the variable takes K=V,K=V)", Sources: ucli.EnvVars("FERRY_AGENT_LABELS")},
 			&ucli.IntFlag{Name: "capacity", Value: agent.DefaultCapacity, Usage: "jobs run at once on each backend", Sources: ucli.EnvVars("FERRY_AGENT_CAPACITY")},
@@ -47,9 +50,19 @@ func agentCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			if c.IsSet("token") {
+				return errors.New("--token: a token on the command line is readable by every process on the machine, " +
+					"host steps included; set FERRY_AGENT_TOKEN or use --token-file FILE")
+			}
+			// Read once, and kept from the processes the agent starts
+			// (git, credential helpers); steps get a clean environment.
+			token := os.Getenv("FERRY_AGENT_TOKEN")
+			_ = os.Unsetenv("FERRY_AGENT_TOKEN")
 			a, err := agent.New(agent.Config{
 				Server:    c.String("server"),
-				Token:     c.String("token"),
+				Token:     token,
+				TokenFile: c.String("token-file"),
+				ExecUser:  c.String("exec-user"),
 				Name:      c.String("name"),
 				Labels:    labels,
 				Capacity:  c.Int("capacity"),

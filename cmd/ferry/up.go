@@ -17,6 +17,7 @@ func upCommand() *ucli.Command {
 		&ucli.StringSliceFlag{Name: "repo", Usage: "register the git checkout at `DIR` (repeatable), poll it and build its current branch now (default: the current directory, when it is a git checkout with a pipeline file)"},
 		&ucli.DurationFlag{Name: "poll-interval", Value: 10 * time.Second, Usage: "how often the registered checkouts are polled for new commits"},
 		&ucli.BoolFlag{Name: "once", Usage: "exit when the first builds are final, with exit code 0 when they all succeeded"},
+		&ucli.StringFlag{Name: "exec-user", Usage: "`USER` host steps run as (default: nobody when ferry runs as root, else ferry's own user)", Sources: ucli.EnvVars("FERRY_EXEC_USER")},
 	)
 	return &ucli.Command{
 		Name:  "up",
@@ -41,6 +42,7 @@ func upCommand() *ucli.Command {
 				Repos:        repos,
 				PollInterval: c.Duration("poll-interval"),
 				Once:         c.Bool("once"),
+				ExecUser:     c.String("exec-user"),
 				Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 			}))
 		},

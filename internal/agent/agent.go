@@ -76,6 +76,9 @@ const (
 	// DefaultTimeout bounds a pipeline for which the server sets no
 	// timeout, as Drone's default repository timeout does.
 	DefaultTimeout = time.Hour
+	// DefaultExecUser is who host steps run as when the agent runs as
+	// root and Config.ExecUser is empty.
+	DefaultExecUser = "nobody"
 )
 
 // Backend names, as used in --backend and in the "backend" label.
@@ -100,6 +103,10 @@ type Config struct {
 	Server string
 	// Token is the agent token the server issued.
 	Token string
+	// TokenFile, when Token is empty, is a file holding the token, so that
+	// it need not appear on a command line, where every user of the
+	// machine can read it.
+	TokenFile string
 	// Name identifies the agent on the server; the default is the host
 	// name. An agent that offers both backends leases under NAME-docker
 	// and NAME-local, one registration per backend.
@@ -123,6 +130,11 @@ type Config struct {
 	Heartbeat time.Duration
 	// Timeout bounds a pipeline whose job carries no timeout.
 	Timeout time.Duration
+	// ExecUser is the user host steps (the local backend) run as. Empty
+	// means "nobody" when the agent runs as root, and the agent's own user
+	// otherwise; naming a user needs root. "root" (or the agent's own
+	// user) runs them as the agent's user. See docs/security.md.
+	ExecUser string
 	// HTTPClient, when set, is used for every call to the server; by
 	// default the agent makes its own and closes its idle connections
 	// when Run returns.
@@ -147,6 +159,8 @@ type Agent struct {
 	backends map[string]backend.Backend
 	// dirs are the jobs' work dirs; set by Run with the backends.
 	dirs *workDirs
+	// execUser is who host steps run as; nil means the agent's user.
+	execUser *local.User
 }
 
 // New checks cfg, fills in its defaults and returns an agent. A nil logger
@@ -162,8 +176,21 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("server URL %q is not valid: want http://HOST[:PORT] or https://HOST[:PORT]", cfg.Server)
 	}
+	if cfg.Token == "" && cfg.TokenFile != "" {
+		data, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the agent token: %w", err)
+		}
+		if cfg.Token = strings.TrimSpace(string(data)); cfg.Token == "" {
+			return nil, fmt.Errorf("the agent token file %s is empty", cfg.TokenFile)
+		}
+		if fi, err := os.Stat(cfg.TokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			logger.Warn("the agent token file is readable by other users; chmod 600 it", "path", cfg.TokenFile,
+				"mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+		}
+	}
 	if cfg.Token == "" {
-		return nil, errors.New("no agent token given (--token or FERRY_AGENT_TOKEN)")
+		return nil, errors.New("no agent token given (FERRY_AGENT_TOKEN or --token-file)")
 	}
 	host, _ := os.Hostname()
 	if host == "" {
@@ -188,6 +215,10 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	execUser, err := resolveExecUser(cfg.ExecUser, os.Geteuid())
+	if err != nil {
+		return nil, err
+	}
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = filepath.Join(os.TempDir(), "ferry-agent")
 	}
@@ -209,6 +240,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		hc:       cfg.HTTPClient,
 		kinds:    kinds,
 		hostname: host,
+		execUser: execUser,
 		drain:    make(chan struct{}),
 	}
 	if a.hc == nil {
@@ -221,6 +253,28 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	a.client = rpc.NewClient(cfg.Server, cfg.Token, a.hc)
 	return a, nil
+}
+
+// resolveExecUser decides who host steps run as (Config.ExecUser) for an
+// agent running as euid; nil means the agent's own user.
+func resolveExecUser(name string, euid int) (*local.User, error) {
+	if name == "" {
+		if euid != 0 {
+			return nil, nil
+		}
+		name = DefaultExecUser
+	}
+	u, err := local.LookupUser(name)
+	if err != nil {
+		return nil, fmt.Errorf("--exec-user: %w", err)
+	}
+	switch {
+	case int(u.UID) == euid:
+		return nil, nil
+	case euid != 0:
+		return nil, fmt.Errorf("--exec-user %s: running host steps as another user needs the agent to run as root (it runs as uid %d); leave --exec-user out to run them as the agent's user", name, euid)
+	}
+	return u, nil
 }
 
 // parseBackends reads Config.Backend.
@@ -307,8 +361,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 
 	for _, l := range lanes {
-		a.log.Info("agent started", "name", l.name, "server", a.cfg.Server, "backend", l.kind,
-			"capacity", a.cfg.Capacity, "labels", formatLabels(l.labels))
+		args := []any{"name", l.name, "server", a.cfg.Server, "backend", l.kind,
+			"capacity", a.cfg.Capacity, "labels", formatLabels(l.labels)}
+		if l.kind == BackendLocal {
+			who := "the agent's user"
+			if a.execUser != nil {
+				who = a.execUser.Name
+			}
+			args = append(args, "host_steps_run_as", who)
+		}
+		a.log.Info("agent started", args...)
 	}
 	var wg sync.WaitGroup
 	for _, l := range lanes {
@@ -333,6 +395,11 @@ func (a *Agent) openBackends(ctx context.Context) (func(), error) {
 	if err := os.MkdirAll(a.cfg.WorkDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating work dir: %w", err)
 	}
+	if a.execUser != nil && (slices.Contains(a.kinds, BackendLocal) || slices.Contains(a.kinds, BackendAuto)) {
+		if err := openWorkDir(a.cfg.WorkDir, a.execUser); err != nil {
+			return nil, err
+		}
+	}
 	a.dirs = &workDirs{root: a.cfg.WorkDir}
 	closers = append(closers, func() {
 		if err := a.dirs.close(); err != nil {
@@ -342,13 +409,13 @@ func (a *Agent) openBackends(ctx context.Context) (func(), error) {
 	for _, kind := range a.kinds {
 		switch kind {
 		case BackendLocal:
-			a.backends[BackendLocal] = local.New(local.Options{Logger: a.log, TempDir: a.cfg.WorkDir})
+			a.backends[BackendLocal] = local.New(local.Options{Logger: a.log, TempDir: a.cfg.WorkDir, User: a.execUser})
 		case BackendDocker, BackendAuto:
 			cli, err := connectDocker(ctx)
 			if err != nil {
 				if kind == BackendAuto {
 					a.log.Info("docker engine not reachable; running on the local backend", "err", err)
-					a.backends[BackendLocal] = local.New(local.Options{Logger: a.log, TempDir: a.cfg.WorkDir})
+					a.backends[BackendLocal] = local.New(local.Options{Logger: a.log, TempDir: a.cfg.WorkDir, User: a.execUser})
 					continue
 				}
 				closeAll()

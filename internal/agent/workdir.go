@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -93,4 +94,27 @@ func emptyDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// openWorkDir lets u, the user host steps run as, reach its jobs' dirs in
+// root: root becomes searchable but not listable by others (0711), and
+// every directory above it must let u through. The local backend then
+// hands each job's dir to u for the job's duration.
+func openWorkDir(root string, u *local.User) error {
+	if err := os.Chmod(root, 0o711); err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	for dir := filepath.Dir(root); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("work dir: %w", err)
+		}
+		if !searchable(fi, u) {
+			return fmt.Errorf("work dir %s: user %s, who runs host steps, cannot enter %s (mode %04o); "+
+				"choose a --workdir it can reach, or allow it with chmod o+x %s", root, u.Name, dir, fi.Mode().Perm(), dir)
+		}
+		if dir == filepath.Dir(dir) {
+			return nil
+		}
+	}
 }

@@ -32,6 +32,8 @@ type UpOptions struct {
 	PollInterval time.Duration
 	// Once exits when the initial builds are final, with their status.
 	Once bool
+	// ExecUser is who host steps run as (agent.Config.ExecUser).
+	ExecUser string
 
 	Stdout io.Writer
 	Logger *slog.Logger
@@ -87,7 +89,9 @@ func up(ctx context.Context, o UpOptions) (int, error) {
 		wg.Wait()
 		return 0, fmt.Errorf("creating the in-process agent's token: %w", err)
 	}
-	ag, err := agent.New(agent.Config{Server: url, Token: token, Name: "ferry-up", Backend: upBackends(ctx)}, o.Logger.With("component", "agent"))
+	// The agent is in this process: its token is never on a command line.
+	ag, err := agent.New(agent.Config{Server: url, Token: token, Name: "ferry-up", Backend: upBackends(ctx), ExecUser: o.ExecUser},
+		o.Logger.With("component", "agent"))
 	if err != nil {
 		cancel()
 		wg.Wait()
@@ -187,10 +191,19 @@ func buildLocalRepo(ctx context.Context, srv *server.Server, dir string, poll ti
 	}
 	slug := "local/" + strings.ToLower(filepath.Base(abs))
 	st := srv.Store()
+	// The checkout is the user's own code, built on the user's own
+	// machine, as make would: it is trusted, so that its exec pipelines
+	// run (docs/security.md).
+	gitURL := "file://" + abs
 	repo, err := st.Repos.GetBySlug(ctx, slug)
-	if errors.Is(err, store.ErrNotFound) {
-		repo = &store.Repo{Slug: slug, GitURL: "file://" + abs, DefaultBranch: branch, PollInterval: poll, Active: true}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		repo = &store.Repo{Slug: slug, GitURL: gitURL, DefaultBranch: branch, PollInterval: poll, Active: true, Trusted: true}
 		err = st.Repos.Create(ctx, repo)
+	case err == nil && repo.GitURL == gitURL && !repo.Trusted:
+		// Registered by an earlier ferry up, before repos were trusted.
+		repo.Trusted = true
+		err = st.Repos.Update(ctx, repo)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("registering %s: %w", dir, err)

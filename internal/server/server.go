@@ -98,6 +98,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
+	if err := privateDir(cfg.DataDir, logger); err != nil {
+		return nil, err
+	}
 	key, generated, err := cfg.loadKey()
 	if err != nil {
 		return nil, err
@@ -268,4 +271,23 @@ func (s *Server) loops() map[string]func(context.Context) error {
 // poller returns the git polling loop, which shares the server's mirrors.
 func (s *Server) poller() func(context.Context) error {
 	return trigger.NewPoller(s.store, s, s.git.mirrors, s.log).Run
+}
+
+// privateDir makes dir, the data directory, readable by its owner only:
+// it holds the secret key and the database, and host steps (running as
+// another user, docs/security.md) must not read them.
+func privateDir(dir string, logger *slog.Logger) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(dir, fi.Mode().Perm()&0o700); err != nil {
+		return fmt.Errorf("data directory %s is open to other users (mode %04o) and cannot be closed: %w", dir, fi.Mode().Perm(), err)
+	}
+	logger.Warn("data directory was open to other users; made it private", "path", dir,
+		"was", fmt.Sprintf("%04o", fi.Mode().Perm()), "now", fmt.Sprintf("%04o", fi.Mode().Perm()&0o700))
+	return nil
 }

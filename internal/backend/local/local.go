@@ -23,6 +23,11 @@
 // file system, so a path such as /go/pkg/mod is simply the host's, and
 // steps see each other's files without a volume. The local backend is
 // meant for trusted pipelines on a machine set up for them.
+//
+// With Options.User, steps run as that user rather than as ferry's, so
+// that they cannot read what ferry keeps private (its data directory, its
+// environment, the files of ferry's user); docs/security.md says what
+// that protects and what it cannot.
 package local
 
 import (
@@ -30,9 +35,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +61,44 @@ type Options struct {
 	// Grace is how long a cancelled step's process group has between
 	// SIGTERM and SIGKILL; the default is DefaultGrace.
 	Grace time.Duration
+	// User, when set, runs every step as this user instead of ferry's
+	// own, with no supplementary groups; ferry must run as root. Setup
+	// hands the workspace to the user, Destroy takes it back. See
+	// docs/security.md for what this protects.
+	User *User
+}
+
+// User is the account host steps run as (Options.User).
+type User struct {
+	// Name is the user's name, for messages.
+	Name     string
+	UID, GID uint32
+	// Home is the user's home directory; when it does not exist, steps
+	// get a fresh one in the run's own directory.
+	Home string
+}
+
+// LookupUser finds a user by name or numeric id in the system's user
+// database.
+func LookupUser(name string) (*User, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if _, nerr := strconv.ParseUint(name, 10, 32); nerr == nil {
+			u, err = user.LookupId(name)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up user %q: %w", name, err)
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("user %q has a non-numeric uid %q", name, u.Uid)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("user %q has a non-numeric gid %q", name, u.Gid)
+	}
+	return &User{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Home: u.HomeDir}, nil
 }
 
 // DefaultGrace is the default time between SIGTERM and SIGKILL when a step
@@ -137,6 +183,16 @@ func (b *local) Setup(ctx context.Context, spec *backend.Spec) error {
 	if err != nil {
 		return err
 	}
+	if u := b.opts.User; u != nil {
+		for _, dir := range []string{root, ws} {
+			if dir == "" {
+				continue
+			}
+			if err := chownTree(dir, u); err != nil {
+				return fmt.Errorf("handing the workspace to user %s: %w", u.Name, err)
+			}
+		}
+	}
 	b.opts.Logger.DebugContext(ctx, "pipeline set up", "run", spec.ID, "workspace", ws)
 	return nil
 }
@@ -175,9 +231,9 @@ func (b *local) prepare(spec *backend.Spec) (root, workspace string, err error) 
 	return root, ws, nil
 }
 
-// tempDir returns the run's own directory, creating it in base on first
-// use. It fails once the run is destroyed.
-func (r *run) tempDir(base string) (string, error) {
+// tempDir returns the run's own directory, creating it in base (owned by
+// u, when not nil) on first use. It fails once the run is destroyed.
+func (r *run) tempDir(base string, u *User) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.destroyed {
@@ -189,8 +245,30 @@ func (r *run) tempDir(base string) (string, error) {
 			return "", fmt.Errorf("creating pipeline directory: %w", err)
 		}
 		r.root = root
+		if u != nil {
+			if err := os.Lchown(root, int(u.UID), int(u.GID)); err != nil {
+				return "", fmt.Errorf("handing the pipeline directory to user %s: %w", u.Name, err)
+			}
+		}
 	}
 	return r.root, nil
+}
+
+// chownTree gives dir and everything in it to u. It works inside an
+// os.Root and changes symbolic links themselves, so a link in the
+// checkout cannot make it change anything outside dir.
+func chownTree(dir string, u *User) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return root.Lchown(path, int(u.UID), int(u.GID))
+	})
 }
 
 // Destroy implements backend.Backend. It stops every step of the spec that
@@ -230,6 +308,13 @@ func (b *local) Destroy(ctx context.Context, spec *backend.Spec) error {
 		}
 		if len(errs) > 0 {
 			break
+		}
+	}
+	if dir := spec.Workspace.HostDir; b.opts.User != nil && dir != "" {
+		// Take the host directory back, so that a process the step left
+		// behind cannot write into it before its owner empties it.
+		if err := os.Lchown(dir, os.Geteuid(), os.Getegid()); err != nil {
+			errs = append(errs, fmt.Errorf("taking back the workspace: %w", err))
 		}
 	}
 	if root != "" {
@@ -323,6 +408,28 @@ type command struct {
 	args []string
 	env  []string
 	dir  string
+	// user, when set, is who the step runs as.
+	user *User
+}
+
+// home is the HOME of steps running as u: u's home directory when it
+// exists, else a directory of u's own in the run's directory.
+func (b *local) home(r *run, u *User) (string, error) {
+	if fi, err := os.Stat(u.Home); err == nil && fi.IsDir() && u.Home != "/" {
+		return u.Home, nil
+	}
+	root, err := r.tempDir(b.opts.TempDir, u)
+	if err != nil {
+		return "", fmt.Errorf("creating HOME: %w", err)
+	}
+	home := filepath.Join(root, "home")
+	if err := os.Mkdir(home, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("creating HOME: %w", err)
+	}
+	if err := os.Lchown(home, int(u.UID), int(u.GID)); err != nil {
+		return "", fmt.Errorf("creating HOME: %w", err)
+	}
+	return home, nil
 }
 
 // command builds the process to start for step.
@@ -341,6 +448,13 @@ func (b *local) command(r *run, step *backend.Step) (*command, error) {
 		pathEnv = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	}
 	home := os.Getenv("HOME")
+	if u := b.opts.User; u != nil {
+		c.user = u
+		var err error
+		if home, err = b.home(r, u); err != nil {
+			return nil, err
+		}
+	}
 	c.env = make([]string, 0, len(step.Env)+2)
 	for k, v := range step.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -371,7 +485,7 @@ func (b *local) command(r *run, step *backend.Step) (*command, error) {
 		if len(script) <= maxInlineScript {
 			c.args = []string{shell, "-e", "-c", script}
 		} else {
-			root, err := r.tempDir(b.opts.TempDir)
+			root, err := r.tempDir(b.opts.TempDir, b.opts.User)
 			if err != nil {
 				return nil, fmt.Errorf("writing script: %w", err)
 			}
@@ -380,6 +494,9 @@ func (b *local) command(r *run, step *backend.Step) (*command, error) {
 				return nil, fmt.Errorf("writing script: %w", err)
 			}
 			_, werr := f.WriteString(script)
+			if u := b.opts.User; u != nil && werr == nil {
+				werr = f.Chown(int(u.UID), int(u.GID))
+			}
 			if cerr := f.Close(); werr == nil {
 				werr = cerr
 			}

@@ -662,3 +662,62 @@ func BenchmarkStepOutput(b *testing.B) {
 	}
 	b.ReportMetric(float64((ferry-base).Nanoseconds())/float64(b.N*lines), "overhead-ns/line")
 }
+
+// TestRunAsUser runs steps as another user (Options.User): they get the
+// workspace and a HOME of their own, no supplementary groups, and cannot
+// read a file private to ferry's user.
+func TestRunAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("running steps as another user needs root (CI=true: this is a failure, not a skip)")
+		}
+		t.Skip("running steps as another user needs root (skipping; with CI=true this fails)")
+	}
+	u, err := LookupUser("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := filepath.Join(t.TempDir(), "secret.key")
+	if err := os.WriteFile(private, []byte("s3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The step must reach its workspace and run dir: open the test's
+	// temporary directories for traversal, as an agent's work dir is.
+	tmp := t.TempDir()
+	for _, d := range []string{filepath.Dir(tmp), tmp} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws := filepath.Join(tmp, "ws")
+	if err := os.MkdirAll(filepath.Join(ws, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(private, filepath.Join(ws, "link")); err != nil {
+		t.Fatal(err)
+	}
+	spec := &backend.Spec{Workspace: backend.Workspace{HostDir: ws}}
+	b := setup(t, Options{User: u, TempDir: tmp}, spec)
+
+	state, out := runStep(t, b, spec, &backend.Step{Name: "who", Commands: []string{
+		"id -u", "id -G", `test -d "$HOME" && test -w "$HOME" && echo home ok`, "touch sub/made-here", "cat " + private,
+	}})
+	for _, want := range []string{fmt.Sprintf("+ id -u\n%d\n+ id -G\n%d\n", u.UID, u.GID), "home ok\n", "Permission denied"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if state.ExitCode == 0 || strings.Contains(out, "s3cr3t") {
+		t.Errorf("the step read ferry's private file: exit %d\n%s", state.ExitCode, out)
+	}
+	// The symbolic link was handed over, not the file it points to.
+	if fi, err := os.Stat(private); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("the private file changed owner: %v", err)
+	}
+	if err := b.Destroy(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(ws); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("Destroy did not take the workspace back: %v", err)
+	}
+}

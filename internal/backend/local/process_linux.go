@@ -42,6 +42,10 @@ func (b *local) exec(ctx context.Context, p *proc, c *command, out io.Writer) (*
 		Stderr:      pw,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	if u := c.user; u != nil {
+		// No supplementary groups: root's would follow the step.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}
+	}
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {
