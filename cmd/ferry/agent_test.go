@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -107,7 +108,8 @@ func buildFerry(t *testing.T) string {
 // startAgentProcess runs `ferry agent` against srv.
 func startAgentProcess(t *testing.T, bin, url string) (*exec.Cmd, chan error, *strings.Builder) {
 	t.Helper()
-	cmd := exec.Command(bin, "agent", "--server", url, "--backend", "local", "--workdir", t.TempDir(), "--poll-wait", "1s", "--heartbeat", "100ms")
+	cmd := exec.Command(bin, "agent", "--server", url, "--backend", "local", "--workdir", t.TempDir(), "--poll-wait", "1s", "--heartbeat", "100ms",
+		"--exec-user", strconv.Itoa(os.Geteuid()))
 	cmd.Env = append(os.Environ(), "FERRY_AGENT_TOKEN=secret")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -157,6 +159,7 @@ func TestAgentSignals(t *testing.T) {
 			ConfigFile: ".drone.yml",
 			Config:     "kind: pipeline\ntype: exec\nname: build\nsteps:\n- name: wait\n  commands:\n  - sleep 60\n",
 			Clone:      rpc.Clone{Disable: true},
+			Trusted:    true,
 		}}
 		srv := httptest.NewServer(s.handler())
 		defer srv.Close()

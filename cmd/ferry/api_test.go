@@ -65,7 +65,7 @@ func TestAPICommandWiring(t *testing.T) {
 
 	// Flags after the argument, and on the parent command.
 	out := mustRun(t, "", append([]string{"repo", "add", url, "--slug", "team/app", "--config-path", ".ferry.yml",
-		"--poll-interval", "0s", "--timeout", "30m"}, auth...)...)
+		"--poll-interval", "0s", "--timeout", "30m", "--trusted"}, auth...)...)
 	if !strings.Contains(out, "added team/app") || !strings.Contains(out, "polling:         off") || !strings.Contains(out, "timeout:         30m0s") {
 		t.Fatalf("repo add output:\n%s", out)
 	}

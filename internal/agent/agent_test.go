@@ -88,6 +88,8 @@ func testJob(repo *gitRepo, sha, config string) rpc.Job {
 			Commit: compiler.Commit{SHA: sha, Ref: "refs/heads/main", Branch: "main"},
 		},
 		Clone: rpc.Clone{URL: repo.url, Ref: "refs/heads/main", SHA: sha, Depth: 1},
+		// Host execution needs a trusted repo (docs/security.md).
+		Trusted: true,
 	}
 }
 
@@ -121,6 +123,9 @@ func startAgentLog(t *testing.T, s *testServer, mod func(*Config), logger *slog.
 		WorkDir:   t.TempDir(),
 		PollWait:  2 * time.Second,
 		Heartbeat: 100 * time.Millisecond,
+		// Steps run as the test's user: they use the test's temporary
+		// directories, which only that user may enter.
+		ExecUser: strconv.Itoa(os.Geteuid()),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -629,6 +634,68 @@ func TestCloneDisabledAndBadConfig(t *testing.T) {
 	}
 	if sj := s.get(c); sj.complete.Status != "error" || !strings.Contains(sj.complete.Error, `no pipeline named "nope"`) {
 		t.Errorf("unknown pipeline: complete %+v", sj.complete)
+	}
+}
+
+// TestUntrustedJobIsRefused checks the agent's half of the trust model: a
+// job of an untrusted repo that would run on the host ends in error before
+// anything runs, whatever the server let through.
+func TestUntrustedJobIsRefused(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	marker := filepath.Join(t.TempDir(), "ran")
+	job := testJob(&gitRepo{url: "file:///nonexistent"}, "", execPipeline("- name: x\n  commands: [touch "+marker+"]\n"))
+	job.Clone.Disable = true
+	job.Trusted = false
+	id := s.enqueue(job, localLabels)
+	startAgent(t, s, nil)
+	s.waitFor(id, 10*time.Second, "completion", completed)
+	want := `pipeline "build": type: exec runs its steps as processes on the agent's host, which needs a trusted repository`
+	if sj := s.get(id); sj.complete.Status != "error" || !strings.Contains(sj.complete.Error, want) {
+		t.Errorf("complete %+v, want error %q", sj.complete, want)
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the step ran: %v", err)
+	}
+}
+
+func TestTokenFileAndExecUser(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte("  agent-token-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Server: "http://ci:8080", TokenFile: file}, nil)
+	if err != nil || a.cfg.Token != "agent-token-1" {
+		t.Fatalf("token from file: %v, token %q", err, a.cfg.Token)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Server: "http://ci:8080", TokenFile: empty}, nil); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty token file: %v", err)
+	}
+	if _, err := New(Config{Server: "http://ci:8080", TokenFile: filepath.Join(dir, "missing")}, nil); err == nil || !strings.Contains(err.Error(), "reading the agent token") {
+		t.Errorf("missing token file: %v", err)
+	}
+
+	// Who host steps run as.
+	if u, err := resolveExecUser("", 1000); u != nil || err != nil {
+		t.Errorf("not root, no --exec-user: %+v, %v; want the agent's user", u, err)
+	}
+	if u, err := resolveExecUser("", 0); err != nil || u == nil || u.Name != DefaultExecUser {
+		t.Errorf("root, no --exec-user: %+v, %v; want %s", u, err, DefaultExecUser)
+	}
+	if u, err := resolveExecUser("root", 0); u != nil || err != nil {
+		t.Errorf("root, --exec-user root: %+v, %v; want the agent's user", u, err)
+	}
+	if _, err := resolveExecUser("nobody", 1000); err == nil || !strings.Contains(err.Error(), "needs the agent to run as root") {
+		t.Errorf("not root, --exec-user nobody: %v", err)
+	}
+	if _, err := resolveExecUser("no-such-user-ferry", 0); err == nil || !strings.Contains(err.Error(), "--exec-user") {
+		t.Errorf("unknown user: %v", err)
 	}
 }
 

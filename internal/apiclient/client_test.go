@@ -105,7 +105,7 @@ func setup(t *testing.T) (*apitest.Server, *apiclient.Client, *rpc.Client) {
 	url := apitest.GitRepo(t, "acme", "app", map[string]string{
 		".ferry.yml": "kind: pipeline\ntype: exec\nname: p\nsteps:\n- name: s\n  commands: [echo hi]\n",
 	})
-	if _, err := c.CreateRepo(ctx, &apiclient.RepoRequest{GitURL: &url, PollInterval: new(apiclient.Duration(0))}); err != nil {
+	if _, err := c.CreateRepo(ctx, &apiclient.RepoRequest{GitURL: &url, PollInterval: new(apiclient.Duration(0)), Trusted: new(true)}); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := srv.CreateAgentToken(ctx, "test")

@@ -145,7 +145,7 @@ func TestAPIBuildCommands(t *testing.T) {
 	url := apitest.GitRepo(t, "acme", "app", map[string]string{".ferry.yml": pipelineYAML})
 	e := newAPIEnv(t, srv, apitest.AdminToken)
 
-	out := e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, PollInterval: new(apiclient.Duration(0))}))
+	out := e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, PollInterval: new(apiclient.Duration(0)), Trusted: new(true)}))
 	if !strings.Contains(out, "added acme/app") || !strings.Contains(out, "polling:         off") {
 		t.Fatalf("repo add output:\n%s", out)
 	}
@@ -289,7 +289,7 @@ func TestAPIFollowLogs(t *testing.T) {
 	srv.StartAgent(t)
 	url := apitest.GitRepo(t, "acme", "slow", map[string]string{".ferry.yml": slowYAML})
 	e := newAPIEnv(t, srv, apitest.AdminToken)
-	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url}))
+	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, Trusted: new(true)}))
 	gate := filepath.Join(t.TempDir(), "go")
 	e.run("build start", e.api.BuildStart(ctx, "acme/slow", cli.BuildStartOptions{Params: []string{"GATE=" + gate}}))
 
@@ -428,7 +428,7 @@ func TestAPIRepoCommands(t *testing.T) {
 	if !strings.Contains(out, "added acme/app") || !strings.Contains(out, "webhook secret:  hush") {
 		t.Fatalf("repo add output:\n%s", out)
 	}
-	if msg := e.fail("repo add twice", cli.ExitFailed, e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url})); !strings.Contains(msg, `a repo with slug "acme/app" exists (HTTP 409)`) {
+	if msg := e.fail("repo add twice", cli.ExitFailed, e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, Trusted: new(true)})); !strings.Contains(msg, `a repo with slug "acme/app" exists (HTTP 409)`) {
 		t.Fatalf("repo add twice: stderr %q", msg)
 	}
 
@@ -542,7 +542,7 @@ func TestAPISecretCommands(t *testing.T) {
 	srv := apitest.NewServer(t)
 	url := apitest.GitRepo(t, "acme", "app", map[string]string{"README": "hi\n"})
 	e := newAPIEnv(t, srv, apitest.AdminToken)
-	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url}))
+	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, Trusted: new(true)}))
 
 	file := filepath.Join(t.TempDir(), "key")
 	if err := os.WriteFile(file, []byte("file-value-42\n"), 0o600); err != nil {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,8 @@ func (s *Server) ClientWith(t testing.TB, token string, hc *http.Client) *apicli
 }
 
 // StartAgent runs an in-process agent on the local backend (steps are
-// host processes) with a new agent token. It is stopped when the test
+// host processes) with a new agent token. Repos whose exec pipelines it
+// should run must be trusted. It is stopped when the test
 // ends: its running jobs are killed and reported.
 func (s *Server) StartAgent(t testing.TB) {
 	t.Helper()
@@ -102,6 +104,9 @@ func (s *Server) StartAgent(t testing.TB) {
 	a, err := agent.New(agent.Config{
 		Server: s.URL, Token: tok, Name: "apitest", Backend: agent.BackendLocal,
 		WorkDir: t.TempDir(), PollWait: 5 * time.Second, Heartbeat: 200 * time.Millisecond, Timeout: time.Minute,
+		// Steps run as the test's user, in the test's temporary
+		// directories, which only that user may enter.
+		ExecUser: strconv.Itoa(os.Geteuid()),
 	}, Logger(t, "agent"))
 	if err != nil {
 		cancel()
