@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +67,13 @@ type proc struct {
 // ends (see stop), and its output is logged if the test failed.
 func startProc(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, name, nil, args...)
+}
+
+// startProcEnv is startProc with more environment variables (K=V): the
+// way to pass tokens, which must not show on a command line.
+func startProcEnv(t testing.TB, name string, env []string, args ...string) *proc {
+	t.Helper()
 	logFile, err := os.CreateTemp(t.TempDir(), name+"-*.log")
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +81,7 @@ func startProc(t testing.TB, name string, args ...string) *proc {
 	cmd := exec.Command(ferryBin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+	cmd.Env = append(append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"), env...)
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		t.Fatalf("starting %s: %v", name, err)
@@ -240,7 +249,6 @@ func startServer(t testing.TB, opts serverOptions) *ferryServer {
 	args := []string{"server",
 		"--addr", "127.0.0.1:" + strconv.Itoa(opts.Port),
 		"--data-dir", opts.DataDir,
-		"--admin-token", adminToken,
 		"--url", url,
 	}
 	if opts.Database != "" {
@@ -250,7 +258,7 @@ func startServer(t testing.TB, opts serverOptions) *ferryServer {
 		args = append(args, "--secret-key", opts.SecretKey)
 	}
 	args = append(args, opts.Args...)
-	s := &ferryServer{proc: startProc(t, "server-"+strconv.Itoa(opts.Port), args...), opts: opts, URL: url}
+	s := &ferryServer{proc: startProcEnv(t, "server-"+strconv.Itoa(opts.Port), []string{"FERRY_ADMIN_TOKEN=" + adminToken}, args...), opts: opts, URL: url}
 	s.waitHealthy(t)
 	return s
 }
@@ -352,7 +360,10 @@ type agentOptions struct {
 	Args     []string
 }
 
-// startAgent starts `ferry agent` against server with token.
+// startAgent starts `ferry agent` against server with token, which it
+// gets in FERRY_AGENT_TOKEN. Unless opts.Args has --exec-user, host steps
+// run as the test's user: they use the test's temporary directories,
+// which only that user may enter.
 func startAgent(t testing.TB, server, token string, opts agentOptions) *proc {
 	t.Helper()
 	if opts.Backend == "" {
@@ -360,7 +371,6 @@ func startAgent(t testing.TB, server, token string, opts agentOptions) *proc {
 	}
 	args := []string{"agent",
 		"--server", server,
-		"--token", token,
 		"--name", opts.Name,
 		"--backend", opts.Backend,
 		"--workdir", t.TempDir(),
@@ -368,8 +378,11 @@ func startAgent(t testing.TB, server, token string, opts agentOptions) *proc {
 	if opts.Capacity > 0 {
 		args = append(args, "--capacity", strconv.Itoa(opts.Capacity))
 	}
+	if !slices.Contains(opts.Args, "--exec-user") {
+		args = append(args, "--exec-user", strconv.Itoa(os.Geteuid()))
+	}
 	args = append(args, opts.Args...)
-	return startProc(t, "agent-"+opts.Name, args...)
+	return startProcEnv(t, "agent-"+opts.Name, []string{"FERRY_AGENT_TOKEN=" + token}, args...)
 }
 
 // ---- the API ----
@@ -505,9 +518,15 @@ type repoJSON struct {
 	WebhookSecret string `json:"webhook_secret"`
 }
 
-// createRepo adds a repo; fields are the request's JSON fields.
+// createRepo adds a repo; fields are the request's JSON fields. The repo
+// is trusted unless fields say otherwise: the tests' exec pipelines run on
+// the host, which only trusted repos may (docs/security.md).
 func (a *api) createRepo(fields map[string]any) *repoJSON {
 	a.t.Helper()
+	if _, ok := fields["trusted"]; !ok {
+		fields = maps.Clone(fields)
+		fields["trusted"] = true
+	}
 	var out repoJSON
 	a.do("POST", "/api/repos", fields, http.StatusCreated, &out)
 	return &out
