@@ -65,7 +65,8 @@ type Job struct {
 	// Env is extra environment for every step: a manual build's
 	// parameters.
 	Env map[string]string `json:"env,omitempty"`
-	// Trusted allows privileged steps and host volumes.
+	// Trusted allows what only a trusted repo may do (compiler.CheckTrust):
+	// host execution, privileged steps, host volumes, devices, network_mode.
 	Trusted bool `json:"trusted"`
 	// Timeout bounds the whole pipeline; zero means the agent's default.
 	Timeout time.Duration `json:"timeout"`

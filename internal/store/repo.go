@@ -36,7 +36,8 @@ type Repo struct {
 	PollInterval time.Duration
 	// NextPoll is when the repo should be polled next; see ClaimPoll.
 	NextPoll time.Time
-	// Trusted repos may run privileged steps and mount host volumes.
+	// Trusted repos may use host execution, privileged steps, host
+	// volumes, devices and network_mode (docs/security.md).
 	Trusted bool
 	// Timeout limits a pipeline's run time; zero means the server default.
 	Timeout time.Duration
