@@ -19,7 +19,7 @@ func TestAPICronTokenAgentCommands(t *testing.T) {
 	srv.StartAgent(t)
 	e := newAPIEnv(t, srv, apitest.AdminToken)
 	gitURL := apitest.GitRepo(t, "acme", "crons", map[string]string{".ferry.yml": pipelineYAML})
-	if _, err := e.api.Client.CreateRepo(ctx, &apiclient.RepoRequest{GitURL: &gitURL}); err != nil {
+	if _, err := e.api.Client.CreateRepo(ctx, &apiclient.RepoRequest{GitURL: &gitURL, Trusted: new(true)}); err != nil {
 		t.Fatal(err)
 	}
 	const slug = "acme/crons"
