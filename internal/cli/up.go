@@ -61,6 +61,12 @@ func Up(ctx context.Context, o UpOptions) int {
 func up(ctx context.Context, o UpOptions) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Host steps run in the agent's work dir: never inside the data dir,
+	// which holds the secret key and the database.
+	workDir := filepath.Join(os.TempDir(), "ferry-agent")
+	if inside(workDir, o.Server.DataDir) {
+		return 0, fmt.Errorf("the agent's work dir %s is inside the data dir %s; choose a --data-dir elsewhere (or another TMPDIR)", workDir, o.Server.DataDir)
+	}
 	srv, err := server.New(ctx, o.Server, o.Logger.With("component", "server"))
 	if err != nil {
 		return 0, err
@@ -90,7 +96,7 @@ func up(ctx context.Context, o UpOptions) (int, error) {
 		return 0, fmt.Errorf("creating the in-process agent's token: %w", err)
 	}
 	// The agent is in this process: its token is never on a command line.
-	ag, err := agent.New(agent.Config{Server: url, Token: token, Name: "ferry-up", Backend: upBackends(ctx), ExecUser: o.ExecUser},
+	ag, err := agent.New(agent.Config{Server: url, Token: token, Name: "ferry-up", Backend: upBackends(ctx), ExecUser: o.ExecUser, WorkDir: workDir},
 		o.Logger.With("component", "agent"))
 	if err != nil {
 		cancel()
@@ -263,4 +269,15 @@ func HasPipeline(dir string) bool {
 	}
 	_, err := os.Stat(filepath.Join(dir, ".git"))
 	return err == nil
+}
+
+// inside reports whether path is dir or lies under it.
+func inside(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -283,6 +284,10 @@ func privateDir(dir string, logger *slog.Logger) error {
 	}
 	if fi.Mode().Perm()&0o077 == 0 {
 		return nil
+	}
+	if fi.Mode()&fs.ModeSticky != 0 {
+		// A shared directory such as /tmp: not ours to close.
+		return fmt.Errorf("data directory %s is a shared directory (mode %s); give --data-dir a directory of ferry's own", dir, fi.Mode())
 	}
 	if err := os.Chmod(dir, fi.Mode().Perm()&0o700); err != nil {
 		return fmt.Errorf("data directory %s is open to other users (mode %04o) and cannot be closed: %w", dir, fi.Mode().Perm(), err)

@@ -2,8 +2,12 @@ package server_test
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferryci/ferry/internal/server"
 )
 
 // TestRegistrationIsForAdmins checks that by default only administrators
@@ -68,5 +72,43 @@ steps:
 	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)
 	if b := ts.build(2); b.Status == "error" || len(b.Pipelines) != 2 {
 		t.Fatalf("build 2 of the trusted repo: status %s (%s), %d pipelines", b.Status, b.Error, len(b.Pipelines))
+	}
+}
+
+// TestDataDirIsPrivate checks that the server closes its data directory
+// to other users (host steps run as another user must not read the key
+// or the database), and refuses a shared one such as /tmp rather than
+// close it.
+func TestDataDirIsPrivate(t *testing.T) {
+	t.Parallel()
+	open := filepath.Join(t.TempDir(), "data")
+	shared := filepath.Join(t.TempDir(), "shared")
+	for dir, mode := range map[string]os.FileMode{open: 0o755, shared: 0o777 | os.ModeSticky} {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := server.DefaultConfig()
+	cfg.DataDir = open
+	srv, err := server.New(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(open); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("data dir mode after start: %v, %v; want 0700", fi.Mode(), err)
+	}
+
+	cfg.DataDir = shared
+	if _, err := server.New(t.Context(), cfg, nil); err == nil || !strings.Contains(err.Error(), "shared directory") {
+		t.Errorf("server.New with a sticky data dir: %v", err)
+	}
+	if fi, err := os.Stat(shared); err != nil || fi.Mode() != os.ModeDir|os.ModeSticky|0o777 {
+		t.Errorf("the shared dir's mode changed: %v, %v", fi.Mode(), err)
 	}
 }
