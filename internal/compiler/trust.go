@@ -17,12 +17,23 @@ const ExecTrustHint = "a trusted run (--trusted)"
 
 // TrustError lists what an untrusted pipeline asked for that only a
 // trusted one may do. Each problem names the pipeline, the step and the
-// rule.
+// rule; Pos is where the pipeline, volume or step that asks for it starts.
 type TrustError struct {
 	Problems []string
+	Pos      []pipeline.Pos
 }
 
 func (e *TrustError) Error() string { return strings.Join(e.Problems, "\n") }
+
+// Located returns the problems as file:line:col: message, the way
+// ferry lint reports problems.
+func (e *TrustError) Located(file string) []string {
+	out := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		out[i] = fmt.Sprintf("%s:%d:%d: %s", file, e.Pos[i].Line, e.Pos[i].Column, p)
+	}
+	return out
+}
 
 // CheckTrust returns a *TrustError when pipeline p, run on backend
 // ("docker" or "local"), does something that only a trusted pipeline may:
@@ -36,35 +47,36 @@ func CheckTrust(p *pipeline.Pipeline, backend, hint string) error {
 	if hint == "" {
 		hint = RepoTrustHint
 	}
-	var problems []string
-	add := func(format string, args ...any) {
-		problems = append(problems, fmt.Sprintf("pipeline %q: ", p.Name)+fmt.Sprintf(format, args...)+" needs "+hint)
+	e := &TrustError{}
+	add := func(at pipeline.Pos, format string, args ...any) {
+		e.Problems = append(e.Problems, fmt.Sprintf("pipeline %q: ", p.Name)+fmt.Sprintf(format, args...)+" needs "+hint)
+		e.Pos = append(e.Pos, at)
 	}
 	if backend == "local" {
 		if p.Type == pipeline.TypeExec {
-			add("type: exec runs its steps as processes on the agent's host, which")
+			add(p.Pos, "type: exec runs its steps as processes on the agent's host, which")
 		} else {
-			add("running on the host (the local backend)")
+			add(p.Pos, "running on the host (the local backend)")
 		}
 	}
 	for _, v := range p.Volumes {
 		if v.Host != nil {
-			add("volume %q mounts host path %s, which", v.Name, v.Host.Path)
+			add(v.Pos, "volume %q mounts host path %s, which", v.Name, v.Host.Path)
 		}
 	}
 	for _, s := range append(append([]*pipeline.Step(nil), p.Services...), p.Steps...) {
 		if s.Privileged {
-			add("step %q is privileged, which", s.Name)
+			add(s.Pos, "step %q is privileged, which", s.Name)
 		}
 		if len(s.Devices) > 0 {
-			add("step %q maps host devices, which", s.Name)
+			add(s.Pos, "step %q maps host devices, which", s.Name)
 		}
 		if s.NetworkMode != "" {
-			add("step %q: network_mode", s.Name)
+			add(s.Pos, "step %q: network_mode", s.Name)
 		}
 	}
-	if len(problems) == 0 {
+	if len(e.Problems) == 0 {
 		return nil
 	}
-	return &TrustError{Problems: problems}
+	return e
 }

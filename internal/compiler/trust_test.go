@@ -63,6 +63,10 @@ func TestDevicesNeedTrust(t *testing.T) {
 	if !errors.As(err, &te) || len(te.Problems) != 2 || te.Problems[1] != `pipeline "p": step "a" maps host devices, which needs `+RepoTrustHint {
 		t.Fatalf("err = %v", err)
 	}
+	if got := te.Located("t.yml"); got[0] != `t.yml:4:3: pipeline "p": volume "zero" mounts host path /dev/zero, which needs `+RepoTrustHint ||
+		!strings.HasPrefix(got[1], `t.yml:6:3: pipeline "p": step "a" maps host devices`) {
+		t.Errorf("Located: %q", got)
+	}
 	spec := compile(t, yml, Options{Trusted: true})
 	if d := spec.Steps[0].Devices; len(d) != 1 || d[0].Name != "zero" || d[0].Path != "/dev/z" || spec.Volumes[0].HostPath != "/dev/zero" {
 		t.Errorf("devices %+v, volumes %+v", d, spec.Volumes[0])

@@ -137,11 +137,11 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 		for _, p := range selected {
 			var te *compiler.TrustError
 			if err := compiler.CheckTrust(p, jobLabels(p)["backend"], ""); errors.As(err, &te) {
-				problems = append(problems, te.Problems...)
+				problems = append(problems, te.Located(file)...)
 			}
 		}
 		if len(problems) > 0 {
-			return s.createFailedBuild(ctx, repo, b, file+": "+strings.Join(problems, "\n"))
+			return s.createFailedBuild(ctx, repo, b, strings.Join(problems, "\n"))
 		}
 	}
 	if b.Fork {

@@ -54,7 +54,8 @@ steps:
 	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)
 	b := ts.build(1)
 	want := []string{
-		`pipeline "host": type: exec runs its steps as processes on the agent's host, which needs a trusted repository (an administrator marks it with ferry repo update --trusted)`,
+		`.drone.yml:1:1: pipeline "host": type: exec runs its steps as processes on the agent's host, which needs a trusted repository (an administrator marks it with ferry repo update --trusted)`,
+		`.drone.yml:14:3: pipeline "net": step "probe": network_mode`,
 		`pipeline "net": volume "zero" mounts host path /dev/zero, which needs a trusted repository`,
 		`pipeline "net": step "probe" maps host devices, which needs a trusted repository`,
 		`pipeline "net": step "probe": network_mode needs a trusted repository`,
