@@ -34,8 +34,8 @@ const (
 // Status is one commit status: a state under a context name.
 type Status struct {
 	State State
-	// Context names the check on the forge, so that each pipeline gets its
-	// own line; see StatusContext. Empty means "ferry".
+	// Context names the check on the forge, so that each event and each
+	// pipeline gets its own line; see StatusContext. Empty means "ferry".
 	Context string
 	// TargetURL links the status to the build's page.
 	TargetURL string
@@ -44,13 +44,33 @@ type Status struct {
 	Description string
 }
 
-// StatusContext returns the status context for a pipeline: "ferry/NAME",
-// or "ferry" for an unnamed one.
-func StatusContext(pipeline string) string {
-	if pipeline == "" {
-		return "ferry"
+// StatusContext returns the status context of a build's event, and of one
+// of its pipelines when pipeline is not empty. It follows Drone's labels,
+// which give a push, a pull request and a tag of the same commit each its
+// own line on the forge rather than one that each build overwrites:
+//
+//	push          ferry/push  ferry/PIPELINE/push
+//	pull_request  ferry/pr    ferry/PIPELINE/pr
+//	tag           ferry/tag   ferry/PIPELINE/tag
+//	other events  ferry       ferry/PIPELINE
+//
+// Like Drone, other events (cron, custom, promote, rollback) share the
+// plain context: they are started by hand or by a schedule, not by the
+// forge, and the latest of them is the one to show.
+func StatusContext(pipeline, event string) string {
+	name := "ferry"
+	if pipeline != "" {
+		name += "/" + pipeline
 	}
-	return "ferry/" + pipeline
+	switch event {
+	case EventPush:
+		return name + "/push"
+	case EventPullRequest:
+		return name + "/pr"
+	case EventTag:
+		return name + "/tag"
+	}
+	return name
 }
 
 // StatusClient reports commit statuses to a forge.
@@ -250,7 +270,7 @@ func (c *statusClient) request(slug, sha string, s Status) (*url.URL, []byte, er
 	}
 	ctxName := s.Context
 	if ctxName == "" {
-		ctxName = StatusContext("")
+		ctxName = StatusContext("", "")
 	}
 	desc := truncate(s.Description, 140)
 	u := *c.base

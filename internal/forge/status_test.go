@@ -83,7 +83,7 @@ func newTestStatusClient(t *testing.T, kind Kind, base string, opts ...StatusOpt
 }
 
 func TestSetStatusAgainstFakeForgeAPI(t *testing.T) {
-	status := Status{State: StateRunning, Context: StatusContext("build"), TargetURL: "https://ferry.example.com/octo/hello/42", Description: "Build #42 is running"}
+	status := Status{State: StateRunning, Context: StatusContext("build", EventPush), TargetURL: "https://ferry.example.com/octo/hello/42", Description: "Build #42 is running"}
 	cases := []struct {
 		kind       Kind
 		basePath   string // under the fake's URL: GitHub Enterprise, Gitea or GitLab at a sub-path
@@ -96,19 +96,19 @@ func TestSetStatusAgainstFakeForgeAPI(t *testing.T) {
 			kind: GitHub, basePath: "/api/v3", slug: "octo-org/hello-ferry",
 			wantURI:    "/api/v3/repos/octo-org/hello-ferry/statuses/" + statusSHA,
 			wantHeader: map[string]string{"Authorization": "Bearer tok-123", "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json"},
-			wantBody:   map[string]string{"state": "pending", "context": "ferry/build", "target_url": status.TargetURL, "description": status.Description},
+			wantBody:   map[string]string{"state": "pending", "context": "ferry/build/push", "target_url": status.TargetURL, "description": status.Description},
 		},
 		{
 			kind: Gitea, basePath: "/git", slug: "infra/deployer",
 			wantURI:    "/git/api/v1/repos/infra/deployer/statuses/" + statusSHA,
 			wantHeader: map[string]string{"Authorization": "token tok-123", "Content-Type": "application/json"},
-			wantBody:   map[string]string{"state": "pending", "context": "ferry/build", "target_url": status.TargetURL, "description": status.Description},
+			wantBody:   map[string]string{"state": "pending", "context": "ferry/build/push", "target_url": status.TargetURL, "description": status.Description},
 		},
 		{
 			kind: GitLab, basePath: "", slug: "acme/payments/billing-api",
 			wantURI:    "/api/v4/projects/acme%2Fpayments%2Fbilling-api/statuses/" + statusSHA,
 			wantHeader: map[string]string{"PRIVATE-TOKEN": "tok-123", "Content-Type": "application/json"},
-			wantBody:   map[string]string{"state": "running", "name": "ferry/build", "target_url": status.TargetURL, "description": status.Description},
+			wantBody:   map[string]string{"state": "running", "name": "ferry/build/push", "target_url": status.TargetURL, "description": status.Description},
 		},
 	}
 	for _, c := range cases {
@@ -138,6 +138,56 @@ func TestSetStatusAgainstFakeForgeAPI(t *testing.T) {
 				if r.Body[k] != v {
 					t.Errorf("body field %s = %q, want %q (body %s)", k, r.Body[k], v, r.RawBody)
 				}
+			}
+		})
+	}
+}
+
+func TestStatusContext(t *testing.T) {
+	for _, c := range []struct{ pipeline, event, want string }{
+		{"", EventPush, "ferry/push"},
+		{"", EventPullRequest, "ferry/pr"},
+		{"", EventTag, "ferry/tag"},
+		{"", "cron", "ferry"},
+		{"", "", "ferry"},
+		{"test", EventPush, "ferry/test/push"},
+		{"test", EventPullRequest, "ferry/test/pr"},
+		{"test", EventTag, "ferry/test/tag"},
+		{"test", "custom", "ferry/test"},
+	} {
+		if got := StatusContext(c.pipeline, c.event); got != c.want {
+			t.Errorf("StatusContext(%q, %q) = %q, want %q", c.pipeline, c.event, got, c.want)
+		}
+	}
+}
+
+// TestStatusContextsPerEventAgainstFakeForgeAPI posts the statuses of a
+// push, a pull request and a tag build of one commit, and checks that each
+// went under its own context on every forge, so none replaces another.
+func TestStatusContextsPerEventAgainstFakeForgeAPI(t *testing.T) {
+	for _, kind := range []Kind{GitHub, Gitea, GitLab} {
+		t.Run(string(kind), func(t *testing.T) {
+			fake := newFakeForgeAPI(t)
+			client := newTestStatusClient(t, kind, fake.URL)
+			for _, ev := range []string{EventPush, EventPullRequest, EventTag} {
+				for _, pipeline := range []string{"", "test"} {
+					s := Status{State: StateSuccess, Context: StatusContext(pipeline, ev)}
+					if err := client.SetStatus(context.Background(), "a/b", statusSHA, s); err != nil {
+						t.Fatalf("SetStatus %s: %v", s.Context, err)
+					}
+				}
+			}
+			field := "context"
+			if kind == GitLab {
+				field = "name"
+			}
+			var got []string
+			for _, r := range fake.recorded() {
+				got = append(got, r.Body[field])
+			}
+			want := "ferry/push ferry/test/push ferry/pr ferry/test/pr ferry/tag ferry/test/tag"
+			if strings.Join(got, " ") != want {
+				t.Errorf("contexts %q, want %q", strings.Join(got, " "), want)
 			}
 		})
 	}

@@ -42,8 +42,10 @@ type StatusConfig struct {
 }
 
 // StatusNotifier reports builds to the forges as commit statuses: one
-// status per pipeline, under the context "ferry/PIPELINE", and one for the
-// whole build, under "ferry".
+// status per pipeline, under the context "ferry/PIPELINE/EVENT", and one
+// for the whole build, under "ferry/EVENT", where EVENT is push, pr or tag
+// (see forge.StatusContext), so that a push and a pull request or tag
+// build of the same commit do not overwrite each other's statuses.
 //
 // A build that waits (blocked, pending) or runs is reported as pending
 // (running on GitLab); a finished one as success, failure, error, or
@@ -116,7 +118,7 @@ func (n *StatusNotifier) Notify(ctx context.Context, repo *store.Repo, build *st
 	link := n.buildURL(repo, build)
 	statuses := []forge.Status{buildStatus(build, link)}
 	for _, p := range pipelines {
-		statuses = append(statuses, pipelineStatus(p, link))
+		statuses = append(statuses, pipelineStatus(p, build.Event, link))
 	}
 	var errs []error
 	for _, s := range statuses {
@@ -168,7 +170,7 @@ func (n *StatusNotifier) buildURL(repo *store.Repo, build *store.Build) string {
 
 // buildStatus is the overall status of build.
 func buildStatus(b *store.Build, link string) forge.Status {
-	s := forge.Status{Context: forge.StatusContext(""), TargetURL: link}
+	s := forge.Status{Context: forge.StatusContext("", b.Event), TargetURL: link}
 	num := "Build #" + strconv.FormatInt(b.Number, 10)
 	switch b.Status {
 	case store.StatusBlocked:
@@ -196,9 +198,9 @@ func buildStatus(b *store.Build, link string) forge.Status {
 	return s
 }
 
-// pipelineStatus is the status of one pipeline.
-func pipelineStatus(p *store.Pipeline, link string) forge.Status {
-	s := forge.Status{Context: forge.StatusContext(p.Name), TargetURL: link}
+// pipelineStatus is the status of one pipeline of a build of event.
+func pipelineStatus(p *store.Pipeline, event, link string) forge.Status {
+	s := forge.Status{Context: forge.StatusContext(p.Name, event), TargetURL: link}
 	switch p.Status {
 	case store.StatusBlocked:
 		s.State, s.Description = forge.StatePending, "Waiting"

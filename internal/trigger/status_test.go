@@ -107,7 +107,7 @@ func TestStatusNotifierAgainstFakeGitHubAPI(t *testing.T) {
 	api := newFakeForgeAPI(t)
 	n := notifier(t, StatusConfig{URL: "https://ci.example.com/", GitHubAPI: api.srv.URL, GitHubToken: "ghp_token"})
 	repo := &store.Repo{ID: 1, Slug: "octo/hello", Forge: store.ForgeGitHub}
-	build := &store.Build{Number: 7, Commit: sha1, Status: store.StatusPending}
+	build := &store.Build{Number: 7, Commit: sha1, Event: store.EventPush, Status: store.StatusPending}
 	pipelines := []*store.Pipeline{
 		{Name: "test", Status: store.StatusPending},
 		{Name: "deploy", Status: store.StatusBlocked, DependsOn: []string{"test"}},
@@ -119,7 +119,7 @@ func TestStatusNotifierAgainstFakeGitHubAPI(t *testing.T) {
 		t.Fatalf("Notify: %v", err)
 	}
 	reqs := api.take()
-	if got, want := strings.Join(statusKeys(reqs), " "), "ferry=pending ferry/test=pending ferry/deploy=pending"; got != want {
+	if got, want := strings.Join(statusKeys(reqs), " "), "ferry/push=pending ferry/test/push=pending ferry/deploy/push=pending"; got != want {
 		t.Fatalf("statuses %q, want %q", got, want)
 	}
 	r := reqs[0]
@@ -150,7 +150,7 @@ func TestStatusNotifierAgainstFakeGitHubAPI(t *testing.T) {
 	if err := n.Notify(ctx, repo, build, pipelines); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
-	if got, want := strings.Join(statusKeys(api.take()), " "), "ferry=pending ferry/test=pending"; got != want {
+	if got, want := strings.Join(statusKeys(api.take()), " "), "ferry/push=pending ferry/test/push=pending"; got != want {
 		t.Errorf("statuses %q, want %q", got, want)
 	}
 
@@ -159,7 +159,7 @@ func TestStatusNotifierAgainstFakeGitHubAPI(t *testing.T) {
 	if err := n.Notify(ctx, repo, build, pipelines); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
-	if got, want := strings.Join(statusKeys(api.take()), " "), "ferry=failure ferry/test=failure ferry/deploy=error"; got != want {
+	if got, want := strings.Join(statusKeys(api.take()), " "), "ferry/push=failure ferry/test/push=failure ferry/deploy/push=error"; got != want {
 		t.Errorf("statuses %q, want %q", got, want)
 	}
 }
@@ -174,7 +174,7 @@ func TestStatusNotifierAgainstFakeGiteaAndGitLabAPIs(t *testing.T) {
 	})
 	ctx := t.Context()
 
-	build := &store.Build{Number: 3, Commit: sha1, Status: store.StatusError, Error: "agent lost"}
+	build := &store.Build{Number: 3, Commit: sha1, Event: store.EventTag, Status: store.StatusError, Error: "agent lost"}
 	pipelines := []*store.Pipeline{
 		{Name: "a", Status: store.StatusSuccess},
 		{Name: "b", Status: store.StatusError, Error: "agent lost"},
@@ -184,7 +184,7 @@ func TestStatusNotifierAgainstFakeGiteaAndGitLabAPIs(t *testing.T) {
 		t.Fatalf("Notify gitea: %v", err)
 	}
 	reqs := gitea.take()
-	if got, want := strings.Join(statusKeys(reqs), " "), "ferry=error ferry/a=success ferry/b=error ferry/c=error"; got != want {
+	if got, want := strings.Join(statusKeys(reqs), " "), "ferry/tag=error ferry/a/tag=success ferry/b/tag=error ferry/c/tag=error"; got != want {
 		t.Errorf("gitea statuses %q, want %q", got, want)
 	}
 	if r := reqs[0]; r.Path != "/api/v1/repos/octo/hello/statuses/"+sha1 || r.Header.Get("Authorization") != "token gitea-token" {
@@ -204,7 +204,7 @@ func TestStatusNotifierAgainstFakeGiteaAndGitLabAPIs(t *testing.T) {
 		t.Fatalf("Notify gitlab: %v", err)
 	}
 	reqs = gitlab.take()
-	if got, want := strings.Join(statusKeys(reqs), " "), "ferry=running ferry/a=running ferry/c=canceled"; got != want {
+	if got, want := strings.Join(statusKeys(reqs), " "), "ferry/tag=running ferry/a/tag=running ferry/c/tag=canceled"; got != want {
 		t.Errorf("gitlab statuses %q, want %q", got, want)
 	}
 	if r := reqs[0]; r.RawPath != "/api/v4/projects/group%2Fsub%2Fhello/statuses/"+sha1 || r.Header.Get("PRIVATE-TOKEN") != "glpat-token" {
@@ -240,6 +240,37 @@ func TestStatusNotifierFailuresAgainstFakeGitHubAPI(t *testing.T) {
 	}
 	if got := statusKeys(api.take()); strings.Join(got, " ") != "ferry=success ferry=success ferry=success" {
 		t.Errorf("statuses %v, want the refused build status posted again, after two retries", got)
+	}
+}
+
+// TestStatusNotifierSeparatesEventsAgainstFakeGitHubAPI reports a push, a
+// pull request and a tag build of the same commit, and checks that each
+// posts under its own contexts: a finished push build is not replaced on
+// the forge by the pull request build of the same commit.
+func TestStatusNotifierSeparatesEventsAgainstFakeGitHubAPI(t *testing.T) {
+	t.Parallel()
+	api := newFakeForgeAPI(t)
+	n := notifier(t, StatusConfig{GitHubAPI: api.srv.URL, GitHubToken: "t"})
+	repo := &store.Repo{ID: 1, Slug: "octo/hello", Forge: store.ForgeGitHub}
+	for i, c := range []struct {
+		event, want string
+	}{
+		{store.EventPush, "ferry/push=success ferry/test/push=success"},
+		{store.EventPullRequest, "ferry/pr=pending ferry/test/pr=pending"},
+		{store.EventTag, "ferry/tag=pending ferry/test/tag=pending"},
+		{store.EventCron, "ferry=pending ferry/test=pending"},
+	} {
+		status := store.StatusPending
+		if c.event == store.EventPush {
+			status = store.StatusSuccess
+		}
+		build := &store.Build{Number: int64(i + 1), Commit: sha1, Event: c.event, Status: status}
+		if err := n.Notify(t.Context(), repo, build, []*store.Pipeline{{Name: "test", Status: status}}); err != nil {
+			t.Fatalf("Notify %s: %v", c.event, err)
+		}
+		if got := strings.Join(statusKeys(api.take()), " "); got != c.want {
+			t.Errorf("%s build posted %q, want %q", c.event, got, c.want)
+		}
 	}
 }
 
