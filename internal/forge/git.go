@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferryci/ferry/internal/gitauth"
 )
 
 // GitOption configures the git commands of LsRemote, ReadFileAt and a
@@ -25,7 +26,7 @@ import (
 type GitOption func(*gitOptions)
 
 type gitOptions struct {
-	username, password string
+	cred gitauth.Credential
 }
 
 // WithBasicAuth makes git send HTTP basic credentials, for example a
@@ -33,7 +34,14 @@ type gitOptions struct {
 // handed to git through its environment, so they appear neither in the
 // process list nor in any file. Other transports ignore them.
 func WithBasicAuth(username, password string) GitOption {
-	return func(o *gitOptions) { o.username, o.password = username, password }
+	return WithCredential(gitauth.Credential{Username: username, Password: password})
+}
+
+// WithCredential makes git authenticate with c: HTTP basic credentials for
+// an http(s) remote, or an SSH key for an ssh one (see package gitauth). A
+// credential of the other kind is ignored.
+func WithCredential(c gitauth.Credential) GitOption {
+	return func(o *gitOptions) { o.cred = c }
 }
 
 func newGitOptions(opts []GitOption) gitOptions {
@@ -45,8 +53,9 @@ func newGitOptions(opts []GitOption) gitOptions {
 }
 
 // env returns the environment for a git command talking to remote: the
-// process's own, with prompts turned off and o's credentials added.
-func (o gitOptions) env(remote string) []string {
+// process's own, with prompts turned off and o's credentials added, and a
+// cleanup that removes what the credentials needed on disk.
+func (o gitOptions) env(remote string) ([]string, func(), error) {
 	var env []string
 	for _, kv := range os.Environ() {
 		// A repository location inherited from a git hook would redirect
@@ -71,26 +80,14 @@ func (o gitOptions) env(remote string) []string {
 	if os.Getenv("GIT_SSH_COMMAND") == "" && os.Getenv("GIT_SSH") == "" {
 		env = append(env, "GIT_SSH_COMMAND=ssh -o BatchMode=yes")
 	}
-	var config [][2]string
-	if u, err := url.Parse(remote); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
-		(o.username != "" || o.password != "") {
-		token := base64.StdEncoding.EncodeToString([]byte(o.username + ":" + o.password))
-		config = append(config, [2]string{
-			"http." + u.Scheme + "://" + u.Host + "/.extraHeader",
-			"Authorization: Basic " + token,
-		})
+	if remote == "" {
+		return env, func() {}, nil
 	}
-	if len(config) > 0 {
-		// Keep configuration the environment already passes this way.
-		n, _ := strconv.Atoi(os.Getenv("GIT_CONFIG_COUNT"))
-		for i, kv := range config {
-			env = append(env,
-				fmt.Sprintf("GIT_CONFIG_KEY_%d=%s", n+i, kv[0]),
-				fmt.Sprintf("GIT_CONFIG_VALUE_%d=%s", n+i, kv[1]))
-		}
-		env = append(env, fmt.Sprintf("GIT_CONFIG_COUNT=%d", n+len(config)))
+	auth, cleanup, err := gitauth.Env(remote, o.cred, env)
+	if err != nil {
+		return nil, cleanup, err
 	}
-	return env
+	return append(env, auth...), cleanup, nil
 }
 
 // gitWaitDelay bounds how long a cancelled git command may hold on to its
@@ -105,14 +102,18 @@ func (o gitOptions) git(ctx context.Context, remote, dir string, stdin io.Reader
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	cmd.Env = o.env(remote)
+	env, cleanup, err := o.env(remote)
+	defer cleanup()
+	if err != nil {
+		return nil, fmt.Errorf("git %s: %w", args[0], err)
+	}
+	cmd.Env = env
 	cmd.Stdin = stdin
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = gitWaitDelay
 	killProcessGroup(cmd)
-	err := cmd.Run()
-	if err != nil {
+	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("git %s: %w", args[0], ctx.Err())
 		}
