@@ -41,9 +41,11 @@ type Store struct {
 	Steps     StepStore
 	Logs      LogStore
 	Secrets   SecretStore
-	Agents    AgentStore
-	Jobs      JobQueue
-	Crons     CronStore
+	// Credentials are the repos' git credentials.
+	Credentials CredentialStore
+	Agents      AgentStore
+	Jobs        JobQueue
+	Crons       CronStore
 
 	// Driver names the database driver: "sqlite" or "postgres".
 	Driver string

@@ -424,3 +424,58 @@ func testRepoPollRefs(t *testing.T, s *store.Store) {
 	}
 	wantErr(t, s.Repos.SavePollRefs(c, r.ID+1000, want), store.ErrNotFound)
 }
+
+func testCredentials(t *testing.T, s *store.Store) {
+	c := ctx(t)
+	r := newRepo(t, s, "a/private")
+	other := newRepo(t, s, "a/other")
+	_, err := s.Credentials.Get(c, r.ID)
+	wantErr(t, err, store.ErrNotFound)
+	wantErr(t, s.Credentials.Delete(c, r.ID), store.ErrNotFound)
+	wantErr(t, s.Credentials.Set(c, &store.RepoCredential{RepoID: 9999, Kind: "https", Value: []byte("x")}), store.ErrNotFound)
+
+	// Sealed values are bytes of any kind.
+	value := []byte{0, 1, 0xff, 'k', 0}
+	cred := &store.RepoCredential{RepoID: r.ID, Kind: "https", Username: "bot", Value: value}
+	must(t, s.Credentials.Set(c, cred))
+	if cred.Created.IsZero() || !cred.Updated.Equal(cred.Created) {
+		t.Fatalf("after the first Set: created %v, updated %v", cred.Created, cred.Updated)
+	}
+	got, err := s.Credentials.Get(c, r.ID)
+	must(t, err)
+	if got.Kind != "https" || got.Username != "bot" || !bytes.Equal(got.Value, value) {
+		t.Fatalf("Get = %+v", got)
+	}
+	sameTime(t, "created", got.Created, cred.Created)
+
+	// Set replaces, keeping Created.
+	time.Sleep(2 * time.Millisecond) // distinct microsecond stamps; not a wait for anything
+	repl := &store.RepoCredential{RepoID: r.ID, Kind: "ssh", Value: []byte("key")}
+	must(t, s.Credentials.Set(c, repl))
+	sameTime(t, "created after replace", repl.Created, cred.Created)
+	if !repl.Updated.After(cred.Updated) {
+		t.Errorf("updated %v is not after %v", repl.Updated, cred.Updated)
+	}
+	got, err = s.Credentials.Get(c, r.ID)
+	must(t, err)
+	if got.Kind != "ssh" || got.Username != "" || string(got.Value) != "key" {
+		t.Fatalf("after replace: %+v", got)
+	}
+	must(t, s.Credentials.Set(c, &store.RepoCredential{RepoID: other.ID, Kind: "https", Username: "u", Value: []byte("p")}))
+	kinds, err := s.Credentials.Kinds(c)
+	must(t, err)
+	if len(kinds) != 2 || kinds[r.ID] != "ssh" || kinds[other.ID] != "https" {
+		t.Fatalf("Kinds = %v", kinds)
+	}
+
+	must(t, s.Credentials.Delete(c, r.ID))
+	_, err = s.Credentials.Get(c, r.ID)
+	wantErr(t, err, store.ErrNotFound)
+	// Deleting a repo deletes its credential.
+	must(t, s.Repos.Delete(c, other.ID))
+	kinds, err = s.Credentials.Kinds(c)
+	must(t, err)
+	if len(kinds) != 0 {
+		t.Fatalf("Kinds after deleting = %v, want none", kinds)
+	}
+}

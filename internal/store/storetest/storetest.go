@@ -51,6 +51,7 @@ func Run(t *testing.T, open Opener) {
 		{"LogAppendIdempotent", testLogAppendIdempotent},
 		{"LogLargeStreamed", testLogLargeStreamed},
 		{"Secrets", testSecrets},
+		{"Credentials", testCredentials},
 		{"Agents", testAgents},
 		{"Crons", testCrons},
 		{"JobLeaseMatching", testJobLeaseMatching},

@@ -89,20 +89,21 @@ type Dialect struct {
 func New(db DB, d *Dialect) *store.Store {
 	b := &base{db: db, d: d}
 	return &store.Store{
-		Users:     &users{b},
-		Tokens:    &tokens{b},
-		Repos:     &repos{b},
-		Perms:     &perms{b},
-		Builds:    &builds{b},
-		Pipelines: &pipelines{b},
-		Steps:     &steps{b},
-		Logs:      &logs{b},
-		Secrets:   &secrets{b},
-		Agents:    &agents{b},
-		Jobs:      &jobs{b},
-		Crons:     &crons{b},
-		Driver:    d.Name,
-		Closer:    closerFunc(db.Close),
+		Users:       &users{b},
+		Tokens:      &tokens{b},
+		Repos:       &repos{b},
+		Perms:       &perms{b},
+		Builds:      &builds{b},
+		Pipelines:   &pipelines{b},
+		Steps:       &steps{b},
+		Logs:        &logs{b},
+		Secrets:     &secrets{b},
+		Credentials: &credentials{b},
+		Agents:      &agents{b},
+		Jobs:        &jobs{b},
+		Crons:       &crons{b},
+		Driver:      d.Name,
+		Closer:      closerFunc(db.Close),
 	}
 }
 
@@ -207,16 +208,17 @@ func ret[T any](v T, err error) (T, error) {
 }
 
 var (
-	_ store.UserStore     = (*users)(nil)
-	_ store.TokenStore    = (*tokens)(nil)
-	_ store.RepoStore     = (*repos)(nil)
-	_ store.PermStore     = (*perms)(nil)
-	_ store.BuildStore    = (*builds)(nil)
-	_ store.PipelineStore = (*pipelines)(nil)
-	_ store.StepStore     = (*steps)(nil)
-	_ store.LogStore      = (*logs)(nil)
-	_ store.SecretStore   = (*secrets)(nil)
-	_ store.AgentStore    = (*agents)(nil)
-	_ store.JobQueue      = (*jobs)(nil)
-	_ store.CronStore     = (*crons)(nil)
+	_ store.UserStore       = (*users)(nil)
+	_ store.TokenStore      = (*tokens)(nil)
+	_ store.RepoStore       = (*repos)(nil)
+	_ store.PermStore       = (*perms)(nil)
+	_ store.BuildStore      = (*builds)(nil)
+	_ store.PipelineStore   = (*pipelines)(nil)
+	_ store.StepStore       = (*steps)(nil)
+	_ store.LogStore        = (*logs)(nil)
+	_ store.SecretStore     = (*secrets)(nil)
+	_ store.CredentialStore = (*credentials)(nil)
+	_ store.AgentStore      = (*agents)(nil)
+	_ store.JobQueue        = (*jobs)(nil)
+	_ store.CronStore       = (*crons)(nil)
 )
