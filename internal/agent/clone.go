@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryci/ferry/internal/gitauth"
 	"github.com/ferryci/ferry/internal/rpc"
 )
 
@@ -38,6 +39,20 @@ func clone(ctx context.Context, dir string, c rpc.Clone) error {
 	if c.URL == "" {
 		return errors.New("clone: the job names no repository URL")
 	}
+	var cred gitauth.Credential
+	if c.Credential != nil {
+		cred = *c.Credential
+	}
+	// The credential reaches git through its environment and, for an SSH
+	// key, a file of mode 0600 removed when the clone ends: never through
+	// argv nor the checkout's .git/config, which the steps can read.
+	base := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "GIT_ASKPASS=true")
+	auth, cleanup, err := gitauth.Env(c.URL, cred, base)
+	defer cleanup()
+	if err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	g := gitCmd{env: append(base, auth...)}
 	ref := c.Ref
 	if ref == "" {
 		ref = c.SHA
@@ -51,7 +66,7 @@ func clone(ctx context.Context, dir string, c rpc.Clone) error {
 		if c.Depth > 0 {
 			args = append(args, "--depth="+strconv.Itoa(c.Depth))
 		}
-		if err := git(ctx, dir, append(args, "--", c.URL, dir)...); err != nil {
+		if err := g.run(ctx, dir, append(args, "--", c.URL, dir)...); err != nil {
 			return fmt.Errorf("clone: %w", err)
 		}
 		if err := widenOrigin(dir, c.Ref); err != nil {
@@ -64,13 +79,13 @@ func clone(ctx context.Context, dir string, c rpc.Clone) error {
 			return nil
 		}
 	} else {
-		if err := git(ctx, dir, "init", "--quiet", "--template="); err != nil {
+		if err := g.run(ctx, dir, "init", "--quiet", "--template="); err != nil {
 			return fmt.Errorf("clone: %w", err)
 		}
 		if err := addOrigin(dir, c.URL); err != nil {
 			return fmt.Errorf("clone: %w", err)
 		}
-		if err := fetch(ctx, dir, c.Depth, ref); err != nil {
+		if err := fetch(ctx, g, dir, c.Depth, ref); err != nil {
 			return fmt.Errorf("clone: %w", err)
 		}
 	}
@@ -78,23 +93,23 @@ func clone(ctx context.Context, dir string, c rpc.Clone) error {
 	if target == "" {
 		target = "FETCH_HEAD"
 	}
-	err := checkout(ctx, dir, target)
+	err = checkout(ctx, g, dir, target)
 	if err == nil || ctx.Err() != nil || c.SHA == "" || c.SHA == ref {
 		return err
 	}
 	// The ref moved past the commit: ask for the commit itself (servers
 	// with uploadpack.allowReachableSHA1InWant, and file:// remotes,
 	// allow it), then for the ref's whole history.
-	if fetch(ctx, dir, c.Depth, c.SHA) != nil || checkout(ctx, dir, target) != nil {
-		if err := git(ctx, dir, "fetch", "--quiet", "--no-tags", "--unshallow", "origin", ref); err != nil {
+	if fetch(ctx, g, dir, c.Depth, c.SHA) != nil || checkout(ctx, g, dir, target) != nil {
+		if err := g.run(ctx, dir, "fetch", "--quiet", "--no-tags", "--unshallow", "origin", ref); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("clone: %w", err)
 			}
-			if err := git(ctx, dir, "fetch", "--quiet", "--no-tags", "origin", ref); err != nil {
+			if err := g.run(ctx, dir, "fetch", "--quiet", "--no-tags", "origin", ref); err != nil {
 				return fmt.Errorf("clone: %w", err)
 			}
 		}
-		return checkout(ctx, dir, target)
+		return checkout(ctx, g, dir, target)
 	}
 	return nil
 }
@@ -175,8 +190,8 @@ func detach(dir, sha string) error {
 }
 
 // checkout checks out target, detached, in dir.
-func checkout(ctx context.Context, dir, target string) error {
-	if err := git(ctx, dir, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", target, "--"); err != nil {
+func checkout(ctx context.Context, g gitCmd, dir, target string) error {
+	if err := g.run(ctx, dir, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", target, "--"); err != nil {
 		return fmt.Errorf("clone: checking out %s: %w", target, err)
 	}
 	return nil
@@ -204,17 +219,21 @@ func addOrigin(dir, url string) error {
 	return nil
 }
 
-func fetch(ctx context.Context, dir string, depth int, ref string) error {
+func fetch(ctx context.Context, g gitCmd, dir string, depth int, ref string) error {
 	args := []string{"fetch", "--quiet", "--no-tags"}
 	if depth > 0 {
 		args = append(args, "--depth="+strconv.Itoa(depth))
 	}
-	return git(ctx, dir, append(args, "origin", ref)...)
+	return g.run(ctx, dir, append(args, "origin", ref)...)
 }
 
-// git runs git in dir. Its error names the git command, leading -c
+// gitCmd runs git with an environment: the agent's own, with prompts
+// off and the clone's credential added.
+type gitCmd struct{ env []string }
+
+// run runs git in dir. Its error names the git command, leading -c
 // options aside, and holds git's own message.
-func git(ctx context.Context, dir string, args ...string) error {
+func (g gitCmd) run(ctx context.Context, dir string, args ...string) error {
 	name := args[0]
 	for i := 0; i+1 < len(args) && args[i] == "-c"; i += 2 {
 		if i+2 < len(args) {
@@ -223,9 +242,7 @@ func git(ctx context.Context, dir string, args ...string) error {
 	}
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	// Never ask for credentials on a terminal, and keep messages in
-	// English for the job's error text.
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "GIT_ASKPASS=true")
+	cmd.Env = g.env
 	cmd.WaitDelay = gitWaitDelay
 	var out bytes.Buffer
 	cmd.Stdout = &out

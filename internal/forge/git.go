@@ -144,6 +144,37 @@ func (e *gitError) Error() string {
 
 func (e *gitError) Unwrap() error { return e.err }
 
+// ErrAuth matches (with errors.Is) a git command that failed because the
+// remote wants credentials it was not given, or refused the ones it was.
+var ErrAuth = errors.New("the git server refused access")
+
+// authMessages are what git and ssh print when the remote refuses access.
+var authMessages = []string{
+	"Authentication failed",
+	"could not read Username",
+	"could not read Password",
+	"terminal prompts disabled",
+	"returned error: 401",
+	"returned error: 403",
+	"HTTP Basic: Access denied",
+	"Permission denied (publickey",
+	"Host key verification failed",
+}
+
+// Is reports whether target is ErrAuth and git's message says that access
+// was refused.
+func (e *gitError) Is(target error) bool {
+	if target != ErrAuth {
+		return false
+	}
+	for _, m := range authMessages {
+		if strings.Contains(e.stderr, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // userinfoRE matches the credentials in a URL.
 var userinfoRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(\w+://)[^/@\s]+@`) })
 

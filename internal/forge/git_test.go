@@ -266,12 +266,20 @@ func TestLsRemoteBasicAuth(t *testing.T) {
 	// Without credentials git fails at once instead of prompting.
 	if _, err := LsRemote(ctx, url); err == nil {
 		t.Fatal("LsRemote without credentials succeeded")
+	} else if !errors.Is(err, ErrAuth) {
+		t.Errorf("LsRemote without credentials: %v, want an error matching ErrAuth", err)
 	}
 	if unauthorised.Load() == 0 {
 		t.Fatal("the server never refused a request")
 	}
 	if _, err := LsRemote(ctx, url, WithBasicAuth(user, "wrong")); err == nil {
 		t.Fatal("LsRemote with a wrong password succeeded")
+	} else if !errors.Is(err, ErrAuth) || strings.Contains(err.Error(), "wrong") {
+		t.Errorf("LsRemote with a wrong password: %v, want an error matching ErrAuth, without the password", err)
+	}
+	// A missing repository is not an authentication problem.
+	if _, err := LsRemote(ctx, o.fileURL()+"-missing"); err == nil || errors.Is(err, ErrAuth) {
+		t.Errorf("LsRemote of a missing repository: %v, want an error that is not ErrAuth", err)
 	}
 	refs, err := LsRemote(ctx, url, WithBasicAuth(user, password))
 	if err != nil {

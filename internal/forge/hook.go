@@ -481,3 +481,23 @@ func required(pairs ...string) error {
 	}
 	return nil
 }
+
+// WebhookEvents returns the events to tick in the webhook settings of forge
+// kind, by the names its settings page gives them, so that pushes, tags and
+// pull requests all build; nil for an unknown forge.
+//
+// GitHub and Gitea send a pushed tag as a push event, so "push" covers
+// tags there; GitLab sends tags as "Tag push events" of their own. A
+// pull request that gets new commits comes as "Pull Request Synchronized"
+// on Gitea, which its settings list apart from "Pull Request".
+func WebhookEvents(kind Kind) []string {
+	switch kind {
+	case GitHub:
+		return []string{"Pushes", "Pull requests"}
+	case Gitea:
+		return []string{"Push", "Pull Request", "Pull Request Synchronized"}
+	case GitLab:
+		return []string{"Push events", "Tag push events", "Merge request events"}
+	}
+	return nil
+}

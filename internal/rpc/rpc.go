@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/compiler"
+	"github.com/ferryci/ferry/internal/gitauth"
 )
 
 // Endpoint paths. {id} is a job id.
@@ -84,6 +85,10 @@ type Clone struct {
 	Ref   string `json:"ref"`
 	SHA   string `json:"sha"`
 	Depth int    `json:"depth"`
+	// Credential, when set, is what git authenticates with to fetch URL:
+	// the repo's HTTPS token or SSH deploy key. The agent hands it to git
+	// only (see package gitauth), never to the steps.
+	Credential *gitauth.Credential `json:"credential,omitempty"`
 }
 
 // ExtendRequest renews a lease.

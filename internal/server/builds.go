@@ -322,8 +322,12 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) error {
 		if ref == "" {
 			ref, field = "refs/heads/"+firstOf(req.Branch, repo.DefaultBranch, "main"), "branch"
 		}
+		auth, err := s.gitOptions(ctx, repo)
+		if err != nil {
+			return err
+		}
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		sha, full, err := s.git.resolve(rctx, repo.GitURL, ref)
+		sha, full, err := s.git.resolve(rctx, repo.GitURL, ref, auth...)
 		cancel()
 		if errors.Is(err, errUnknownRef) {
 			return badRequest(field, "%v", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/compiler"
+	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/trigger"
@@ -83,9 +84,13 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 	if b.Event == "" {
 		b.Event = store.EventPush
 	}
+	auth, err := s.gitOptions(ctx, repo)
+	if err != nil {
+		return nil, fmt.Errorf("creating build: %w", err)
+	}
 	if b.Message == "" || b.Author == "" {
 		// Polled commits, crons and manual builds come without them.
-		if c, err := s.git.commit(ctx, remote, ev.SHA); err == nil {
+		if c, err := s.git.commit(ctx, remote, ev.SHA, auth...); err == nil {
 			b.Message = firstOf(b.Message, c.Message)
 			b.Author = firstOf(b.Author, c.Author.Name)
 			b.AuthorEmail = firstOf(b.AuthorEmail, c.Author.Email)
@@ -98,10 +103,14 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 	}
 	meta := s.metadata(repo, b, ev)
 
-	file, data, err := s.git.readConfig(ctx, remote, ev.SHA, repo.ConfigPath)
+	file, data, err := s.git.readConfig(ctx, remote, ev.SHA, repo.ConfigPath, auth...)
 	if errors.Is(err, errNoConfig) {
 		s.log.Info("no pipeline file; not building", "repo", repo.Slug, "sha", ev.SHA, "err", err)
 		return nil, nil
+	}
+	if errors.Is(err, forge.ErrAuth) {
+		return nil, fmt.Errorf("creating build: reading pipeline file: %w; the repository needs a credential, "+
+			"or its credential was refused: set one with `ferry repo credential set %s`", err, repo.Slug)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating build: reading pipeline file: %w", err)
@@ -111,7 +120,7 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 		return s.createFailedBuild(ctx, repo, b, err.Error())
 	}
 	if needsPaths(cfg) && ev.ChangedPaths == nil && b.Event == store.EventPush && b.Before != "" && strings.Trim(b.Before, "0") != "" {
-		if paths, err := s.git.changedPaths(ctx, remote, b.Before, ev.SHA); err == nil {
+		if paths, err := s.git.changedPaths(ctx, remote, b.Before, ev.SHA, auth...); err == nil {
 			meta.Build.ChangedPaths = paths
 		} else {
 			s.log.Warn("listing changed files; paths conditions are ignored", "repo", repo.Slug, "sha", ev.SHA, "err", err)

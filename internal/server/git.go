@@ -34,12 +34,12 @@ func newGitReader(dir string, log *slog.Logger) *gitReader {
 // readConfig reads the pipeline file at commit sha: path when it is set,
 // otherwise the first of configFiles that exists. The error wraps
 // errNoConfig when there is none.
-func (g *gitReader) readConfig(ctx context.Context, remote, sha, path string) (string, []byte, error) {
+func (g *gitReader) readConfig(ctx context.Context, remote, sha, path string, opts ...forge.GitOption) (string, []byte, error) {
 	names := configFiles
 	if path != "" {
 		names = []string{path}
 	}
-	name, data, err := g.mirrors.Get(remote).ReadFirst(ctx, sha, names...)
+	name, data, err := g.mirrors.Get(remote, opts...).ReadFirst(ctx, sha, names...)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil, fmt.Errorf("%w at commit %s (looked for %s)", errNoConfig, sha, strings.Join(names, ", "))
 	}
@@ -50,19 +50,19 @@ func (g *gitReader) readConfig(ctx context.Context, remote, sha, path string) (s
 }
 
 // commit describes commit sha.
-func (g *gitReader) commit(ctx context.Context, remote, sha string) (*forge.Commit, error) {
-	return g.mirrors.Get(remote).Commit(ctx, sha)
+func (g *gitReader) commit(ctx context.Context, remote, sha string, opts ...forge.GitOption) (*forge.Commit, error) {
+	return g.mirrors.Get(remote, opts...).Commit(ctx, sha)
 }
 
 // changedPaths lists the files changed between two commits.
-func (g *gitReader) changedPaths(ctx context.Context, remote, before, after string) ([]string, error) {
-	return g.mirrors.Get(remote).ChangedPaths(ctx, before, after)
+func (g *gitReader) changedPaths(ctx context.Context, remote, before, after string, opts ...forge.GitOption) ([]string, error) {
+	return g.mirrors.Get(remote, opts...).ChangedPaths(ctx, before, after)
 }
 
 // resolve finds the commit a branch, tag or full ref points to on the
 // remote, and returns it with the full ref name.
-func (g *gitReader) resolve(ctx context.Context, remote, ref string) (sha, full string, err error) {
-	refs, err := forge.LsRemote(ctx, remote)
+func (g *gitReader) resolve(ctx context.Context, remote, ref string, opts ...forge.GitOption) (sha, full string, err error) {
+	refs, err := forge.LsRemote(ctx, remote, opts...)
 	if err != nil {
 		return "", "", err
 	}
@@ -81,15 +81,15 @@ func (g *gitReader) resolve(ctx context.Context, remote, ref string) (sha, full 
 var errUnknownRef = errors.New("unknown ref")
 
 // defaultBranch guesses a remote's default branch: main, then master, then
-// the first branch in name order. It answers "main" when the remote cannot
-// be listed, and does not take longer than a few seconds.
-func (g *gitReader) defaultBranch(ctx context.Context, remote string) string {
+// the first branch in name order. It answers "main", with the error, when
+// the remote cannot be listed, and does not take longer than a few seconds.
+func (g *gitReader) defaultBranch(ctx context.Context, remote string, opts ...forge.GitOption) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	refs, err := forge.LsRemote(ctx, remote)
+	refs, err := forge.LsRemote(ctx, remote, opts...)
 	if err != nil {
 		g.log.Warn("listing the branches of a new repo; assuming the default branch is main", "url", remote, "err", err)
-		return "main"
+		return "main", err
 	}
 	var branches []string
 	for ref := range refs {
@@ -99,12 +99,12 @@ func (g *gitReader) defaultBranch(ctx context.Context, remote string) string {
 	}
 	for _, b := range []string{"main", "master"} {
 		if slices.Contains(branches, b) {
-			return b
+			return b, nil
 		}
 	}
 	if len(branches) == 0 {
-		return "main"
+		return "main", nil
 	}
 	slices.Sort(branches)
-	return branches[0]
+	return branches[0], nil
 }

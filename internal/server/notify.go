@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -34,6 +35,68 @@ func newNotifier(cfg *Config, log *slog.Logger) (notifier, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// statusTokenFlags name, per forge, the flag and environment variable of
+// the token that commit statuses need.
+var statusTokenFlags = map[store.Forge]string{
+	store.ForgeGitHub: "--github-token (FERRY_GITHUB_TOKEN)",
+	store.ForgeGitea:  "--gitea-token (FERRY_GITEA_TOKEN)",
+	store.ForgeGitLab: "--gitlab-token (FERRY_GITLAB_TOKEN)",
+}
+
+// statusToken returns the commit status token of forge f.
+func (cfg *Config) statusToken(f store.Forge) string {
+	switch f {
+	case store.ForgeGitHub:
+		return cfg.GitHubToken
+	case store.ForgeGitea:
+		return cfg.GiteaToken
+	case store.ForgeGitLab:
+		return cfg.GitLabToken
+	}
+	return ""
+}
+
+// statusWarning returns why builds of a repo on forge f post no commit
+// status, or "" when they do or the repo has no forge.
+func (s *Server) statusWarning(f store.Forge) string {
+	if f == store.ForgeNone || s.cfg.statusToken(f) != "" {
+		return ""
+	}
+	return fmt.Sprintf("no commit status will be posted to %s: the server has no %s; see docs/server.md, \"Forges\", for the token and its scope",
+		f, statusTokenFlags[f])
+}
+
+// warnStatusTokens logs, at start, each forge that repos use or that is
+// configured but has no status token, since their builds then post no
+// commit status; or that statuses are off, when no forge has a token.
+func (s *Server) warnStatusTokens(ctx context.Context) error {
+	repos, err := s.store.Repos.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing repos: %w", err)
+	}
+	used := map[store.Forge]int{}
+	for _, r := range repos {
+		used[r.Forge]++
+	}
+	someToken := false
+	for _, f := range []store.Forge{store.ForgeGitHub, store.ForgeGitea, store.ForgeGitLab} {
+		if s.cfg.statusToken(f) != "" {
+			someToken = true
+			continue
+		}
+		switch {
+		case used[f] > 0:
+			s.log.Warn(s.statusWarning(f), "repos", used[f])
+		case f == store.ForgeGitea && s.cfg.GiteaURL != "":
+			s.log.Warn(s.statusWarning(f), "gitea_url", s.cfg.GiteaURL)
+		}
+	}
+	if !someToken {
+		s.log.Info("commit statuses are off: no forge token is set (--github-token, --gitea-token, --gitlab-token)")
+	}
+	return nil
 }
 
 // notify queues a report of b's state. It never blocks: when the queue is

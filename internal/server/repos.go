@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryci/ferry/internal/forge"
+	"github.com/ferryci/ferry/internal/gitauth"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/trigger"
 )
@@ -41,6 +43,15 @@ type repoJSON struct {
 	WebhookSecret string `json:"webhook_secret,omitempty"`
 	// Role is the caller's role on the repo.
 	Role string `json:"role,omitempty"`
+	// WebhookEvents are the events to tick in the forge's webhook
+	// settings, by the names the forge gives them.
+	WebhookEvents []string `json:"webhook_events,omitempty"`
+	// Credential says whether the repo has a git credential; the secret
+	// part is never shown. It is in the answers about one repo.
+	Credential *credentialJSON `json:"credential,omitempty"`
+	// Warnings are problems with the repo's setup, such as a forge with
+	// no commit status token; in the answers that create or change it.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (s *Server) toRepoJSON(r *store.Repo, role store.Role) *repoJSON {
@@ -53,7 +64,7 @@ func (s *Server) toRepoJSON(r *store.Repo, role store.Role) *repoJSON {
 		ConfigPath: r.ConfigPath, PollInterval: duration(r.PollInterval), Trusted: r.Trusted,
 		Timeout: duration(r.Timeout), Active: r.Active, BuildCounter: r.BuildCounter,
 		WebhookURL: s.cfg.publicURL() + "/hook/" + r.Slug, Created: r.Created, Updated: r.Updated,
-		Role: string(role),
+		Role: string(role), WebhookEvents: forge.WebhookEvents(forge.Kind(r.Forge)),
 	}
 }
 
@@ -68,6 +79,8 @@ type repoRequest struct {
 	Timeout       *string `json:"timeout"`
 	DefaultBranch *string `json:"default_branch"`
 	Active        *bool   `json:"active"`
+	// Credential sets the repo's git credential along with the rest.
+	Credential *credentialRequest `json:"credential"`
 }
 
 func (s *Server) listRepos(w http.ResponseWriter, r *http.Request) error {
@@ -136,8 +149,20 @@ func (s *Server) createRepo(w http.ResponseWriter, r *http.Request) error {
 		}
 		repo.WebhookSecret = hex.EncodeToString(b[:])
 	}
+	var cred gitauth.Credential
+	if req.Credential != nil {
+		c, err := checkCredential(repo, req.Credential)
+		if err != nil {
+			return err
+		}
+		cred = c
+	}
 	if repo.DefaultBranch == "" {
-		repo.DefaultBranch = s.git.defaultBranch(ctx, repo.GitURL)
+		var err error
+		repo.DefaultBranch, err = s.git.defaultBranch(ctx, repo.GitURL, forge.WithCredential(cred))
+		if errors.Is(err, forge.ErrAuth) {
+			return credentialRefused(repo, cred, err)
+		}
 	}
 	if repo.PollInterval > 0 {
 		repo.NextPoll = time.Now()
@@ -147,6 +172,14 @@ func (s *Server) createRepo(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
+	if !cred.IsZero() {
+		if err := s.saveCredential(ctx, repo, cred); err != nil {
+			if derr := s.store.Repos.Delete(ctx, repo.ID); derr != nil {
+				s.log.Error("removing a repo whose credential could not be stored", "repo", repo.Slug, "err", derr)
+			}
+			return err
+		}
+	}
 	p := caller(r)
 	if !p.isAdmin() {
 		if err := s.store.Perms.Set(ctx, &store.RepoPerm{UserID: p.user.ID, RepoID: repo.ID, Role: store.RoleAdmin}); err != nil {
@@ -155,6 +188,10 @@ func (s *Server) createRepo(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := s.toRepoJSON(repo, store.RoleAdmin)
 	out.WebhookSecret = repo.WebhookSecret
+	out.Credential = &credentialJSON{Set: !cred.IsZero(), Kind: cred.Kind(), Username: cred.Username}
+	if w := s.statusWarning(repo.Forge); w != "" {
+		out.Warnings = append(out.Warnings, w)
+	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
@@ -294,7 +331,11 @@ func (s *Server) getRepo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.toRepoJSON(repo, role))
+	out := s.toRepoJSON(repo, role)
+	if out.Credential, err = s.credentialInfo(r.Context(), repo); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -307,17 +348,35 @@ func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &req, maxBodySize, false); err != nil {
 		return err
 	}
+	oldForge := repo.Forge
 	if err := s.applyRepo(r, repo, &req); err != nil {
 		return err
+	}
+	var cred gitauth.Credential
+	if req.Credential != nil {
+		if cred, err = checkCredential(repo, req.Credential); err != nil {
+			return err
+		}
 	}
 	if err := s.store.Repos.Update(r.Context(), repo); errors.Is(err, store.ErrConflict) {
 		return conflict("slug", "a repo with slug %q exists", repo.Slug)
 	} else if err != nil {
 		return err
 	}
+	if !cred.IsZero() {
+		if err := s.saveCredential(r.Context(), repo, cred); err != nil {
+			return err
+		}
+	}
 	out := s.toRepoJSON(repo, store.RoleAdmin)
 	if req.WebhookSecret != nil {
 		out.WebhookSecret = repo.WebhookSecret
+	}
+	if out.Credential, err = s.credentialInfo(r.Context(), repo); err != nil {
+		return err
+	}
+	if w := s.statusWarning(repo.Forge); w != "" && repo.Forge != oldForge {
+		out.Warnings = append(out.Warnings, w)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

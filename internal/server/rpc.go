@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryci/ferry/internal/gitauth"
 	"github.com/ferryci/ferry/internal/rpc"
 	"github.com/ferryci/ferry/internal/store"
 )
@@ -130,11 +131,21 @@ func (s *Server) prepareJob(ctx context.Context, j *store.Job) (*rpc.Job, *store
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("loading secrets: %w", err)
 	}
+	cred, err := s.repoCredential(ctx, repo)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("loading the repo's git credential: %w", err)
+	}
+	addCredentialSecrets(secrets, pay.CloneURL, cred, b)
+	var clone *gitauth.Credential
+	if !cred.IsZero() {
+		clone = &cred
+	}
 	return &rpc.Job{
 		ID: j.ID, LeaseToken: j.LeaseToken, LeaseTTL: s.cfg.LeaseTTL, BuildID: b.ID,
 		Pipeline: pay.Pipeline, Number: pay.Number, ConfigFile: pay.ConfigFile, Config: config,
 		Metadata: meta, Secrets: secrets, Env: pay.Params, Trusted: repo.Trusted, Timeout: repo.Timeout,
-		Clone: rpc.Clone{Disable: pay.CloneDisable, URL: pay.CloneURL, Ref: b.Ref, SHA: b.Commit, Depth: pay.CloneDepth},
+		Clone: rpc.Clone{Disable: pay.CloneDisable, URL: pay.CloneURL, Ref: b.Ref, SHA: b.Commit, Depth: pay.CloneDepth,
+			Credential: clone},
 	}, b, repo, nil
 }
 

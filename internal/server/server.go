@@ -152,6 +152,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, err
 	}
+	if err := s.warnStatusTokens(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.buildRouter()
 	s.ui, err = web.New(web.Config{API: s.handler, SessionKey: sessionKey, Badge: s.badgeStatus,
 		Logger: logger.With("component", "web")})
@@ -255,7 +259,7 @@ func (s *Server) loops() map[string]func(context.Context) error {
 	loops := map[string]func(context.Context) error{
 		"maintenance":   s.maintain,
 		"notifications": s.notifyLoop,
-		"cron":          trigger.NewCron(s.store, s, s.log).Run,
+		"cron":          s.newCron().Run,
 	}
 	if p := s.poller(); p != nil {
 		loops["poller"] = p
@@ -271,7 +275,17 @@ func (s *Server) loops() map[string]func(context.Context) error {
 
 // poller returns the git polling loop, which shares the server's mirrors.
 func (s *Server) poller() func(context.Context) error {
-	return trigger.NewPoller(s.store, s, s.git.mirrors, s.log).Run
+	p := trigger.NewPoller(s.store, s, s.git.mirrors, s.log)
+	p.Auth = s.gitOptions
+	return p.Run
+}
+
+// newCron returns the cron scheduler, reading repos with their
+// credentials.
+func (s *Server) newCron() *trigger.Cron {
+	c := trigger.NewCron(s.store, s, s.log)
+	c.Auth = s.gitOptions
+	return c
 }
 
 // privateDir makes dir, the data directory, readable by its owner only:

@@ -65,6 +65,9 @@ type Cron struct {
 	Parallel int
 	// GitOptions are passed to forge.LsRemote, for example credentials.
 	GitOptions []forge.GitOption
+	// Auth, if set, returns a repo's git credentials, passed to
+	// forge.LsRemote after GitOptions.
+	Auth GitAuth
 
 	repos   store.RepoStore
 	crons   store.CronStore
@@ -173,7 +176,11 @@ func (c *Cron) fire(ctx context.Context, cr *store.Cron) error {
 		log.DebugContext(ctx, "not firing cron of an inactive repo")
 		return nil
 	}
-	refs, err := forge.LsRemote(ctx, repo.GitURL, c.GitOptions...)
+	auth, err := gitAuth(ctx, c.Auth, repo)
+	if err != nil {
+		return err
+	}
+	refs, err := forge.LsRemote(ctx, repo.GitURL, append(append([]forge.GitOption(nil), c.GitOptions...), auth...)...)
 	if err != nil {
 		return fmt.Errorf("resolving branch head: %w", err)
 	}
@@ -265,4 +272,20 @@ func positive(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// GitAuth returns the git options, such as credentials, that reading a
+// repo needs.
+type GitAuth func(ctx context.Context, repo *store.Repo) ([]forge.GitOption, error)
+
+// gitAuth calls auth, if it is set.
+func gitAuth(ctx context.Context, auth GitAuth, repo *store.Repo) ([]forge.GitOption, error) {
+	if auth == nil {
+		return nil, nil
+	}
+	opts, err := auth(ctx, repo)
+	if err != nil {
+		return nil, fmt.Errorf("loading the git credential: %w", err)
+	}
+	return opts, nil
 }

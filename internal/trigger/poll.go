@@ -71,8 +71,10 @@ type Poller struct {
 	// server dies mid-poll, the repo is polled again after that.
 	Timeout time.Duration
 	// Refs keeps the baselines; nil keeps them in the database.
-	// Git credentials are the mirrors' (forge.NewMirrors).
 	Refs RefStore
+	// Auth, if set, returns a repo's git credentials, which are added to
+	// the mirrors' own (forge.NewMirrors).
+	Auth GitAuth
 
 	repos   store.RepoStore
 	builder Builder
@@ -226,7 +228,11 @@ func (p *Poller) Poll(ctx context.Context, repo *store.Repo) error {
 // poll is Poll for a caller that holds the repo's in-flight mark.
 func (p *Poller) poll(ctx context.Context, repo *store.Repo) error {
 	log := p.logger.With("repo", repo.Slug)
-	m := p.mirrors.Get(repo.GitURL)
+	auth, err := gitAuth(ctx, p.Auth, repo)
+	if err != nil {
+		return fmt.Errorf("polling %s: %w", repo.Slug, err)
+	}
+	m := p.mirrors.Get(repo.GitURL, auth...)
 	refs := p.Refs
 	if refs == nil {
 		refs = dbRefStore{repos: p.repos}
