@@ -110,6 +110,7 @@ func repoFlags(update bool) []ucli.Flag {
 		&ucli.DurationFlag{Name: "timeout", HideDefault: true, Usage: "pipeline timeout `DURATION` (0: the agent's default)"},
 		&ucli.StringFlag{Name: "default-branch", Usage: "`BRANCH` built by default" + usage(" (default: the remote's HEAD)", "")},
 	}
+	flags = append(flags, credentialFlags()...)
 	if update {
 		flags = append(flags,
 			&ucli.StringFlag{Name: "git-url", Usage: "clone from git `URL` from now on"},
@@ -119,9 +120,30 @@ func repoFlags(update bool) []ucli.Flag {
 	return flags
 }
 
+// credentialFlags give a repo's git credential, from files.
+func credentialFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "credential-user", Usage: "`USER` for HTTPS access to a private repo, with --credential-token-file (GitHub and GitLab: optional with a token)"},
+		&ucli.StringFlag{Name: "credential-token-file", Usage: "`FILE` holding the HTTPS password or access token of a private repo"},
+		&ucli.StringFlag{Name: "ssh-key-file", Usage: "`FILE` holding the SSH deploy key (private key) of a private repo with an ssh URL"},
+		&ucli.StringFlag{Name: "known-hosts-file", Usage: "`FILE` of known_hosts lines the SSH server's key must match (default: trusted on first use)"},
+	}
+}
+
+// credentialOptions reads the flags of credentialFlags.
+func credentialOptions(c *ucli.Command) cli.CredentialOptions {
+	return cli.CredentialOptions{User: c.String("credential-user"), TokenFile: c.String("credential-token-file"),
+		SSHKeyFile: c.String("ssh-key-file"), KnownHostsFile: c.String("known-hosts-file")}
+}
+
 // repoRequest builds a repo request from the flags that were given.
-func repoRequest(c *ucli.Command) *apiclient.RepoRequest {
+func repoRequest(c *ucli.Command) (*apiclient.RepoRequest, error) {
+	cred, err := credentialOptions(c).Request()
+	if err != nil {
+		return nil, err
+	}
 	return &apiclient.RepoRequest{
+		Credential:    cred,
 		GitURL:        optString(c, "git-url"),
 		Slug:          optString(c, "slug"),
 		Forge:         optString(c, "forge"),
@@ -132,7 +154,7 @@ func repoRequest(c *ucli.Command) *apiclient.RepoRequest {
 		Timeout:       optDuration(c, "timeout"),
 		DefaultBranch: optString(c, "default-branch"),
 		Active:        optBool(c, "active"),
-	}
+	}, nil
 }
 
 func repoCommand() *ucli.Command {
@@ -147,7 +169,10 @@ func repoCommand() *ucli.Command {
 				ArgsUsage: "GIT_URL",
 				Flags:     repoFlags(false),
 				Action: apiAction(1, 1, "GIT_URL", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
-					req := repoRequest(c)
+					req, err := repoRequest(c)
+					if err != nil {
+						return err
+					}
 					req.GitURL = &args[0]
 					return api.RepoAdd(ctx, req)
 				}),
@@ -174,8 +199,36 @@ func repoCommand() *ucli.Command {
 				ArgsUsage: "OWNER/NAME",
 				Flags:     repoFlags(true),
 				Action: apiAction(1, 1, "OWNER/NAME", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
-					return api.RepoUpdate(ctx, args[0], repoRequest(c))
+					req, err := repoRequest(c)
+					if err != nil {
+						return err
+					}
+					return api.RepoUpdate(ctx, args[0], req)
 				}),
+			},
+			{
+				Name:  "credential",
+				Usage: "set or remove the git credential (HTTPS token or SSH deploy key) of a private repo",
+				Commands: []*ucli.Command{
+					{
+						Name:      "set",
+						Usage:     "set or replace the credential: --credential-user and --credential-token-file, or --ssh-key-file",
+						ArgsUsage: "OWNER/NAME",
+						Flags:     credentialFlags(),
+						Action: apiAction(1, 1, "OWNER/NAME", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
+							return api.RepoCredentialSet(ctx, args[0], credentialOptions(c))
+						}),
+					},
+					{
+						Name:      "rm",
+						Aliases:   []string{"remove"},
+						Usage:     "remove the credential",
+						ArgsUsage: "OWNER/NAME",
+						Action: apiAction(1, 1, "OWNER/NAME", func(ctx context.Context, _ *ucli.Command, api *cli.API, args []string) error {
+							return api.RepoCredentialRemove(ctx, args[0])
+						}),
+					},
+				},
 			},
 			{
 				Name:      "rm",

@@ -115,6 +115,29 @@ func (c *Client) UpdateRepo(ctx context.Context, slug string, req *RepoRequest) 
 	return &r, nil
 }
 
+// SetCredential sets or replaces the git credential of the repo slug.
+func (c *Client) SetCredential(ctx context.Context, slug string, req *CredentialRequest) (*Credential, error) {
+	p, err := repoPath(slug)
+	if err != nil {
+		return nil, err
+	}
+	var cr Credential
+	if _, err := c.call(ctx, http.MethodPut, p+"/credential", nil, req, &cr); err != nil {
+		return nil, err
+	}
+	return &cr, nil
+}
+
+// DeleteCredential removes the git credential of the repo slug.
+func (c *Client) DeleteCredential(ctx context.Context, slug string) error {
+	p, err := repoPath(slug)
+	if err != nil {
+		return err
+	}
+	_, err = c.call(ctx, http.MethodDelete, p+"/credential", nil, nil, nil)
+	return err
+}
+
 // DeleteRepo removes the repo slug with its builds, logs and secrets.
 func (c *Client) DeleteRepo(ctx context.Context, slug string) error {
 	p, err := repoPath(slug)

@@ -120,6 +120,33 @@ type Repo struct {
 	Updated       time.Time `json:"updated"`
 	WebhookSecret string    `json:"webhook_secret,omitempty"`
 	Role          string    `json:"role,omitempty"`
+	// WebhookEvents are the events to tick in the forge's webhook
+	// settings, by the names the forge gives them.
+	WebhookEvents []string `json:"webhook_events,omitempty"`
+	// Credential says whether the repo has a git credential; it is only
+	// in the answers about one repo.
+	Credential *Credential `json:"credential,omitempty"`
+	// Warnings are problems with the repo's setup, in the answers that
+	// create or change it.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Credential describes a repo's git credential (schema Credential); the
+// secret part is write-only.
+type Credential struct {
+	Set      bool   `json:"set"`
+	Kind     string `json:"kind,omitempty"`
+	Username string `json:"username,omitempty"`
+}
+
+// CredentialRequest sets a repo's git credential (schema
+// CredentialRequest): a username with a password or access token, or an
+// SSH private key with, optionally, the known_hosts lines of its server.
+type CredentialRequest struct {
+	Username   string `json:"username,omitempty"`
+	Password   string `json:"password,omitempty"`
+	SSHKey     string `json:"ssh_key,omitempty"`
+	KnownHosts string `json:"known_hosts,omitempty"`
 }
 
 // RepoRequest adds or changes a repo (schema RepoRequest); nil fields are
@@ -135,6 +162,8 @@ type RepoRequest struct {
 	Timeout       *Duration `json:"timeout,omitempty"`
 	DefaultBranch *string   `json:"default_branch,omitempty"`
 	Active        *bool     `json:"active,omitempty"`
+	// Credential sets the repo's git credential.
+	Credential *CredentialRequest `json:"credential,omitempty"`
 }
 
 // Secret describes a secret (schema Secret); its value is write-only and

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/ferryci/ferry/internal/apiclient"
@@ -30,9 +31,130 @@ func (a *API) RepoAdd(ctx context.Context, req *apiclient.RepoRequest) error {
 	fmt.Fprintf(a.Stdout, "added %s (%s)\n", r.Slug, r.GitURL)
 	a.printRepo(r)
 	if r.Forge != "none" {
-		fmt.Fprintf(a.Stdout, "\nConfigure a webhook in %s that sends push, tag and pull request events to\n  %s\nwith the secret above; it is not shown again.\n", r.Forge, r.WebhookURL)
+		fmt.Fprintf(a.Stdout, "\nConfigure a webhook in %s that sends its events to\n  %s\nwith the secret above; it is not shown again. Tick these events: %s.\n",
+			r.Forge, r.WebhookURL, strings.Join(r.WebhookEvents, ", "))
+		switch r.Forge {
+		case "github", "gitea":
+			fmt.Fprintf(a.Stdout, "(%s sends tags as push events.)\n", r.Forge)
+		}
+	}
+	a.printWarnings(r.Warnings)
+	return nil
+}
+
+// printWarnings prints the server's warnings about a repo's setup.
+func (a *API) printWarnings(warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(a.Stderr, "warning: %s\n", w)
+	}
+}
+
+// CredentialOptions are the flags that give a repo's git credential. The
+// secrets come from files, never from the command line, where the process
+// list and the shell's history would show them.
+type CredentialOptions struct {
+	// User is the HTTPS username (--credential-user).
+	User string
+	// TokenFile holds the HTTPS password or access token
+	// (--credential-token-file); one trailing newline is removed.
+	TokenFile string
+	// SSHKeyFile holds an SSH private key (--ssh-key-file).
+	SSHKeyFile string
+	// KnownHostsFile holds the known_hosts lines of the SSH server
+	// (--known-hosts-file).
+	KnownHostsFile string
+}
+
+// Request reads the files o names and returns the credential request, or
+// nil when o gives no credential.
+func (o CredentialOptions) Request() (*apiclient.CredentialRequest, error) {
+	if o == (CredentialOptions{}) {
+		return nil, nil
+	}
+	if o.SSHKeyFile != "" && (o.User != "" || o.TokenFile != "") {
+		return nil, usagef("give --ssh-key-file, or --credential-user with --credential-token-file, not both")
+	}
+	if o.KnownHostsFile != "" && o.SSHKeyFile == "" {
+		return nil, usagef("--known-hosts-file goes with --ssh-key-file")
+	}
+	if o.User != "" && o.TokenFile == "" {
+		return nil, usagef("--credential-user needs --credential-token-file, the file holding the password or access token")
+	}
+	read := func(flag, path string) (string, error) {
+		if path == "" {
+			return "", nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return "", usagef("%s: %v", flag, err)
+		}
+		if len(data) == 0 {
+			return "", usagef("%s: %s is empty", flag, path)
+		}
+		return string(data), nil
+	}
+	req := &apiclient.CredentialRequest{Username: o.User}
+	token, err := read("--credential-token-file", o.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	req.Password = strings.TrimSuffix(strings.TrimSuffix(token, "\n"), "\r")
+	if req.SSHKey, err = read("--ssh-key-file", o.SSHKeyFile); err != nil {
+		return nil, err
+	}
+	if req.KnownHosts, err = read("--known-hosts-file", o.KnownHostsFile); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// RepoCredentialSet runs `ferry repo credential set`: it sets or replaces
+// the git credential the server and the agents use to read the repo.
+func (a *API) RepoCredentialSet(ctx context.Context, slug string, o CredentialOptions) error {
+	if err := CheckSlug(slug); err != nil {
+		return err
+	}
+	req, err := o.Request()
+	if err != nil {
+		return err
+	}
+	if req == nil {
+		return usagef("repo credential set needs --credential-user with --credential-token-file, or --ssh-key-file")
+	}
+	cr, err := a.Client.SetCredential(ctx, slug, req)
+	if err != nil {
+		return fmt.Errorf("setting the credential of %s: %w", slug, err)
+	}
+	if a.JSON {
+		return a.printJSON(cr)
+	}
+	fmt.Fprintf(a.Stdout, "set the %s credential of %s\n", credential(cr), slug)
+	return nil
+}
+
+// RepoCredentialRemove runs `ferry repo credential rm`.
+func (a *API) RepoCredentialRemove(ctx context.Context, slug string) error {
+	if err := CheckSlug(slug); err != nil {
+		return err
+	}
+	if err := a.Client.DeleteCredential(ctx, slug); err != nil {
+		return fmt.Errorf("removing the credential of %s: %w", slug, err)
+	}
+	if !a.JSON {
+		fmt.Fprintf(a.Stdout, "removed the credential of %s\n", slug)
 	}
 	return nil
+}
+
+// credential describes a credential without its secret.
+func credential(c *apiclient.Credential) string {
+	switch {
+	case c == nil || !c.Set:
+		return "none"
+	case c.Username != "":
+		return c.Kind + " (user " + c.Username + ")"
+	}
+	return c.Kind
 }
 
 // RepoUpdate runs `ferry repo update`: it changes the fields req sets and
@@ -58,6 +180,7 @@ func (a *API) RepoUpdate(ctx context.Context, slug string, req *apiclient.RepoRe
 	}
 	fmt.Fprintf(a.Stdout, "updated %s\n", r.Slug)
 	a.printRepo(r)
+	a.printWarnings(r.Warnings)
 	return nil
 }
 
@@ -128,6 +251,9 @@ func (a *API) printRepo(r *apiclient.Repo) {
 	row(w, "  active:", yesNo(r.Active))
 	row(w, "  builds:", fmt.Sprint(r.BuildCounter))
 	row(w, "  webhook url:", r.WebhookURL)
+	if r.Credential != nil {
+		row(w, "  credential:", credential(r.Credential))
+	}
 	if r.WebhookSecret != "" {
 		row(w, "  webhook secret:", r.WebhookSecret)
 	}
