@@ -97,6 +97,13 @@ func (r *gitRepo) fileURL() string { return "file://" + r.origin }
 // and returns the base URL: NAME.git under root is at BASE/NAME.git.
 func serveGit(t testing.TB, root string) string {
 	t.Helper()
+	return serveGitWith(t, root, nil)
+}
+
+// serveGitWith is serveGit with the handler wrapped by wrap, when it is
+// not nil: for example in a check of HTTP basic authentication.
+func serveGitWith(t testing.TB, root string, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
 	requireGit(t)
 	execPath, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
@@ -111,8 +118,12 @@ func serveGit(t testing.TB, root string) string {
 		Root: "/git",
 		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"},
 	}
+	var handler http.Handler = h
+	if wrap != nil {
+		handler = wrap(h)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/git/", h)
+	mux.Handle("/git/", handler)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL + "/git"

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/trigger"
 )
@@ -331,6 +332,10 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) error {
 		cancel()
 		if errors.Is(err, errUnknownRef) {
 			return badRequest(field, "%v", err)
+		}
+		if errors.Is(err, forge.ErrAuth) {
+			return errorf(http.StatusBadGateway, "", "resolving %s: %v; the repository needs a credential, or refused the one it has: "+
+				"set one with `ferry repo credential set %s`", ref, err, repo.Slug)
 		}
 		if err != nil {
 			return errorf(http.StatusBadGateway, "", "resolving %s: %v", ref, err)

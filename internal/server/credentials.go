@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -136,23 +137,25 @@ func (s *Server) credentialInfo(ctx context.Context, repo *store.Repo) (*credent
 	return &credentialJSON{Set: true, Kind: rc.Kind, Username: rc.Username}, nil
 }
 
-// Names of the secrets a pipeline may ask for to reach the repo with its
-// credential (from_secret), as Drone gives its clone step DRONE_NETRC_*.
-// They are never in a step's environment unless a step names them.
+// Names of the secrets a pipeline may ask for (from_secret) to reach the
+// repo with its credential, as Drone gives its clone step DRONE_NETRC_*:
+// the password or token, or the SSH key. They are in no step's environment
+// unless the step names them, and masked in every log like any secret.
 const (
-	secretNetrcMachine  = "netrc_machine"
-	secretNetrcUsername = "netrc_username"
 	secretNetrcPassword = "netrc_password"
 	secretSSHKey        = "clone_ssh_key"
 )
 
-// addCredentialSecrets adds c to secrets under the names above, for the
-// steps that ask for them, unless a secret of the same name exists. A pull
-// request from a fork gets none of them, as it gets no secret that does
-// not allow it.
-func addCredentialSecrets(secrets map[string]string, remote string, c gitauth.Credential, b *store.Build) {
+// addCredential gives a job's steps the means to ask for c: the secret
+// part as a secret (above), unless a secret of that name exists, and, for
+// an HTTPS credential, the host and username, which are not secret, as
+// DRONE_NETRC_MACHINE and DRONE_NETRC_USERNAME in every step's
+// environment. A pull request from a fork gets none of them, as it gets no
+// secret that does not allow it. It returns env, or a copy with the
+// variables added.
+func addCredential(secrets, env map[string]string, remote string, c gitauth.Credential, b *store.Build) map[string]string {
 	if c.IsZero() || b.Fork {
-		return
+		return env
 	}
 	add := func(name, value string) {
 		if _, ok := secrets[name]; !ok {
@@ -161,14 +164,18 @@ func addCredentialSecrets(secrets map[string]string, remote string, c gitauth.Cr
 	}
 	switch c.Kind() {
 	case gitauth.KindHTTPS:
-		if u, err := url.Parse(remote); err == nil {
-			add(secretNetrcMachine, u.Hostname())
-		}
-		add(secretNetrcUsername, c.Username)
 		add(secretNetrcPassword, c.Password)
+		out := make(map[string]string, len(env)+2)
+		maps.Copy(out, env)
+		if u, err := url.Parse(remote); err == nil {
+			out["DRONE_NETRC_MACHINE"] = u.Hostname()
+		}
+		out["DRONE_NETRC_USERNAME"] = c.Username
+		return out
 	case gitauth.KindSSH:
 		add(secretSSHKey, c.SSHKey)
 	}
+	return env
 }
 
 func (s *Server) putCredential(w http.ResponseWriter, r *http.Request) error {

@@ -135,7 +135,7 @@ func (s *Server) prepareJob(ctx context.Context, j *store.Job) (*rpc.Job, *store
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("loading the repo's git credential: %w", err)
 	}
-	addCredentialSecrets(secrets, pay.CloneURL, cred, b)
+	env := addCredential(secrets, pay.Params, pay.CloneURL, cred, b)
 	var clone *gitauth.Credential
 	if !cred.IsZero() {
 		clone = &cred
@@ -143,7 +143,7 @@ func (s *Server) prepareJob(ctx context.Context, j *store.Job) (*rpc.Job, *store
 	return &rpc.Job{
 		ID: j.ID, LeaseToken: j.LeaseToken, LeaseTTL: s.cfg.LeaseTTL, BuildID: b.ID,
 		Pipeline: pay.Pipeline, Number: pay.Number, ConfigFile: pay.ConfigFile, Config: config,
-		Metadata: meta, Secrets: secrets, Env: pay.Params, Trusted: repo.Trusted, Timeout: repo.Timeout,
+		Metadata: meta, Secrets: secrets, Env: env, Trusted: repo.Trusted, Timeout: repo.Timeout,
 		Clone: rpc.Clone{Disable: pay.CloneDisable, URL: pay.CloneURL, Ref: b.Ref, SHA: b.Commit, Depth: pay.CloneDepth,
 			Credential: clone},
 	}, b, repo, nil
