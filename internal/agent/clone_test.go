@@ -2,12 +2,16 @@ package agent
 
 import (
 	"context"
+	"encoding/base64"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ferryci/ferry/internal/gitauth"
+	"github.com/ferryci/ferry/internal/gittest"
 	"github.com/ferryci/ferry/internal/rpc"
 )
 
@@ -101,5 +105,64 @@ func TestCloneUnknownCommitFails(t *testing.T) {
 	err := clone(context.Background(), t.TempDir(), rpc.Clone{URL: repo.url, Ref: "refs/heads/main", SHA: strings.Repeat("1", 40), Depth: 1})
 	if err == nil || !strings.Contains(err.Error(), "checking out") {
 		t.Fatalf("clone of a commit the repository lacks: %v, want a checkout error", err)
+	}
+}
+
+// TestCloneWithCredential clones from git http-backend behind HTTP basic
+// authentication: without the job's credential the clone fails saying
+// so; with it, it succeeds, and the token is neither on any git command
+// line nor in the checkout's files.
+func TestCloneWithCredential(t *testing.T) {
+	args := gittest.RecordArgs(t) // sets PATH: not parallel
+	repo := newGitRepo(t)
+	sha := repo.commit(t, map[string]string{"a.txt": "private"})
+	root := t.TempDir()
+	repo.git(t, "clone", "--quiet", "--bare", repo.dir, filepath.Join(root, "private.git"))
+	auth := &gittest.BasicAuth{User: "ci-bot", Password: "tok-" + strings.Repeat("5ec", 8)}
+	url := gittest.Serve(t, root, auth.Wrap) + "/private.git"
+	c := rpc.Clone{URL: url, Ref: "refs/heads/main", SHA: sha, Depth: 1}
+
+	err := clone(context.Background(), t.TempDir(), c)
+	if err == nil || !strings.Contains(err.Error(), "Authentication failed") {
+		t.Fatalf("clone without the credential: %v; want git's authentication failure", err)
+	}
+	if auth.Refused.Load() == 0 {
+		t.Fatal("the git server refused nothing: the test does not test authentication")
+	}
+
+	c.Credential = &gitauth.Credential{Username: auth.User, Password: auth.Password}
+	out := t.TempDir()
+	if err := clone(context.Background(), out, c); err != nil {
+		t.Fatalf("clone with the credential: %v", err)
+	}
+	if got := checkoutGit(t, out, "rev-parse", "HEAD"); got != sha {
+		t.Errorf("HEAD = %s, want %s", got, sha)
+	}
+	if auth.Admitted.Load() == 0 {
+		t.Error("the git server admitted no request")
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte(auth.User + ":" + auth.Password))
+	recorded := args()
+	if !strings.Contains(recorded, "clone") {
+		t.Fatalf("recorded git command lines %q lack the clone: the recording does not work", recorded)
+	}
+	if strings.Contains(recorded, auth.Password) || strings.Contains(recorded, basic) {
+		t.Errorf("a git command line holds the token:\n%s", recorded)
+	}
+	err = filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(data), auth.Password) || strings.Contains(string(data), basic) {
+			t.Errorf("%s in the checkout holds the token", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
