@@ -11,6 +11,8 @@ need_apt=()
 bb=$( { ldd /bin/busybox 2>&1 || true; } )
 case "$bb" in *"not a dynamic"*) ;; *) need_apt+=(busybox-static) ;; esac
 command -v git >/dev/null || need_apt+=(git)
+# The SSH deploy key tests run a real sshd (Debian's openssh-server).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
 # The UI's browser tests drive Debian's chromium (headless) through chromedp.
 command -v chromium >/dev/null || need_apt+=(chromium fonts-dejavu-core)

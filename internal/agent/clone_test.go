@@ -166,3 +166,32 @@ func TestCloneWithCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCloneWithSSHKey clones over ssh:// from a real sshd with the job's
+// deploy key, checking the server's host key against the known_hosts sent
+// with it; without the key the clone is refused.
+func TestCloneWithSSHKey(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // not parallel
+	repo := newGitRepo(t)
+	sha := repo.commit(t, map[string]string{"a.txt": "private"})
+	bare := filepath.Join(t.TempDir(), "private.git")
+	repo.git(t, "clone", "--quiet", "--bare", repo.dir, bare)
+	srv := gittest.StartSSH(t)
+	c := rpc.Clone{URL: srv.URL(bare), Ref: "refs/heads/main", SHA: sha, Depth: 1,
+		Credential: &gitauth.Credential{SSHKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n", KnownHosts: srv.KnownHosts}}
+	if err := clone(context.Background(), t.TempDir(), c); err == nil {
+		t.Fatal("clone with a key the server does not know succeeded")
+	}
+	c.Credential.SSHKey = srv.Key
+	out := t.TempDir()
+	if err := clone(context.Background(), out, c); err != nil {
+		t.Fatalf("clone with the deploy key: %v", err)
+	}
+	if got := checkoutGit(t, out, "rev-parse", "HEAD"); got != sha {
+		t.Errorf("HEAD = %s, want %s", got, sha)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("the clone left %v in TMPDIR; the key's directory must be removed", entries)
+	}
+}

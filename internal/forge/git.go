@@ -131,12 +131,23 @@ type gitError struct {
 
 func (e *gitError) Error() string {
 	msg := fmt.Sprintf("git %s: %v", e.args[0], e.err)
-	if e.stderr != "" {
-		// The last lines say what went wrong; the first ones are progress.
-		lines := strings.Split(e.stderr, "\n")
-		if len(lines) > 3 {
-			lines = lines[len(lines)-3:]
+	// The last lines say what went wrong; the first ones are progress.
+	// git's advice after a failed connection ("Could not read from
+	// remote repository. Please make sure you have the correct access
+	// rights…") says nothing the line before it does not.
+	var lines []string
+	for l := range strings.SplitSeq(e.stderr, "\n") {
+		switch l = strings.TrimSpace(l); {
+		case l == "", l == "fatal: Could not read from remote repository.",
+			l == "Please make sure you have the correct access rights", l == "and the repository exists.":
+			continue
 		}
+		lines = append(lines, l)
+	}
+	if len(lines) > 3 {
+		lines = lines[len(lines)-3:]
+	}
+	if len(lines) > 0 {
 		msg += ": " + strings.Join(lines, "; ")
 	}
 	return msg
