@@ -120,7 +120,8 @@ func testSecrets(t *testing.T, driver string) {
 }
 
 // rawDatabase returns the bytes of the SQLite files (database and WAL), or
-// on PostgreSQL the raw bytes of the secrets table's names and values.
+// on PostgreSQL the raw bytes of the rows of the secrets and the repo
+// credentials.
 func (ts *testServer) rawDatabase(t *testing.T) []byte {
 	t.Helper()
 	if ts.dbPath != "" {
@@ -142,22 +143,29 @@ func (ts *testServer) rawDatabase(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT name, value, events FROM secrets`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	var all []byte
-	for rows.Next() {
-		var name, events string
-		var value []byte
-		if err := rows.Scan(&name, &value, &events); err != nil {
+	// Each query returns the text and bytes columns of a table that holds
+	// sealed values.
+	for _, q := range []string{
+		`SELECT name, value, events FROM secrets`,
+		`SELECT kind, value, username FROM repo_credentials`,
+	} {
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
 			t.Fatal(err)
 		}
-		all = append(append(append(all, name...), value...), events...)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+		for rows.Next() {
+			var a, c string
+			var value []byte
+			if err := rows.Scan(&a, &value, &c); err != nil {
+				t.Fatal(err)
+			}
+			all = append(append(append(all, a...), value...), c...)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return all
 }
