@@ -128,7 +128,7 @@ func (a *API) RepoCredentialSet(ctx context.Context, slug string, o CredentialOp
 	if a.JSON {
 		return a.printJSON(cr)
 	}
-	fmt.Fprintf(a.Stdout, "set the %s credential of %s\n", credential(cr), slug)
+	fmt.Fprintf(a.Stdout, "set the credential of %s: %s\n", slug, credential(cr))
 	return nil
 }
 
