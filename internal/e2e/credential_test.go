@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // privatePipeline checks, from inside its steps, that the repo's token is
@@ -54,19 +55,8 @@ func TestPrivateRepoCredential(t *testing.T) {
 	split := func(s string) string { return s[:len(s)/2] + "''" + s[len(s)/2:] }
 	pipeline := strings.NewReplacer("TOKEN", split(token), "AUTH", split(auth)).Replace(privatePipeline)
 	newGitRepo(t, root, "private", map[string]string{".drone.yml": pipeline})
-	var refused, allowed atomic.Int32
-	base := serveGitWith(t, root, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if u, p, ok := r.BasicAuth(); !ok || u != user || p != token {
-				refused.Add(1)
-				w.Header().Set("WWW-Authenticate", `Basic realm="private"`)
-				http.Error(w, "authentication required", http.StatusUnauthorized)
-				return
-			}
-			allowed.Add(1)
-			h.ServeHTTP(w, r)
-		})
-	})
+	gate := &gittest.BasicAuth{User: user, Password: token}
+	base := gittest.Serve(t, root, gate.Wrap)
 	gitURL := base + "/private.git"
 
 	srv := startServer(t, serverOptions{})
@@ -80,7 +70,7 @@ func TestPrivateRepoCredential(t *testing.T) {
 		!strings.Contains(ae.Body, "--credential-token-file") {
 		t.Fatalf("adding the private repo without a credential: %v; want 400 saying it needs a credential", err)
 	}
-	if refused.Load() == 0 {
+	if gate.Refused.Load() == 0 {
 		t.Fatal("the git server never refused a request: the test does not test authentication")
 	}
 

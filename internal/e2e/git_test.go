@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // gitRepo is a real git repository: a bare origin that ferry clones, and a
@@ -97,36 +97,8 @@ func (r *gitRepo) fileURL() string { return "file://" + r.origin }
 // and returns the base URL: NAME.git under root is at BASE/NAME.git.
 func serveGit(t testing.TB, root string) string {
 	t.Helper()
-	return serveGitWith(t, root, nil)
-}
-
-// serveGitWith is serveGit with the handler wrapped by wrap, when it is
-// not nil: for example in a check of HTTP basic authentication.
-func serveGitWith(t testing.TB, root string, wrap func(http.Handler) http.Handler) string {
-	t.Helper()
 	requireGit(t)
-	execPath, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		skipOrFail(t, "git --exec-path: %v", err)
-	}
-	backend := filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend")
-	if _, err := os.Stat(backend); err != nil {
-		skipOrFail(t, "git http-backend is not installed: %v", err)
-	}
-	h := &cgi.Handler{
-		Path: backend,
-		Root: "/git",
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"},
-	}
-	var handler http.Handler = h
-	if wrap != nil {
-		handler = wrap(h)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/git/", handler)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.URL + "/git"
+	return gittest.Serve(t, root, nil)
 }
 
 // ---- webhooks ----

@@ -137,9 +137,9 @@ func (e *gitError) Error() string {
 	// rights…") says nothing the line before it does not.
 	var lines []string
 	for l := range strings.SplitSeq(e.stderr, "\n") {
-		switch l = strings.TrimSpace(l); {
-		case l == "", l == "fatal: Could not read from remote repository.",
-			l == "Please make sure you have the correct access rights", l == "and the repository exists.":
+		switch l = strings.TrimSpace(l); l {
+		case "", "fatal: Could not read from remote repository.",
+			"Please make sure you have the correct access rights", "and the repository exists.":
 			continue
 		}
 		lines = append(lines, l)

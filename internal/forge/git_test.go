@@ -3,10 +3,8 @@ package forge
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -16,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // requireGit skips a test when git is missing, and fails it under CI=true.
@@ -27,23 +27,6 @@ func requireGit(t *testing.T) {
 		}
 		t.Skipf("git is not installed: %v", err)
 	}
-}
-
-// gitHTTPBackend returns the path of git's CGI program.
-func gitHTTPBackend(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Fatalf("git --exec-path: %v", err)
-	}
-	p := filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("git-http-backend is required: %v", err)
-		}
-		t.Skipf("git-http-backend is not installed: %v", err)
-	}
-	return p
 }
 
 // origin is a real repository: a bare "server" copy, and a working copy
@@ -131,17 +114,7 @@ func (o *origin) fileURL() string { return "file://" + o.bare }
 // returns the repository's URL. wrap, if set, wraps the handler.
 func (o *origin) serveHTTP(wrap func(http.Handler) http.Handler) string {
 	o.t.Helper()
-	var h http.Handler = &cgi.Handler{
-		Path:   gitHTTPBackend(o.t),
-		Env:    []string{"GIT_PROJECT_ROOT=" + o.root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=" + os.DevNull},
-		Stderr: io.Discard, // "not our ref" and the like: the client reports them
-	}
-	if wrap != nil {
-		h = wrap(h)
-	}
-	srv := httptest.NewServer(h)
-	o.t.Cleanup(srv.Close)
-	return srv.URL + "/repo.git"
+	return gittest.Serve(o.t, o.root, wrap) + "/repo.git"
 }
 
 // seed makes a history: main with two commits, an annotated and a
@@ -248,18 +221,8 @@ func TestLsRemoteBasicAuth(t *testing.T) {
 	const user, password = "ferry-bot", "s3cret-t0ken"
 	o := newOrigin(t)
 	_, second := o.seed()
-	var unauthorised atomic.Int32
-	url := o.serveHTTP(func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
-				unauthorised.Add(1)
-				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-				http.Error(w, "unauthorised", http.StatusUnauthorized)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	gate := &gittest.BasicAuth{User: user, Password: password}
+	url := o.serveHTTP(gate.Wrap)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -269,7 +232,7 @@ func TestLsRemoteBasicAuth(t *testing.T) {
 	} else if !errors.Is(err, ErrAuth) {
 		t.Errorf("LsRemote without credentials: %v, want an error matching ErrAuth", err)
 	}
-	if unauthorised.Load() == 0 {
+	if gate.Refused.Load() == 0 {
 		t.Fatal("the server never refused a request")
 	}
 	if _, err := LsRemote(ctx, url, WithBasicAuth(user, "wrong")); err == nil {

@@ -125,8 +125,11 @@ func Env(remote string, c Credential, base []string) (env []string, cleanup func
 	switch {
 	case c.Kind() == KindHTTPS && Transport(remote) == KindHTTPS:
 		u, err := url.Parse(remote)
-		if err != nil || u.Host == "" {
-			return nil, cleanup, fmt.Errorf("parsing git URL: %v", err)
+		if err != nil {
+			return nil, cleanup, fmt.Errorf("parsing git URL: %w", err)
+		}
+		if u.Host == "" {
+			return nil, cleanup, errors.New("parsing git URL: it has no host")
 		}
 		token := base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Password))
 		n, _ := strconv.Atoi(lookup(base, "GIT_CONFIG_COUNT"))

@@ -4,6 +4,7 @@
 package gittest
 
 import (
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -42,6 +43,8 @@ func Serve(t testing.TB, root string, wrap func(http.Handler) http.Handler) stri
 	var h http.Handler = &cgi.Handler{
 		Path: backend,
 		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=" + os.DevNull},
+		// "not our ref" and the like: the client reports them.
+		Stderr: io.Discard,
 	}
 	if wrap != nil {
 		h = wrap(h)

@@ -188,7 +188,7 @@ func TestStatusTokenWarnings(t *testing.T) {
 	add := func(slug, forge string) (warnings, events []string) {
 		t.Helper()
 		body, _ := json.Marshal(map[string]any{"git_url": g.URL(), "slug": slug, "forge": forge, "poll_interval": "0s"})
-		req, _ := http.NewRequest("POST", h.URL+"/api/repos", bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, h.URL+"/api/repos", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -148,11 +148,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, err
 	}
-	if err := s.bootstrap(ctx); err != nil {
+	if err := s.warnStatusTokens(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
-	if err := s.warnStatusTokens(ctx); err != nil {
+	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}

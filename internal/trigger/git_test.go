@@ -1,14 +1,13 @@
 package trigger
 
 import (
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // gitRepo is a real git repository for tests: a bare "origin" that ferry
@@ -90,23 +89,5 @@ func (r *gitRepo) fileURL() string { return "file://" + r.origin }
 // repository NAME.git under root is at BASE/NAME.git.
 func serveGit(t *testing.T, root string) string {
 	t.Helper()
-	requireGit(t)
-	execPath, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		skipOrFail(t, "git --exec-path: %v", err)
-	}
-	backend := filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend")
-	if _, err := os.Stat(backend); err != nil {
-		skipOrFail(t, "git http-backend is not installed: %v", err)
-	}
-	h := &cgi.Handler{
-		Path: backend,
-		Root: "/git",
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/git/", h)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.URL + "/git"
+	return gittest.Serve(t, root, nil)
 }
