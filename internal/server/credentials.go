@@ -125,6 +125,23 @@ func (s *Server) gitOptions(ctx context.Context, repo *store.Repo) ([]forge.GitO
 	return []forge.GitOption{forge.WithCredential(c)}, nil
 }
 
+// credentialFits refuses a new git URL that the repo's stored credential
+// cannot be used with (an https token for an ssh URL, or the other way).
+func (s *Server) credentialFits(ctx context.Context, repo *store.Repo) error {
+	rc, err := s.store.Credentials.Get(ctx, repo.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if t := gitauth.Transport(repo.GitURL); t != rc.Kind {
+		return badRequest("git_url", "the repo's %s credential does not fit the git URL %s: give a credential for it along with the URL, or remove the credential first",
+			rc.Kind, repo.GitURL)
+	}
+	return nil
+}
+
 // credentialInfo describes repo's credential for an answer.
 func (s *Server) credentialInfo(ctx context.Context, repo *store.Repo) (*credentialJSON, error) {
 	rc, err := s.store.Credentials.Get(ctx, repo.ID)

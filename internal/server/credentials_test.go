@@ -91,6 +91,11 @@ func testRepoCredential(t *testing.T, driver string) {
 			t.Errorf("an answer shows the token: %s", a)
 		}
 	}
+	// A git URL the credential does not fit is refused.
+	code, body := ts.call("PATCH", "/api/repos/acme/app", adminToken, map[string]any{"git_url": "git@git.example.com:acme/app.git"})
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "https credential does not fit") {
+		t.Errorf("changing the git URL to ssh: %d %s; want 400 saying the credential does not fit", code, body)
+	}
 	// Only the repo's admins see even that it is set.
 	bob := ts.userToken("bob")
 	ts.must(http.StatusNotFound, "GET", "/api/repos/acme/app/credential", bob, nil, nil)
@@ -141,7 +146,7 @@ func testRepoCredential(t *testing.T, driver string) {
 	// is missing.
 	ts.must(http.StatusNoContent, "DELETE", "/api/repos/acme/app/credential", adminToken, nil, nil)
 	ts.must(http.StatusNotFound, "DELETE", "/api/repos/acme/app/credential", adminToken, nil, nil)
-	code, body := ts.call("POST", "/api/repos/acme/app/builds", adminToken, map[string]string{"branch": "main"})
+	code, body = ts.call("POST", "/api/repos/acme/app/builds", adminToken, map[string]string{"branch": "main"})
 	if code != http.StatusBadGateway || !strings.Contains(string(body), "ferry repo credential set acme/app") {
 		t.Errorf("a build without the credential: %d %s; want 502 naming `ferry repo credential set`", code, body)
 	}

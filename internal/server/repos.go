@@ -357,6 +357,10 @@ func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request) error {
 		if cred, err = checkCredential(repo, req.Credential); err != nil {
 			return err
 		}
+	} else if req.GitURL != nil {
+		if err := s.credentialFits(r.Context(), repo); err != nil {
+			return err
+		}
 	}
 	if err := s.store.Repos.Update(r.Context(), repo); errors.Is(err, store.ErrConflict) {
 		return conflict("slug", "a repo with slug %q exists", repo.Slug)
