@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/forge"
+	"github.com/ferryci/ferry/internal/gittest"
 	"github.com/ferryci/ferry/internal/store"
 )
 
@@ -366,5 +367,39 @@ func TestPollKeepsToInterval(t *testing.T) {
 		if d := due[i].Sub(due[i-1]); d != interval {
 			t.Errorf("poll %d was scheduled %s after the one before, want exactly the %s interval (due times %v)", i, d, interval, due)
 		}
+	}
+}
+
+// TestPollerUsesRepoCredential polls a repository that git http-backend
+// serves only with HTTP basic authentication: without the poller's Auth
+// the fetch is refused, with it the poll records the baseline.
+func TestPollerUsesRepoCredential(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	origin := newGitRepo(t, root, "app")
+	gate := &gittest.BasicAuth{User: "ci-bot", Password: "tok-poll-31c7"}
+	url := gittest.Serve(t, root, gate.Wrap) + "/app.git"
+	st := openStore(t)
+	repo := createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: url, PollInterval: time.Hour})
+	p := NewPoller(st, newBuilder(st), forge.NewMirrors(t.TempDir()), testLogger(t))
+	ctx := context.Background()
+
+	if err := p.Poll(ctx, repo); !errors.Is(err, forge.ErrAuth) {
+		t.Fatalf("Poll without a credential: %v, want an error matching forge.ErrAuth", err)
+	}
+	var asked []string
+	p.Auth = func(_ context.Context, r *store.Repo) ([]forge.GitOption, error) {
+		asked = append(asked, r.Slug)
+		return []forge.GitOption{forge.WithBasicAuth(gate.User, gate.Password)}, nil
+	}
+	if err := p.Poll(ctx, repo); err != nil {
+		t.Fatalf("Poll with the credential: %v", err)
+	}
+	refs, err := st.Repos.PollRefs(ctx, repo.ID)
+	if err != nil || refs["refs/heads/main"] != origin.git(origin.work, "rev-parse", "HEAD") {
+		t.Fatalf("baseline after the poll = %v, %v; want main's head", refs, err)
+	}
+	if !slices.Equal(asked, []string{"acme/app"}) {
+		t.Errorf("Auth was asked for %v, want acme/app once", asked)
 	}
 }
