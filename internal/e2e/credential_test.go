@@ -83,8 +83,9 @@ func TestPrivateRepoCredential(t *testing.T) {
 	}
 
 	// With the credential: added, and the answer shows only that it is set.
+	// Trusted: the pipeline runs on the host (type: exec).
 	status, body, err := c.call("POST", "/api/repos", map[string]any{"git_url": gitURL, "slug": slug, "poll_interval": "0s",
-		"credential": map[string]string{"username": user, "password": token}})
+		"trusted": true, "credential": map[string]string{"username": user, "password": token}})
 	if err != nil || status != http.StatusCreated {
 		t.Fatalf("adding the private repo with its credential: %d %s %v", status, body, err)
 	}

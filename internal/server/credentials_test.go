@@ -70,7 +70,7 @@ func testRepoCredential(t *testing.T, driver string) {
 		} `json:"credential"`
 	}
 	answers = append(answers, ts.must(http.StatusCreated, "POST", "/api/repos", adminToken, map[string]any{
-		"git_url": url, "slug": "acme/app", "poll_interval": "0s",
+		"git_url": url, "slug": "acme/app", "poll_interval": "0s", "trusted": true, // an exec pipeline
 		"credential": map[string]string{"username": auth.User, "password": auth.Password},
 	}, &repo))
 	if !repo.Credential.Set || repo.Credential.Kind != "https" || repo.Credential.Username != auth.User {
