@@ -139,6 +139,10 @@ type Config struct {
 	// default the agent makes its own and closes its idle connections
 	// when Run returns.
 	HTTPClient *http.Client
+
+	// reportLinger replaces reportLinger when positive; tests set it to
+	// make the coalescing of a job's reports independent of timing.
+	reportLinger time.Duration
 }
 
 // Agent leases and runs jobs. Create it with New.

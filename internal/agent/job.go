@@ -92,6 +92,9 @@ func (a *Agent) runJob(ctx context.Context, l *lane, job *rpc.Job) {
 	}
 
 	ob := newOutbox(a.client, job, log)
+	if a.cfg.reportLinger > 0 {
+		ob.linger = a.cfg.reportLinger
+	}
 	sent := make(chan error, 1)
 	go func() {
 		err := ob.run(sendCtx)

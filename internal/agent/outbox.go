@@ -109,6 +109,8 @@ type outbox struct {
 	// since a blocked writer would keep a killed step from ending.
 	unbounded bool
 	failing   bool
+	// blocked counts the writers waiting for space.
+	blocked int
 }
 
 func newOutbox(client *rpc.Client, job *rpc.Job, log *slog.Logger) *outbox {
@@ -159,7 +161,9 @@ func (o *outbox) line(step string, line []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for o.bytes >= o.maxBytes && !o.stopped && !o.unbounded && !o.closed {
+		o.blocked++
 		o.space.Wait()
+		o.blocked--
 	}
 	if o.closed || o.stopped {
 		return

@@ -53,9 +53,9 @@ type testServer struct {
 }
 
 // waitIdle waits until no lease request is held open.
-func (s *testServer) waitIdle(timeout time.Duration) {
+func (s *testServer) waitIdle() {
 	s.t.Helper()
-	deadline := time.After(timeout)
+	deadline := time.After(patience)
 	for {
 		s.mu.Lock()
 		n, ch := s.polling, s.changed
@@ -66,7 +66,7 @@ func (s *testServer) waitIdle(timeout time.Duration) {
 		select {
 		case <-ch:
 		case <-deadline:
-			s.t.Fatalf("%d lease requests still open after %s", n, timeout)
+			s.t.Fatalf("%d lease requests still open after %s", n, patience)
 		}
 	}
 }
@@ -184,9 +184,9 @@ func (s *testServer) set(id int64, f func(*serverJob)) {
 }
 
 // waitFor waits until cond holds for job id, or fails the test.
-func (s *testServer) waitFor(id int64, timeout time.Duration, what string, cond func(*serverJob) bool) {
+func (s *testServer) waitFor(id int64, what string, cond func(*serverJob) bool) {
 	s.t.Helper()
-	deadline := time.After(timeout)
+	deadline := time.After(patience)
 	for {
 		s.mu.Lock()
 		ok := cond(s.jobs[id])
@@ -199,7 +199,7 @@ func (s *testServer) waitFor(id int64, timeout time.Duration, what string, cond 
 		case <-ch:
 		case <-deadline:
 			sj := s.get(id)
-			s.t.Fatalf("job %d: timed out after %s waiting for %s; steps %+v, logs %q, complete %+v", id, timeout, what, sj.steps, sj.logs, sj.complete)
+			s.t.Fatalf("job %d: timed out after %s waiting for %s; steps %+v, logs %q, complete %+v", id, patience, what, sj.steps, sj.logs, sj.complete)
 		}
 	}
 }

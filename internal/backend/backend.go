@@ -35,7 +35,8 @@ type Backend interface {
 	// blocks until it exits. A cancelled ctx kills the step (the whole process
 	// group or container) and Run returns promptly with State.Killed set.
 	// A step that cannot be started (missing image, bad entrypoint) returns an
-	// error; the runtime marks it as errored.
+	// error; the runtime marks it as errored. Run calls Started(ctx) once,
+	// as soon as the step's process (or container) is running.
 	Run(ctx context.Context, spec *Spec, step *Step, out io.Writer) (*State, error)
 	// Destroy stops anything still running and removes every resource
 	// created for spec.
@@ -192,10 +193,34 @@ type Step struct {
 	Secrets []string
 }
 
+// startedKey is the context key of the hook that Started calls.
+type startedKey struct{}
+
+// WithStarted returns a copy of ctx that makes Started(ctx) call fn. The
+// runtime passes such a context to Run to learn when a step's process is
+// running: a step's timeout counts from then, so that the time an engine
+// takes to pull and create a step's container on a busy machine does not
+// use up the step's time (the pipeline's timeout still bounds it). Like
+// net/http/httptrace, the hook travels in the context so that the Backend
+// interface stays three methods.
+func WithStarted(ctx context.Context, fn func()) context.Context {
+	return context.WithValue(ctx, startedKey{}, fn)
+}
+
+// Started tells the caller of Run that the step's process is running. A
+// backend calls it once per Run, right after the process or container
+// started; it does nothing when ctx carries no hook.
+func Started(ctx context.Context) {
+	if fn, ok := ctx.Value(startedKey{}).(func()); ok {
+		fn()
+	}
+}
+
 // State is how a step ended.
 type State struct {
 	ExitCode int
 	// Killed is set when the step was stopped by cancellation or a timeout.
+	// A step killed before its process started has ExitCode 0.
 	Killed bool
 	// OOMKilled is set when the container was killed for exceeding its memory limit.
 	OOMKilled bool

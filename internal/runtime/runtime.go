@@ -222,6 +222,9 @@ func (r *Runner) Run(ctx context.Context, spec *backend.Spec) *Result {
 	return res
 }
 
+// errStepTimeout is the cause of a step's context when its timeout ends.
+var errStepTimeout = errors.New("step timed out")
+
 // bgStopWait bounds how long a finished pipeline waits for its services
 // and detached steps to stop before it tears down the backend's resources.
 const bgStopWait = 10 * time.Second
@@ -371,14 +374,32 @@ func (rn *run) runStep(ctx context.Context, s *backend.Step) {
 	sr := rn.results[s]
 	step := rn.withStatusEnv(s)
 
-	var stepCtx context.Context
-	var cancel context.CancelFunc
+	// A step's timeout counts from the moment its process runs
+	// (backend.Started), not from when the backend was asked to create
+	// it: on a busy machine the engine may take longer to create a
+	// container than a short timeout allows, and the step would be killed
+	// before it ran. The pipeline's timeout bounds the whole.
+	stepCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	runCtx := stepCtx
 	if s.Timeout > 0 {
-		stepCtx, cancel = context.WithTimeout(ctx, s.Timeout)
-	} else {
-		stepCtx, cancel = context.WithCancel(ctx)
+		var mu sync.Mutex
+		var timer *time.Timer
+		runCtx = backend.WithStarted(stepCtx, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if timer == nil {
+				timer = time.AfterFunc(s.Timeout, func() { cancel(errStepTimeout) })
+			}
+		})
+		defer func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
 	}
-	defer cancel()
 
 	rn.mu.Lock()
 	sr.Status = StatusRunning
@@ -392,7 +413,7 @@ func (rn *run) runStep(ctx context.Context, s *backend.Step) {
 		}
 		r.reporter.StepLog(rn.spec, s, line)
 	})
-	state, err := r.backend.Run(stepCtx, rn.spec, step, w)
+	state, err := r.backend.Run(runCtx, rn.spec, step, w)
 	_ = w.Close()
 
 	rn.mu.Lock()
@@ -405,7 +426,7 @@ func (rn *run) runStep(ctx context.Context, s *backend.Step) {
 		sr.Status, sr.Error = StatusKilled, cancelReason(ctx)
 	case err != nil:
 		sr.Status, sr.Error = StatusError, err.Error()
-	case state.Killed && errors.Is(stepCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+	case state.Killed && errors.Is(context.Cause(stepCtx), errStepTimeout) && ctx.Err() == nil:
 		sr.Status, sr.ExitCode, sr.Error = StatusKilled, state.ExitCode, fmt.Sprintf("step timed out after %s", s.Timeout)
 	case state.Killed || ctx.Err() != nil:
 		sr.Status, sr.ExitCode, sr.Error = StatusKilled, state.ExitCode, cancelReason(ctx)

@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -159,6 +160,43 @@ func TestStepTimeoutFailsPipeline(t *testing.T) {
 	}
 	if res.Steps[1].Status != runtime.StatusSuccess {
 		t.Fatalf("on-failure step = %s, want success", res.Steps[1].Status)
+	}
+}
+
+// slowStart is the local backend behind an engine that takes longer to
+// start a step than the step's timeout, as a busy Docker Engine may.
+type slowStart struct {
+	backend.Backend
+	delay time.Duration
+	// alive records, per step, whether the step's context was still alive
+	// after the delay, when the step's process was about to start.
+	mu    sync.Mutex
+	alive map[string]bool
+}
+
+func (b *slowStart) Run(ctx context.Context, spec *backend.Spec, s *backend.Step, out io.Writer) (*backend.State, error) {
+	time.Sleep(b.delay)
+	b.mu.Lock()
+	b.alive[s.Name] = ctx.Err() == nil
+	b.mu.Unlock()
+	return b.Backend.Run(ctx, spec, s, out)
+}
+
+// TestStepTimeoutCountsFromStart checks that a step's timeout starts when
+// its process starts: an engine slower than the timeout does not kill the
+// step before it ran, and the timeout still kills it once it runs.
+func TestStepTimeoutCountsFromStart(t *testing.T) {
+	dir := t.TempDir()
+	s := step("slow", []string{}, "echo started", "sleep 30")
+	s.Timeout = 100 * time.Millisecond
+	spec := &backend.Spec{ID: "rt-timeout-start", Name: "p", Workspace: backend.Workspace{Base: dir, HostDir: dir}, Steps: []*backend.Step{s}}
+	b := &slowStart{Backend: local.New(local.Options{}), delay: 3 * s.Timeout, alive: map[string]bool{}}
+	res := runtime.New(b).Run(context.Background(), spec)
+	if !b.alive["slow"] {
+		t.Error("the step's context ended before its process started")
+	}
+	if st := res.Steps[0]; st.Status != runtime.StatusKilled || !strings.Contains(st.Error, "timed out") {
+		t.Errorf("step = %s %q, want killed by its timeout", st.Status, st.Error)
 	}
 }
 

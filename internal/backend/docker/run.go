@@ -98,6 +98,7 @@ func (e *engine) Run(ctx context.Context, spec *backend.Spec, step *backend.Step
 	if err := e.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return e.startFailed(ctx, r, step, fmt.Errorf("starting container: %w", err))
 	}
+	backend.Started(ctx)
 
 	// On cancellation the container is killed and removed at once: a
 	// forced removal sends SIGKILL, so a step that ignores SIGTERM cannot

@@ -52,6 +52,7 @@ func (b *local) exec(ctx context.Context, p *proc, c *command, out io.Writer) (*
 		return nil, fmt.Errorf("starting %s: %w", c.args[0], err)
 	}
 	pgid := cmd.Process.Pid
+	backend.Started(ctx)
 
 	cp := &copier{r: pr, w: out, done: make(chan struct{})}
 	go cp.run()
