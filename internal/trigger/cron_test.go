@@ -77,14 +77,19 @@ func TestCronFires(t *testing.T) {
 	}
 
 	var loops atomic.Int32
+	cst := *st
+	looks := &countingCrons{CronStore: st.Crons}
+	cst.Crons = looks
 	for range 2 {
-		c := NewCron(st, b, testLogger(t))
+		c := NewCron(&cst, b, testLogger(t))
 		c.Tick = 20 * time.Millisecond
 		runLoop(t, c.Run)
 		loops.Add(1)
 	}
-	b.waitEvents(t, 2, 10*time.Second)
-	time.Sleep(300 * time.Millisecond) // room for a second firing to show up
+	b.waitEvents(t, 2)
+	// Room for a second firing to show up: each loop looks again a few
+	// times.
+	waitCount(t, "more ticks of the cron loops", looks.count()+6, looks.count)
 	evs := b.Events()
 	if len(evs) != 2 {
 		t.Fatalf("got %d builds from %d cron loops, want 2 (each due cron once): %+v", len(evs), loops.Load(), evs)

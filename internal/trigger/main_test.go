@@ -140,9 +140,9 @@ func (b *recordingBuilder) Events() []*Event {
 }
 
 // waitEvents waits until at least n events were received, and returns them.
-func (b *recordingBuilder) waitEvents(t *testing.T, n int, timeout time.Duration) []*Event {
+func (b *recordingBuilder) waitEvents(t *testing.T, n int) []*Event {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
+	deadline := time.NewTimer(patience)
 	defer deadline.Stop()
 	for {
 		if evs := b.Events(); len(evs) >= n {
@@ -151,7 +151,7 @@ func (b *recordingBuilder) waitEvents(t *testing.T, n int, timeout time.Duration
 		select {
 		case <-b.changed:
 		case <-deadline.C:
-			t.Fatalf("got %d events within %s, want %d: %+v", len(b.Events()), timeout, n, b.Events())
+			t.Fatalf("got %d events within %s, want %d: %+v", len(b.Events()), patience, n, b.Events())
 		}
 	}
 }
@@ -165,6 +165,88 @@ func listBuilds(t *testing.T, st *store.Store, repoID int64) []*store.Build {
 	}
 	slices.Reverse(bs)
 	return bs
+}
+
+// patience bounds every wait for an event in these tests. It guards
+// against hanging and is no requirement: on a busy machine events come
+// later, and the tests wait for them; they assert order and counts, never
+// durations.
+const patience = 2 * time.Minute
+
+// countingRepos is the store's RepoStore, counting the pollers' calls:
+// tests wait for a number of ticks or polls instead of for a time.
+type countingRepos struct {
+	store.RepoStore
+	mu    sync.Mutex
+	looks int // DuePolls calls: one per tick of each poller
+	polls int // polls started: won claims that took the lease
+}
+
+// counted returns a copy of st whose RepoStore counts.
+func counted(st *store.Store) (*store.Store, *countingRepos) {
+	c := &countingRepos{RepoStore: st.Repos}
+	cp := *st
+	cp.Repos = c
+	return &cp, c
+}
+
+func (c *countingRepos) DuePolls(ctx context.Context, now time.Time) ([]*store.Repo, error) {
+	c.mu.Lock()
+	c.looks++
+	c.mu.Unlock()
+	return c.RepoStore.DuePolls(ctx, now)
+}
+
+func (c *countingRepos) ClaimPoll(ctx context.Context, id int64, prev, next time.Time) (bool, error) {
+	won, err := c.RepoStore.ClaimPoll(ctx, id, prev, next)
+	// A claim that moves NextPoll forward takes the lease for a poll; the
+	// one that moves it back after the poll gives the lease back.
+	if won && next.After(prev) {
+		c.mu.Lock()
+		c.polls++
+		c.mu.Unlock()
+	}
+	return won, err
+}
+
+// counts returns the DuePolls calls and the polls started so far.
+func (c *countingRepos) counts() (looks, polls int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.looks, c.polls
+}
+
+// waitCount waits until count returns at least n.
+func waitCount(t *testing.T, what string, n int, count func() int) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for count() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s (%d of %d)", patience, what, count(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// countingCrons is the store's CronStore, counting the Due calls of the
+// cron loops (one per tick of each loop).
+type countingCrons struct {
+	store.CronStore
+	mu    sync.Mutex
+	looks int
+}
+
+func (c *countingCrons) Due(ctx context.Context, now time.Time) ([]*store.Cron, error) {
+	c.mu.Lock()
+	c.looks++
+	c.mu.Unlock()
+	return c.CronStore.Due(ctx, now)
+}
+
+func (c *countingCrons) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.looks
 }
 
 // runLoop runs loop until the test ends, and fails the test if it returns
@@ -181,8 +263,8 @@ func runLoop(t *testing.T, loop func(context.Context) error) {
 			if err != nil && !errors.Is(err, context.Canceled) {
 				t.Errorf("loop returned %v, want context.Canceled", err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("loop did not stop within 10s of cancellation")
+		case <-time.After(patience):
+			t.Errorf("loop did not stop within %s of cancellation", patience)
 		}
 	})
 }

@@ -178,15 +178,7 @@ func (p *Poller) pollDue(ctx context.Context, sem chan struct{}, wg *sync.WaitGr
 			// are claimed, or at once if this one took longer. A repo that
 			// fell more than an interval behind (new, or the servers were
 			// down) starts again from now.
-			base := repo.NextPoll
-			if base.IsZero() || now.Sub(base) > repo.PollInterval {
-				base = now
-			}
-			next := base.Add(repo.PollInterval)
-			if t := time.Now().UTC(); t.After(next) {
-				next = t
-			}
-			next = next.Truncate(time.Microsecond)
+			next := nextPoll(repo.NextPoll, now, time.Now().UTC(), repo.PollInterval)
 			if next.Before(leaseEnd) {
 				if _, err := p.repos.ClaimPoll(ctx, repo.ID, leaseEnd, next); err != nil && ctx.Err() == nil {
 					p.logger.ErrorContext(ctx, "scheduling the next poll", "repo", repo.Slug, "err", err)
@@ -194,6 +186,24 @@ func (p *Poller) pollDue(ctx context.Context, sem chan struct{}, wg *sync.WaitGr
 			}
 		}()
 	}
+}
+
+// nextPoll is when a repo's next poll is due, for a poll that was due at
+// due, claimed at claimed and finished at finished: one interval after it
+// was due, so that polls keep to their interval whenever in a tick they
+// are claimed; at finished if the poll took longer than that; one
+// interval after claimed for a repo that fell more than an interval
+// behind (new, or the servers were down).
+func nextPoll(due, claimed, finished time.Time, interval time.Duration) time.Time {
+	base := due
+	if base.IsZero() || claimed.Sub(base) > interval {
+		base = claimed
+	}
+	next := base.Add(interval)
+	if finished.After(next) {
+		next = finished
+	}
+	return next.Truncate(time.Microsecond)
 }
 
 func (p *Poller) begin(id int64) bool {
