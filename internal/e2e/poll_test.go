@@ -36,10 +36,12 @@ func TestPollingBuildsNewCommit(t *testing.T) {
 	pushed := time.Now()
 
 	// The poller looks for due repos once a second, and a repo is due one
-	// interval after its last poll began: a change is fetched at most one
-	// interval plus that one-second tick after the push. The rest is slack
-	// for the fetch and the build's creation on a busy machine.
-	limit := interval + time.Second + 1500*time.Millisecond
+	// interval after its last poll began: on an idle machine a change is
+	// fetched at most one interval plus that tick after the push. The
+	// limit is a guard, not a requirement: the time is logged, and
+	// what a timing requirement would prove is tested in internal/trigger
+	// (TestNextPoll) without a clock.
+	limit := 2 * time.Minute
 	var b *buildJSON
 	eventually(t, limit, 20*time.Millisecond, func() (bool, string) {
 		bs := c.builds(slug, "")
