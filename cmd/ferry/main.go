@@ -17,9 +17,6 @@ import (
 )
 
 func main() {
-	// Package initialisation touched pages of the binary that most runs
-	// never use again; stop counting them in the resident set.
-	_, _ = cli.ReleaseStartupPages()
 	os.Exit(run(os.Args))
 }
 

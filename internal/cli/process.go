@@ -4,10 +4,6 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
-
-	// Grows the main goroutine's stack before the libraries' package
-	// initialisers run: see the package's documentation.
-	_ "github.com/ferryci/ferry/internal/cli/initstack"
 )
 
 // ExecMemoryHeadroom is how much the Go runtime's memory may grow during a

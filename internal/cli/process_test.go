@@ -1,12 +1,7 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
-	"os"
-	"os/exec"
 	"runtime/debug"
-	"strings"
 	"testing"
 )
 
@@ -41,39 +36,4 @@ func TestLimitExecMemoryKeepsGOMEMLIMIT(t *testing.T) {
 	if got := debug.SetMemoryLimit(-1); got != 123<<20 {
 		t.Errorf("limit changed to %d with GOMEMLIMIT set", got)
 	}
-}
-
-// TestInitStackRunsFirst checks that internal/cli/initstack grows the stack
-// before any package initialiser does real work: every package initialised
-// before it must report no allocations in the runtime's init trace.
-func TestInitStackRunsFirst(t *testing.T) {
-	if os.Getenv("FERRY_INITTRACE_CHILD") != "" {
-		return
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestInitStackRunsFirst$")
-	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1", "FERRY_INITTRACE_CHILD=1")
-	var trace bytes.Buffer
-	cmd.Stderr = &trace
-	if out, err := cmd.Output(); err != nil {
-		t.Fatalf("running the test binary: %v\n%s%s", err, out, trace.String())
-	}
-	sc := bufio.NewScanner(&trace)
-	var before []string
-	for sc.Scan() {
-		// init PKG @T ms, C ms clock, B bytes, A allocs
-		f := strings.Fields(sc.Text())
-		if len(f) < 10 || f[0] != "init" {
-			continue
-		}
-		if f[1] == "github.com/ferryci/ferry/internal/cli/initstack" {
-			if len(before) > 0 {
-				t.Errorf("initialised after packages that allocate: %v", before)
-			}
-			return
-		}
-		if f[9] != "0" {
-			before = append(before, f[1])
-		}
-	}
-	t.Fatalf("initstack not in the init trace:\n%s", trace.String())
 }
