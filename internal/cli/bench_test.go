@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,8 +125,9 @@ func BenchmarkLocalLogLines(b *testing.B) {
 }
 
 // BenchmarkProcessPeakRSS runs the ferry binary on the 200,000-line pipeline
-// and reports its peak resident set size: the largest of the runs, and
-// their median, since the machine's load moves single runs.
+// and reports its peak resident set size and its peak anonymous memory
+// (see testdata/peakrss): the largest of the runs, and their median, since
+// the machine's load moves single runs.
 //
 // The binary is built the way `make build` builds the one that ships:
 // statically, without cgo. A cgo build (the go command's default when a C
@@ -149,6 +149,7 @@ func BenchmarkProcessPeakRSS(b *testing.B) {
 	}
 	dir := writePipeline(b, 1, "seq 200000 | sed 's/$/ some log text with a secret-value-1234 inside/'")
 	peaks := make([]int, 0, b.N)
+	anons := make([]int, 0, b.N)
 	b.ResetTimer()
 	for range b.N {
 		cmd := exec.Command(peakrss, bin, "exec", "--backend", "local", "--commit", "0123456789abcdef", "--branch", "main", "--secret", "token=secret-value-1234")
@@ -158,14 +159,132 @@ func BenchmarkProcessPeakRSS(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		kib, err := strconv.Atoi(strings.TrimSpace(string(out)))
-		if err != nil {
+		var kib, anon int
+		if _, err := fmt.Sscan(string(out), &kib, &anon); err != nil {
 			b.Fatalf("peakrss printed %q: %v", out, err)
 		}
 		peaks = append(peaks, kib)
+		anons = append(anons, anon)
 	}
 	b.StopTimer()
 	slices.Sort(peaks)
+	slices.Sort(anons)
 	b.ReportMetric(float64(peaks[len(peaks)-1])/1024, "peak-RSS-MiB")
 	b.ReportMetric(float64(peaks[len(peaks)/2])/1024, "median-peak-RSS-MiB")
+	b.ReportMetric(float64(anons[len(anons)-1])/1024, "peak-anon-MiB")
+	b.ReportMetric(float64(anons[len(anons)/2])/1024, "median-peak-anon-MiB")
+}
+
+// buildStatic builds pkg into dir the way `make build` builds ferry:
+// static, without cgo (see BenchmarkProcessPeakRSS).
+func buildStatic(b *testing.B, dir, pkg string) string {
+	b.Helper()
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, pkg)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// oneStepCheckout is a git checkout, packed as a fresh clone is, holding
+// a one-step local pipeline that runs `true`.
+func oneStepCheckout(b *testing.B) string {
+	b.Helper()
+	dir := writePipeline(b, 1, "true")
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"remote", "add", "origin", "https://git.example.com/acme/widgets.git"},
+		{"add", "-A"},
+		{"-c", "user.name=Ada", "-c", "user.email=ada@example.com", "commit", "-q", "-m", "one step"},
+		{"gc", "-q"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return dir
+}
+
+// BenchmarkProcessFixedCost runs the ferry binary, as a user does, on a
+// one-step pipeline (`true`) in a git checkout, with nothing given on the
+// command line that ferry could otherwise read from the checkout, and
+// compares it with the fork/exec floor: testdata/floorrunner, a static Go
+// program that only starts `sh -c true` and waits for it, the least a
+// runner written in Go can do. Each iteration runs both back to back.
+// x-floor is ferry's run against the floor's (target at most 2.5);
+// fixed-ms is what ferry adds: a larger binary to start and initialise,
+// reading the checkout and the config, compiling, reporting.
+func BenchmarkProcessFixedCost(b *testing.B) {
+	tmp := b.TempDir()
+	bin := buildStatic(b, tmp, "github.com/ferryci/ferry/cmd/ferry")
+	floorBin := buildStatic(b, tmp, "./testdata/floorrunner")
+	dir := oneStepCheckout(b)
+	run := func(name string, args ...string) time.Duration {
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		return time.Since(start)
+	}
+	run(bin, "exec", "--backend", "local") // warm up the page cache
+	run(floorBin, "true")
+	b.ResetTimer()
+	var ferry, floor time.Duration
+	for range b.N {
+		floor += run(floorBin, "true")
+		ferry += run(bin, "exec", "--backend", "local")
+	}
+	b.StopTimer()
+	n := time.Duration(b.N)
+	b.ReportMetric(float64(ferry/n)/1e6, "run-ms")
+	b.ReportMetric(float64(floor/n)/1e6, "floor-ms")
+	b.ReportMetric(float64((ferry-floor)/n)/1e6, "fixed-ms")
+	b.ReportMetric(float64(ferry)/float64(floor), "x-floor")
+}
+
+// BenchmarkProcessesBeforeFirstStep counts, with strace, the programs
+// that a run of `ferry exec` on a one-step pipeline in a git checkout
+// executes besides ferry itself and the step's shell. The target is zero:
+// ferry reads the checkout's git files itself (TestExecStartsNoProcessBeforeTheStep
+// checks the same for git without strace).
+func BenchmarkProcessesBeforeFirstStep(b *testing.B) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		b.Skip("strace is not installed")
+	}
+	bin := buildStatic(b, b.TempDir(), "github.com/ferryci/ferry/cmd/ferry")
+	dir := oneStepCheckout(b)
+	trace := filepath.Join(b.TempDir(), "trace")
+	var execs []string
+	b.ResetTimer()
+	for range b.N {
+		cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", trace, bin, "exec", "--backend", "local")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("strace ferry exec: %v\n%s", err, out)
+		}
+		data, err := os.ReadFile(trace)
+		if err != nil {
+			b.Fatal(err)
+		}
+		execs = execs[:0]
+		for line := range strings.Lines(string(data)) {
+			if strings.Contains(line, "execve(") && !strings.Contains(line, "= -1 ") {
+				execs = append(execs, strings.TrimSpace(line))
+			}
+		}
+	}
+	b.StopTimer()
+	// ferry itself and the step's `sh -c`.
+	others := len(execs) - 2
+	if others != 0 {
+		b.Logf("programs executed:\n%s", strings.Join(execs, "\n"))
+	}
+	b.ReportMetric(float64(others), "other-execs")
 }

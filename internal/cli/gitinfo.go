@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,10 +20,43 @@ type gitInfo struct {
 	RemoteURL   string
 }
 
-// readGit asks git about the checkout in dir. It returns a zero value, not
-// an error, when dir is not a git checkout or git is missing: exec works
-// without git.
+// readGit learns about the checkout in dir. It reads the repository's
+// files (HEAD, refs, packed-refs, config and the commit object, see
+// gitrepo.go) rather than starting git, which would cost two processes
+// before the first step; it asks git only about a layout it does not read
+// itself. It returns a zero value, not an error, when dir is not a git
+// checkout or git is missing: exec works without git.
 func readGit(ctx context.Context, dir string) gitInfo {
+	r, err := openGitRepo(dir)
+	switch {
+	case errors.Is(err, errNoRepo):
+		return gitInfo{}
+	case err != nil:
+		return readGitCommand(ctx, dir)
+	}
+	info, err := r.info()
+	if err != nil {
+		return readGitCommand(ctx, dir)
+	}
+	return info
+}
+
+// readRemote returns the URL of the checkout's origin remote, or "" when
+// there is none. Like readGit, it reads the repository's config itself.
+func readRemote(ctx context.Context, dir string) string {
+	r, err := openGitRepo(dir)
+	switch {
+	case errors.Is(err, errNoRepo):
+		return ""
+	case err != nil:
+		return readRemoteCommand(ctx, dir)
+	}
+	return r.remoteURL
+}
+
+// readGitCommand is readGit by asking git: the fallback for repository
+// layouts that openGitRepo does not read.
+func readGitCommand(ctx context.Context, dir string) gitInfo {
 	var (
 		info gitInfo
 		wg   sync.WaitGroup
@@ -57,15 +91,14 @@ func readGit(ctx context.Context, dir string) gitInfo {
 	}()
 	go func() {
 		defer wg.Done()
-		info.RemoteURL = readRemote(ctx, dir)
+		info.RemoteURL = readRemoteCommand(ctx, dir)
 	}()
 	wg.Wait()
 	return info
 }
 
-// readRemote returns the URL of the checkout's origin remote, or "" when
-// there is none.
-func readRemote(ctx context.Context, dir string) string {
+// readRemoteCommand is readRemote by asking git.
+func readRemoteCommand(ctx context.Context, dir string) string {
 	out, err := exec.CommandContext(ctx, "git", "-C", dir, "config", "--get", "remote.origin.url").Output()
 	if err != nil {
 		return ""
