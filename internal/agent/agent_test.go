@@ -696,7 +696,7 @@ func TestUntrustedJobIsRefused(t *testing.T) {
 	job.Trusted = false
 	id := s.enqueue(job, localLabels)
 	startAgent(t, s, nil)
-	s.waitFor(id, 10*time.Second, "completion", completed)
+	s.waitFor(id, "completion", completed)
 	want := `pipeline "build": type: exec runs its steps as processes on the agent's host, which needs a trusted repository`
 	if sj := s.get(id); sj.complete.Status != "error" || !strings.Contains(sj.complete.Error, want) {
 		t.Errorf("complete %+v, want error %q", sj.complete, want)
