@@ -2,10 +2,10 @@
 GO ?= go
 BIN := bin/ferry
 
-.PHONY: help build run test lint bench fuzz clean
+.PHONY: help build run test test-stress lint bench fuzz clean
 
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build the ferry binary into bin/ferry.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/ferry
@@ -15,6 +15,9 @@ run: build ## Run ferry's main job: `ferry up` builds a local git repo holding e
 
 test: ## Install test dependencies, then run every check and test (what CI runs).
 	bash scripts/test.sh
+
+test-stress: ## Run the tests while a CPU hog keeps every core busy (timing-sensitive packages 3 times).
+	bash scripts/test-stress.sh
 
 lint: ## Run gofmt, go vet and golangci-lint.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

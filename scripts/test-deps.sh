@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts everything the test suite needs on a fresh Debian
 # machine: busybox-static (the test images are built from it), git,
-# PostgreSQL on loopback, and a pinned golangci-lint. Idempotent and quick
+# PostgreSQL on loopback, stress-ng (the CPU hog of the stress check), and
+# pinned golangci-lint and gotestsum. Idempotent and quick
 # when everything is already there. Exports nothing: scripts/test.sh sets the
 # variables the tests read.
 set -euo pipefail
@@ -14,6 +15,8 @@ command -v git >/dev/null || need_apt+=(git)
 # The SSH deploy key tests run a real sshd (Debian's openssh-server).
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+# The CPU hog of scripts/test-stress.sh.
+command -v stress-ng >/dev/null || need_apt+=(stress-ng)
 # The UI's browser tests drive Debian's chromium (headless) through chromedp.
 command -v chromium >/dev/null || need_apt+=(chromium fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -47,4 +50,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 if ! "$root/bin/golangci-lint" version 2>/dev/null | grep -q "${GOLANGCI_VERSION#v}"; then
   echo "test-deps: building golangci-lint $GOLANGCI_VERSION"
   GOBIN="$root/bin" go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_VERSION"
+fi
+
+# gotestsum, pinned; built from the Go module proxy into ./bin. It runs the
+# tests and prints a line per test and the reasons of skips.
+GOTESTSUM_VERSION=v1.13.0
+if ! "$root/bin/gotestsum" --version 2>/dev/null | grep -q "${GOTESTSUM_VERSION#v}"; then
+  echo "test-deps: building gotestsum $GOTESTSUM_VERSION"
+  GOBIN="$root/bin" go install "gotest.tools/gotestsum@$GOTESTSUM_VERSION"
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, then runs the static checks,
 # the tests (with the race detector) on SQLite and PostgreSQL, against the
-# real Docker Engine, and short fuzz runs. `make test` and .ci/run call this.
+# real Docker Engine, short fuzz runs, and the timing-sensitive packages
+# again under CPU load. `make test` and .ci/run call this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +24,17 @@ echo "== fuzz (short)"
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline
 go test -run='^$' -fuzz='^FuzzLineWriter$' -fuzztime="${FUZZTIME:-15s}" ./internal/logs
 
+# --- tests (h3: per-test results; the stress check) ---
+# gotestsum prints one line per test (PASS, FAIL, SKIP), then the output of
+# every skipped and failed test (a skip's reason), and ends with
+# "DONE N tests, K skipped, F failures in T". With CI=true a test that
+# lacks a component it needs fails instead of skipping.
 echo "== go test -race"
-go test -race -count=1 -timeout 20m ./...
+./bin/gotestsum --format testname -- -race -count=1 -timeout 20m ./...
+
+# The timing-sensitive packages once more, while a CPU hog keeps every
+# core busy: a test that depends on timing fails here. `make test-stress`
+# runs the whole suite this way (CONTRIBUTING.md).
+echo "== go test -race under CPU load (scripts/test-stress.sh)"
+STRESS_SCOPE=concurrent STRESS_COUNT=1 bash scripts/test-stress.sh
+# --- end of tests ---
