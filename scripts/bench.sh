@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count="${BENCH_COUNT:-1}"
 
-echo "== local backend: fixed cost, extra step, log lines, peak RSS (internal/cli)"
+echo "== local backend: fixed cost, extra step, log lines; the binary's start against the fork/exec floor, programs run before the first step, peak RSS and anonymous memory (internal/cli)"
 go test -run '^$' -bench . -benchtime "${BENCHTIME:-30x}" -count "$count" ./internal/cli/
 
 echo "== log masking and line splitting (internal/logs)"
