@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -158,7 +159,7 @@ func TestReadObjectMatchesGit(t *testing.T) {
 	n := 0
 	for {
 		head, err := br.ReadString('\n')
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -202,7 +203,7 @@ func mustGlob(t *testing.T, pattern string) string {
 
 func TestReadGitOutsideRepository(t *testing.T) {
 	t.Parallel()
-	if _, err := openGitRepo(t.TempDir()); err != errNoRepo {
+	if _, err := openGitRepo(t.TempDir()); !errors.Is(err, errNoRepo) {
 		t.Fatalf("openGitRepo in a plain directory: %v, want errNoRepo", err)
 	}
 }
