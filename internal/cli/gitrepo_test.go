@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // gitCmd runs git in dir with a fixed identity and returns its output.
@@ -210,11 +212,10 @@ func TestReadGitOutsideRepository(t *testing.T) {
 
 // TestExecStartsNoProcessBeforeTheStep runs ferry exec in a git checkout
 // with a git on PATH that records every call: neither reading the
-// checkout nor anything else before the first step may start a process;
-// the step's own shell is the only one.
+// checkout nor anything else before the first step may start git.
+// BenchmarkProcessesBeforeFirstStep counts every program with strace.
 func TestExecStartsNoProcessBeforeTheStep(t *testing.T) {
 	requireGitBinary(t)
-	realGit, _ := exec.LookPath("git")
 	dir := t.TempDir()
 	gitCmd(t, dir, "init", "-q", "-b", "main")
 	gitCmd(t, dir, "remote", "add", "origin", "https://git.example.com/acme/widgets.git")
@@ -227,14 +228,7 @@ func TestExecStartsNoProcessBeforeTheStep(t *testing.T) {
 	gitCmd(t, dir, "gc", "-q") // a packed commit, as in a fresh clone
 	sha := strings.TrimSpace(gitCmd(t, dir, "rev-parse", "HEAD"))
 
-	shim := t.TempDir()
-	calls := filepath.Join(shim, "calls")
-	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", calls, realGit)
-	if err := os.WriteFile(filepath.Join(shim, "git"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", shim+string(os.PathListSeparator)+os.Getenv("PATH"))
-
+	calls := gittest.RecordArgs(t)
 	for _, flags := range []ExecOptions{{}, {Commit: sha, Branch: "main"}} {
 		var out bytes.Buffer
 		o := flags
@@ -246,7 +240,7 @@ func TestExecStartsNoProcessBeforeTheStep(t *testing.T) {
 			t.Errorf("the step printed:\n%s\nwant %q", out.String(), want)
 		}
 	}
-	if data, err := os.ReadFile(calls); err == nil {
-		t.Errorf("ferry exec started git:\n%s", data)
+	if c := calls(); c != "" {
+		t.Errorf("ferry exec started git:\n%s", c)
 	}
 }
