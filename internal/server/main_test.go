@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +46,8 @@ type testServer struct {
 	dbPath string
 	// dsn is the PostgreSQL DSN, or "" on SQLite.
 	dsn string
+	// log holds what the server logged, for waitLog.
+	log *testWriter
 }
 
 // drivers are the stores every store-dependent test runs on.
@@ -113,7 +116,7 @@ func startServer(t *testing.T, driver string, edit func(*server.Config)) *testSe
 	cfg.DataDir = t.TempDir()
 	cfg.AdminToken = adminToken
 	cfg.Addr = "127.0.0.1:0"
-	ts := &testServer{t: t}
+	ts := &testServer{t: t, log: &testWriter{t: t}}
 	switch driver {
 	case "sqlite":
 		ts.dbPath = filepath.Join(cfg.DataDir, "ferry.db")
@@ -127,7 +130,7 @@ func startServer(t *testing.T, driver string, edit func(*server.Config)) *testSe
 		edit(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, testLogger(t))
+	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)
@@ -156,14 +159,41 @@ func startServer(t *testing.T, driver string, edit func(*server.Config)) *testSe
 
 // testLogger logs through t, so that a failing test shows the server's log.
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter logs through t and keeps what it logged.
+type testWriter struct {
+	t   *testing.T
+	mu  sync.Mutex
+	all strings.Builder
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
+func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
+	w.mu.Lock()
+	w.all.Write(p)
+	w.mu.Unlock()
 	return len(p), nil
+}
+
+// waitLog waits until the server has logged substr: for events that the
+// API does not show.
+func (ts *testServer) waitLog(substr string) {
+	ts.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ts.log.mu.Lock()
+		ok := strings.Contains(ts.log.all.String(), substr)
+		ts.log.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.t.Fatalf("the server did not log %q within a minute", substr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // call sends a request with token (none when empty) and a JSON body (none

@@ -259,17 +259,17 @@ func TestPollingWired(t *testing.T) {
 	g := newGitRepo(t, map[string]string{".drone.yml": twoPipelines})
 	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken,
 		map[string]any{"git_url": g.URL(), "poll_interval": "1s"}, nil)
-	// The first poll only records the refs; give it time to happen.
-	time.Sleep(1500 * time.Millisecond)
+	// The first poll only records the refs; the commit must come after it.
+	ts.waitLog("first poll: recorded the branches and tags as the baseline")
 	sha := g.commit("second", map[string]string{"README": "hi"})
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute) // a guard: polls come every second
 	for {
 		code, body := ts.call("GET", "/api/repos/acme/app/builds/1", adminToken, nil)
 		if code == http.StatusOK {
 			break
 		}
 		if code != http.StatusNotFound || time.Now().After(deadline) {
-			t.Fatalf("no polled build within 5s: %d %s", code, body)
+			t.Fatalf("no polled build within a minute: %d %s", code, body)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
