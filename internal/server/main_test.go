@@ -157,12 +157,8 @@ func startServer(t *testing.T, driver string, edit func(*server.Config)) *testSe
 	return ts
 }
 
-// testLogger logs through t, so that a failing test shows the server's log.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-// testWriter logs through t and keeps what it logged.
+// testWriter logs through t, so that a failing test shows the server's
+// log, and keeps what it logged for waitLog.
 type testWriter struct {
 	t   *testing.T
 	mu  sync.Mutex
