@@ -790,7 +790,7 @@ func TestOutboxBlocksWhenFull(t *testing.T) {
 	s.down.Store(false)
 	select {
 	case <-wrote:
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("writer still blocked after the server came back")
 	}
 	ob.finish("success", "")

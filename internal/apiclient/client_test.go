@@ -289,8 +289,8 @@ func TestFollowLogReconnects(t *testing.T) {
 				lines = append(lines, l)
 			case r := <-done:
 				t.Fatalf("FollowLog returned early: %+v, %v", r.end, r.err)
-			case <-time.After(10 * time.Second):
-				t.Fatalf("no line within 10s; got %+v", lines)
+			case <-time.After(time.Minute): // a guard against hanging, not a requirement
+				t.Fatalf("no line within a minute; got %+v", lines)
 			}
 		}
 	}
@@ -305,8 +305,8 @@ func TestFollowLogReconnects(t *testing.T) {
 	var r result
 	select {
 	case r = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("FollowLog did not return within 10s of the step's end")
+	case <-time.After(time.Minute): // a guard against hanging, not a requirement
+		t.Fatal("FollowLog did not return within a minute of the step's end")
 	}
 	if r.err != nil || r.end == nil || r.end.Status != apiclient.StatusFailure || r.end.ExitCode != 3 {
 		t.Fatalf("FollowLog = %+v, %v; want failure with exit code 3", r.end, r.err)

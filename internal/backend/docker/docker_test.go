@@ -328,8 +328,8 @@ func TestServiceReachableByName(t *testing.T) {
 		if res.err != nil || !res.state.Killed {
 			t.Errorf("service ended with state %+v, error %v; want killed", res.state, res.err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("service still running 5s after Destroy")
+	case <-time.After(2 * time.Minute): // a guard against hanging, not a requirement
+		t.Fatal("service still running 2 minutes after Destroy")
 	}
 }
 
@@ -534,8 +534,8 @@ func TestDetachedStepRunsUntilDestroy(t *testing.T) {
 		if res.err != nil || !res.state.Killed {
 			t.Errorf("detached step ended with state %+v, error %v; want killed", res.state, res.err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("detached step still running 5s after Destroy")
+	case <-time.After(2 * time.Minute): // a guard against hanging, not a requirement
+		t.Fatal("detached step still running 2 minutes after Destroy")
 	}
 	f.assertNoResources(spec.ID)
 }

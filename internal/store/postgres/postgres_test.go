@@ -200,8 +200,8 @@ func TestSignalsReachOtherServers(t *testing.T) {
 		t.Helper()
 		select {
 		case <-calls:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no call %s within 10s", what)
+		case <-time.After(time.Minute): // a guard against hanging, not a requirement
+			t.Fatalf("no call %s within a minute", what)
 		}
 	}
 	wait("when listening starts")
@@ -217,7 +217,7 @@ func TestSignalsReachOtherServers(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("ListenJobs returned %v, want context.Canceled", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ListenJobs did not return within 10s of its context's end")
+	case <-time.After(time.Minute): // a guard against hanging, not a requirement
+		t.Fatal("ListenJobs did not return within a minute of its context's end")
 	}
 }
