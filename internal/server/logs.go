@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -193,7 +194,7 @@ func (s *Server) stepLogStream(w http.ResponseWriter, r *http.Request) error {
 	}
 	keepAlive := time.NewTicker(sseKeepAlive)
 	defer keepAlive.Stop()
-	poll := time.NewTicker(ssePoll)
+	poll := time.NewTicker(cmp.Or(time.Duration(s.logPoll.Load()), ssePoll))
 	defer poll.Stop()
 	for {
 		wake := s.logs.wait(st.ID)

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryci/ferry/internal/store"
@@ -59,6 +60,9 @@ type Server struct {
 	jobSignal chan struct{}
 	// logs wakes log streams when lines of a step arrive.
 	logs *stepSignals
+	// logPoll, when set, replaces ssePoll: how often a log stream looks
+	// for lines stored through another server (tests lengthen it).
+	logPoll atomic.Int64
 	// agents caches registered agents by name.
 	agents *agentCache
 	// tokens caches verified agent tokens.
