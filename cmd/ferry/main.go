@@ -108,6 +108,7 @@ func execCommand() *ucli.Command {
 			&ucli.DurationFlag{Name: "timeout", Usage: "stop the whole run after `DURATION` (0: no limit)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON event per line instead of text"},
 			&ucli.BoolFlag{Name: "trusted", Usage: "allow privileged steps and host volumes"},
+			maxConfigSizeFlag(),
 		},
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if c.Args().Len() > 1 {
@@ -115,21 +116,22 @@ func execCommand() *ucli.Command {
 			}
 			cli.LimitExecMemory()
 			code := cli.Exec(ctx, cli.ExecOptions{
-				File:       c.Args().First(),
-				Backend:    c.String("backend"),
-				Pipelines:  c.StringSlice("pipeline"),
-				Secrets:    c.StringSlice("secret"),
-				SecretFile: c.String("secret-file"),
-				Env:        c.StringSlice("env"),
-				Event:      c.String("event"),
-				Branch:     c.String("branch"),
-				Ref:        c.String("ref"),
-				Commit:     c.String("commit"),
-				Target:     c.String("target"),
-				Cron:       c.String("cron"),
-				Timeout:    c.Duration("timeout"),
-				JSON:       c.Bool("json"),
-				Trusted:    c.Bool("trusted"),
+				File:          c.Args().First(),
+				Backend:       c.String("backend"),
+				Pipelines:     c.StringSlice("pipeline"),
+				Secrets:       c.StringSlice("secret"),
+				SecretFile:    c.String("secret-file"),
+				Env:           c.StringSlice("env"),
+				Event:         c.String("event"),
+				Branch:        c.String("branch"),
+				Ref:           c.String("ref"),
+				Commit:        c.String("commit"),
+				Target:        c.String("target"),
+				Cron:          c.String("cron"),
+				Timeout:       c.Duration("timeout"),
+				JSON:          c.Bool("json"),
+				Trusted:       c.Bool("trusted"),
+				MaxConfigSize: c.Int64("max-config-size"),
 			})
 			return exitCode(code)
 		},
@@ -141,11 +143,12 @@ func lintCommand() *ucli.Command {
 		Name:      "lint",
 		Usage:     "validate a config file and print every problem as FILE:LINE:COL: message",
 		ArgsUsage: "[FILE]",
+		Flags:     []ucli.Flag{maxConfigSizeFlag()},
 		Action: func(_ context.Context, c *ucli.Command) error {
 			if c.Args().Len() > 1 {
 				return fmt.Errorf("lint takes at most one FILE, got %d arguments", c.Args().Len())
 			}
-			return exitCode(cli.Lint("", c.Args().First(), os.Stdout, os.Stderr))
+			return exitCode(cli.LintMax("", c.Args().First(), c.Int64("max-config-size"), os.Stdout, os.Stderr))
 		},
 	}
 }

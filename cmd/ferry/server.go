@@ -9,6 +9,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/ferryci/ferry/internal/cli"
+	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/server"
 )
 
@@ -38,6 +39,9 @@ func serverFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "gitlab-token", Usage: "`TOKEN` for commit statuses on GitLab", Sources: env("FERRY_GITLAB_TOKEN")},
 		&ucli.StringFlag{Name: "log-level", Value: d.LogLevel, Usage: "debug, info, warn or error", Sources: env("FERRY_LOG_LEVEL")},
 		&ucli.BoolFlag{Name: "open-registration", Usage: "let every user register repositories (default: administrators only)", Sources: env("FERRY_OPEN_REGISTRATION")},
+		&ucli.DurationFlag{Name: "read-header-timeout", Value: d.ReadHeaderTimeout, Usage: "drop a client that takes longer to send a request's headers", Sources: env("FERRY_READ_HEADER_TIMEOUT")},
+		&ucli.DurationFlag{Name: "read-timeout", Value: d.ReadTimeout, Usage: "drop a client that takes longer to send a whole request, body included (responses such as log streams are not limited)", Sources: env("FERRY_READ_TIMEOUT")},
+		maxConfigSizeFlag(),
 	}
 }
 
@@ -64,7 +68,18 @@ func serverConfig(c *ucli.Command) server.Config {
 		GitLabToken:         c.String("gitlab-token"),
 		LogLevel:            c.String("log-level"),
 		OpenRegistration:    c.Bool("open-registration"),
+		ReadHeaderTimeout:   c.Duration("read-header-timeout"),
+		ReadTimeout:         c.Duration("read-timeout"),
+		MaxConfigSize:       c.Int64("max-config-size"),
 	}
+}
+
+// maxConfigSizeFlag is --max-config-size, shared by the server, `ferry up`,
+// `ferry exec` and `ferry lint`.
+func maxConfigSizeFlag() ucli.Flag {
+	return &ucli.Int64Flag{Name: "max-config-size", Value: pipeline.DefaultMaxConfigSize,
+		Usage:   "refuse a pipeline file larger than `BYTES` before parsing it",
+		Sources: ucli.EnvVars("FERRY_MAX_CONFIG_SIZE")}
 }
 
 func serverCommand() *ucli.Command {

@@ -57,6 +57,9 @@ type ExecOptions struct {
 	Timeout time.Duration
 	JSON    bool
 	Trusted bool
+	// MaxConfigSize refuses a larger config file before parsing it;
+	// 0 means pipeline.DefaultMaxConfigSize.
+	MaxConfigSize int64
 
 	Stdout io.Writer
 	Stderr io.Writer
@@ -115,7 +118,7 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 	if o.Backend != "" && o.Backend != "docker" && o.Backend != "local" {
 		return 0, invalidf("--backend %q is not valid; use docker or local", o.Backend)
 	}
-	name, data, err := pipeline.Load(dir, o.File)
+	name, data, err := pipeline.LoadMax(dir, o.File, o.MaxConfigSize)
 	if err != nil {
 		return 0, invalidf("%v", err)
 	}

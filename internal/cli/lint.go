@@ -14,10 +14,16 @@ import (
 // message on stdout, and returns the exit code: 0 when the file is valid,
 // 2 when it has errors.
 func Lint(dir, file string, stdout, stderr io.Writer) int {
+	return LintMax(dir, file, pipeline.DefaultMaxConfigSize, stdout, stderr)
+}
+
+// LintMax is Lint refusing a file larger than maxSize bytes before parsing
+// it (pipeline.DefaultMaxConfigSize when maxSize is 0 or less).
+func LintMax(dir, file string, maxSize int64, stdout, stderr io.Writer) int {
 	if dir == "" {
 		dir, _ = os.Getwd()
 	}
-	name, data, err := pipeline.Load(dir, file)
+	name, data, err := pipeline.LoadMax(dir, file, maxSize)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry lint: %v\n", err)
 		return ExitInvalid

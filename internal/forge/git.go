@@ -99,7 +99,34 @@ const gitWaitDelay = 5 * time.Second
 // standard output. It respects ctx: cancelling it kills git and every
 // process git started.
 func (o gitOptions) git(ctx context.Context, remote, dir string, stdin io.Reader, args ...string) ([]byte, error) {
-	var stdout, stderr bytes.Buffer
+	return o.gitLimited(ctx, remote, dir, stdin, 0, args...)
+}
+
+// errOutputLimit means a git command printed more than the caller would
+// read; the command was stopped.
+var errOutputLimit = errors.New("git printed more than the limit")
+
+// limitedBuffer is a bytes.Buffer that fails a write past limit bytes
+// (no limit when limit is 0 or less).
+type limitedBuffer struct {
+	bytes.Buffer
+	limit int64
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.limit > 0 && int64(b.Len()+len(p)) > b.limit {
+		n, _ := b.Buffer.Write(p[:max(b.limit-int64(b.Len()), 0)])
+		return n, errOutputLimit
+	}
+	return b.Buffer.Write(p)
+}
+
+// gitLimited is git, keeping at most limit bytes of the output: past that
+// the command is stopped (it gets EPIPE), and what was kept is returned
+// with an error wrapping errOutputLimit.
+func (o gitOptions) gitLimited(ctx context.Context, remote, dir string, stdin io.Reader, limit int64, args ...string) ([]byte, error) {
+	var stderr bytes.Buffer
+	stdout := &limitedBuffer{limit: limit}
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
 	env, cleanup, err := o.env(remote)
@@ -109,13 +136,16 @@ func (o gitOptions) git(ctx context.Context, remote, dir string, stdin io.Reader
 	}
 	cmd.Env = env
 	cmd.Stdin = stdin
-	cmd.Stdout = &stdout
+	cmd.Stdout = stdout
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = gitWaitDelay
 	killProcessGroup(cmd)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("git %s: %w", args[0], ctx.Err())
+		}
+		if limit > 0 && int64(stdout.Len()) >= limit {
+			return stdout.Bytes(), fmt.Errorf("git %s: %w (%d bytes)", args[0], errOutputLimit, limit)
 		}
 		return stdout.Bytes(), &gitError{args: args, stderr: redact(strings.TrimSpace(stderr.String())), err: err}
 	}
@@ -338,7 +368,7 @@ func ReadFileAt(ctx context.Context, remote, sha, path string, opts ...GitOption
 	if err != nil {
 		return nil, fmt.Errorf("reading %s at %s from %s: fetching: %w", path, sha, redactURL(remote), err)
 	}
-	data, err := readBlob(ctx, o, dir, sha, path)
+	_, data, err := readBlobs(ctx, o, dir, sha, []string{path}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s at %s from %s: %w", path, sha, redactURL(remote), err)
 	}
@@ -348,18 +378,25 @@ func ReadFileAt(ctx context.Context, remote, sha, path string, opts ...GitOption
 // errNoCommit means a repository does not have a commit.
 var errNoCommit = errors.New("commit not found")
 
-// readBlob reads path at commit sha from the repository in dir.
-func readBlob(ctx context.Context, o gitOptions, dir, sha, path string) ([]byte, error) {
-	_, data, err := readBlobs(ctx, o, dir, sha, []string{path})
-	return data, err
+// FileSizeError reports a file larger than a reader's limit; it is
+// returned before the file is read into memory.
+type FileSizeError struct {
+	Path      string
+	Size, Max int64
+}
+
+// Error names the file, its size and the limit.
+func (e *FileSizeError) Error() string {
+	return fmt.Sprintf("%s is %d bytes, more than the limit of %d", e.Path, e.Size, e.Max)
 }
 
 // readBlobs reads the first of paths that exists at commit sha in the
 // repository in dir, and returns its index in paths and its content. One
 // `git cat-file --batch` answers for the commit and every path. The error
 // is errNoCommit when the repository lacks the commit, and wraps
-// fs.ErrNotExist when no path exists.
-func readBlobs(ctx context.Context, o gitOptions, dir, sha string, paths []string) (int, []byte, error) {
+// fs.ErrNotExist when no path exists. A file larger than max bytes (when
+// max is positive) is a *FileSizeError, and is never held in memory whole.
+func readBlobs(ctx context.Context, o gitOptions, dir, sha string, paths []string, max int64) (int, []byte, error) {
 	if len(paths) == 0 {
 		return 0, nil, errors.New("no path to read")
 	}
@@ -377,9 +414,16 @@ func readBlobs(ctx context.Context, o gitOptions, dir, sha string, paths []strin
 		clean[i] = p
 		in.WriteString(sha + ":" + p + "\n")
 	}
-	out, err := o.git(ctx, "", dir, strings.NewReader(in.String()), "cat-file", "--batch")
-	if err != nil {
-		return 0, nil, err
+	limit := int64(0)
+	if max > 0 {
+		// The commit object and the answers' headers come first; a
+		// generous allowance for them keeps the output of a file within
+		// the limit whole.
+		limit = max + 1<<20
+	}
+	out, runErr := o.gitLimited(ctx, "", dir, strings.NewReader(in.String()), limit, "cat-file", "--batch")
+	if runErr != nil && !errors.Is(runErr, errOutputLimit) {
+		return 0, nil, runErr
 	}
 	r := bufio.NewReader(bytes.NewReader(out))
 	// The answers come in the order asked: the commit, then each path.
@@ -402,8 +446,14 @@ func readBlobs(ctx context.Context, o gitOptions, dir, sha string, paths []strin
 		if err != nil {
 			return 0, nil, fmt.Errorf("unexpected git cat-file output %q", header)
 		}
+		if i >= 0 && fields[1] == "blob" && max > 0 && int64(size) > max {
+			return 0, nil, &FileSizeError{Path: clean[i], Size: int64(size), Max: max}
+		}
 		body := make([]byte, size+1) // content and a newline
 		if _, err := io.ReadFull(r, body); err != nil {
+			if runErr != nil {
+				return 0, nil, runErr
+			}
 			return 0, nil, fmt.Errorf("reading git cat-file output: %w", err)
 		}
 		if i < 0 {

@@ -2,11 +2,9 @@ package forge
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -44,10 +42,6 @@ const (
 	ActionReopened     = "reopened"
 )
 
-// MaxPayloadSize is the largest webhook body ParseHook reads, 25 MiB.
-// GitHub caps its payloads at 25 MB, and the other forges send less.
-const MaxPayloadSize = 25 << 20
-
 var (
 	// ErrSignature means the request is not signed with the webhook secret:
 	// the signature header is missing, malformed or wrong, or no secret is
@@ -61,7 +55,7 @@ var (
 	// answers 204.
 	ErrIgnored = errors.New("webhook event ignored")
 
-	// ErrTooLarge means the body is larger than MaxPayloadSize. It is
+	// ErrTooLarge means the body is larger than MaxPayload allows. It is
 	// wrapped in a *PayloadError; a server may answer 413.
 	ErrTooLarge = errors.New("webhook payload too large")
 )
@@ -198,70 +192,66 @@ func Detect(r *http.Request) Kind {
 	return ""
 }
 
-// SecretFunc returns the webhook secret for a repository. The repository is
-// read from the payload before the signature is checked, so it is a claim,
-// not a fact: use it only to look the secret up. Returning an error, or an
-// empty secret, makes ParseHookFunc fail with ErrSignature.
-type SecretFunc func(ctx context.Context, repo Repo) (string, error)
-
 // ParseHook reads a webhook request from forge kind, verifies it against
-// secret, and parses it. It reads at most MaxPayloadSize bytes of the body.
+// secret, and parses it. It reads at most MaxPayload(kind) bytes of the
+// body.
 //
-// The signature is checked before anything in the body is parsed:
-// GitHub's X-Hub-Signature-256, Gitea's X-Gitea-Signature (or the
-// X-Hub-Signature-256 it also sends), and GitLab's X-Gitlab-Token. An empty
-// secret verifies nothing and fails.
+// Memory stays bounded before the request is authenticated: what the
+// headers alone can prove (the signature header is present and well
+// formed; GitLab's X-Gitlab-Token, which is the secret itself) is checked
+// before the body is read, and the HMAC (GitHub's X-Hub-Signature-256,
+// Gitea's X-Gitea-Signature or the X-Hub-Signature-256 it also sends) is
+// computed while the body streams to a small buffer, spilling to an
+// unlinked temporary file past 64 KiB. Nothing in the body, not even a
+// form encoding, is parsed before the signature matches. An empty secret
+// verifies nothing and fails.
 //
 // It returns an error wrapping ErrSignature for a request that is not
 // signed with secret, one wrapping ErrIgnored for an event ferry does not
-// build, and a *PayloadError for a body that cannot be read or parsed.
+// build, and a *PayloadError for a body that cannot be read or parsed (one
+// wrapping ErrTooLarge for a body over the limit).
 func ParseHook(r *http.Request, kind Kind, secret string) (*Hook, error) {
-	return parseHook(r, kind, func([]byte) (string, error) { return secret, nil })
-}
-
-// ParseHookFunc is ParseHook for a server that keeps a secret per
-// repository: it reads the repository named in the payload, asks secret for
-// that repository's secret, and then verifies the payload with it.
-func ParseHookFunc(r *http.Request, kind Kind, secret SecretFunc) (*Hook, error) {
-	return parseHook(r, kind, func(body []byte) (string, error) {
-		repo, err := claimedRepo(kind, body)
-		if err != nil {
-			return "", err
-		}
-		s, err := secret(r.Context(), repo)
-		if err != nil {
-			return "", fmt.Errorf("%w: looking up the secret for %q: %w", ErrSignature, repo.Slug, err)
-		}
-		return s, nil
-	})
-}
-
-// parseHook reads, verifies and parses; lookup returns the secret for the
-// raw body.
-func parseHook(r *http.Request, kind Kind, lookup func(body []byte) (string, error)) (*Hook, error) {
 	if !kind.Valid() {
 		return nil, fmt.Errorf("parsing webhook: unknown forge %q", kind)
 	}
 	event := eventHeader(r.Header, kind)
-	body, err := readBody(r)
-	if err != nil {
-		return nil, &PayloadError{Kind: kind, Event: event, Err: err}
-	}
-	payload, err := formPayload(r.Header, body)
-	if err != nil {
-		return nil, &PayloadError{Kind: kind, Event: event, Err: err}
-	}
-	secret, err := lookup(payload)
+	v, err := newVerifier(kind, r.Header, secret)
 	if err != nil {
 		return nil, err
 	}
-	if err := verify(kind, r.Header, body, secret); err != nil {
+	body, err := readBody(r, MaxPayload(kind), v)
+	if err != nil {
+		return nil, &PayloadError{Kind: kind, Event: event, Err: err}
+	}
+	defer body.Close()
+	if err := v.check(); err != nil {
 		return nil, err
 	}
 	if event == "" {
 		return nil, fmt.Errorf("%w: no event header", ErrIgnored)
 	}
-	var hook *Hook
+	raw, err := body.Bytes()
+	if err != nil {
+		return nil, &PayloadError{Kind: kind, Event: event, Err: err}
+	}
+	payload, err := formPayload(r.Header, raw)
+	if err != nil {
+		return nil, &PayloadError{Kind: kind, Event: event, Err: err}
+	}
+	hook, err := parsePayload(kind, event, payload)
+	if err != nil {
+		return nil, err
+	}
+	hook.Delivery = deliveryHeader(r.Header, kind)
+	return hook, nil
+}
+
+// parsePayload parses a verified JSON payload of event from forge kind.
+func parsePayload(kind Kind, event string, payload []byte) (*Hook, error) {
+	var (
+		hook *Hook
+		err  error
+	)
 	switch kind {
 	case GitHub:
 		hook, err = parseGitHub(event, payload)
@@ -269,6 +259,8 @@ func parseHook(r *http.Request, kind Kind, lookup func(body []byte) (string, err
 		hook, err = parseGitea(event, payload)
 	case GitLab:
 		hook, err = parseGitLab(event, payload)
+	default:
+		return nil, fmt.Errorf("parsing webhook: unknown forge %q", kind)
 	}
 	if err != nil {
 		if errors.Is(err, ErrIgnored) {
@@ -282,7 +274,6 @@ func parseHook(r *http.Request, kind Kind, lookup func(body []byte) (string, err
 		// the best answer there is.
 		hook.Author = hook.Sender
 	}
-	hook.Delivery = deliveryHeader(r.Header, kind)
 	return hook, nil
 }
 
@@ -324,24 +315,6 @@ func deliveryHeader(h http.Header, kind Kind) string {
 	return ""
 }
 
-// readBody reads the whole body, refusing one larger than MaxPayloadSize.
-func readBody(r *http.Request) ([]byte, error) {
-	if r.ContentLength > MaxPayloadSize {
-		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, r.ContentLength, MaxPayloadSize)
-	}
-	if r.Body == nil {
-		return nil, errors.New("empty body")
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxPayloadSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading body: %w", err)
-	}
-	if len(body) > MaxPayloadSize {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxPayloadSize)
-	}
-	return body, nil
-}
-
 // formPayload returns the JSON document in body. GitHub and Gitea can send
 // it form-encoded, as the "payload" field; the signature still covers the
 // raw body.
@@ -358,44 +331,6 @@ func formPayload(h http.Header, body []byte) ([]byte, error) {
 		return nil, errors.New(`form body has no "payload" field`)
 	}
 	return []byte(form.Get("payload")), nil
-}
-
-// claimedRepo reads the repository a payload names, before verification.
-func claimedRepo(kind Kind, body []byte) (Repo, error) {
-	var (
-		repo Repo
-		err  error
-	)
-	switch kind {
-	case GitHub:
-		var p struct {
-			Repository *ghRepo `json:"repository"`
-		}
-		if err = decode(body, &p); err == nil && p.Repository != nil {
-			repo = p.Repository.repo()
-		}
-	case Gitea:
-		var p struct {
-			Repository *giteaRepo `json:"repository"`
-		}
-		if err = decode(body, &p); err == nil && p.Repository != nil {
-			repo = p.Repository.repo()
-		}
-	case GitLab:
-		var p struct {
-			Project *glProject `json:"project"`
-		}
-		if err = decode(body, &p); err == nil && p.Project != nil {
-			repo = p.Project.repo()
-		}
-	}
-	if err != nil {
-		return Repo{}, &PayloadError{Kind: kind, Err: err}
-	}
-	if repo.Slug == "" {
-		return Repo{}, fmt.Errorf("%w: the payload names no repository to look the secret up for", ErrSignature)
-	}
-	return repo, nil
 }
 
 // decode unmarshals a JSON payload into v, with errors that say where the

@@ -2,7 +2,6 @@ package forge
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -448,50 +447,6 @@ func TestParseHookFormEncoded(t *testing.T) {
 	}
 }
 
-func TestParseHookFunc(t *testing.T) {
-	secrets := map[string]string{"octo-org/hello-ferry": "s1", "acme/payments/billing-api": "s2", "infra/deployer": "s3"}
-	var asked []string
-	lookup := func(ctx context.Context, repo Repo) (string, error) {
-		asked = append(asked, repo.Slug)
-		s, ok := secrets[repo.Slug]
-		if !ok {
-			return "", errors.New("no such repository")
-		}
-		return s, nil
-	}
-	for _, c := range []struct {
-		kind        Kind
-		event, name string
-		secret      string
-	}{
-		{GitHub, "push", "push", "s1"},
-		{GitLab, "Merge Request Hook", "merge_request_open", "s2"},
-		{Gitea, "pull_request", "pull_request_opened_fork", "s3"},
-	} {
-		asked = nil
-		h, err := ParseHookFunc(deliver(c.kind, c.event, fixture(t, c.kind, c.name), c.secret), c.kind, lookup)
-		if err != nil {
-			t.Fatalf("%s %s: %v", c.kind, c.name, err)
-		}
-		if len(asked) != 1 || asked[0] != h.Repo.Slug {
-			t.Errorf("%s: secret asked for %q, want once for %q", c.kind, asked, h.Repo.Slug)
-		}
-		// Signed with another repository's secret: refused.
-		_, err = ParseHookFunc(deliver(c.kind, c.event, fixture(t, c.kind, c.name), "s9"), c.kind, lookup)
-		if !errors.Is(err, ErrSignature) {
-			t.Errorf("%s: err = %v, want ErrSignature", c.kind, err)
-		}
-	}
-	unknown := []byte(`{"ref": "refs/heads/main", "repository": {"full_name": "someone/else"}}`)
-	if _, err := ParseHookFunc(deliver(GitHub, "push", unknown, "s1"), GitHub, lookup); !errors.Is(err, ErrSignature) {
-		t.Errorf("unknown repository: err = %v, want ErrSignature", err)
-	}
-	anonymous := []byte(`{"zen": "Keep it logically awesome."}`)
-	if _, err := ParseHookFunc(deliver(GitHub, "ping", anonymous, "s1"), GitHub, lookup); !errors.Is(err, ErrSignature) {
-		t.Errorf("no repository in payload: err = %v, want ErrSignature", err)
-	}
-}
-
 func TestDetect(t *testing.T) {
 	body := []byte(`{}`)
 	for _, c := range []struct {
@@ -516,5 +471,91 @@ func TestSign(t *testing.T) {
 	body := fixture(t, GitHub, "push")
 	if got, want := Sign(body, testSecret), hmacHex(body, testSecret); got != want {
 		t.Fatalf("Sign = %s, want %s", got, want)
+	}
+}
+
+func TestParseHookLimitPerForge(t *testing.T) {
+	for kind, limit := range map[Kind]int64{GitHub: 25 << 20, GitLab: 25 << 20, Gitea: 10 << 20} {
+		if got := MaxPayload(kind); got != limit {
+			t.Errorf("MaxPayload(%s) = %d, want %d", kind, got, limit)
+		}
+	}
+	// Gitea's limit is lower: a body over it is refused by its length
+	// alone, before a byte is read.
+	big := &countingReader{r: bytes.NewReader(make([]byte, MaxGiteaPayload+1))}
+	r := deliver(Gitea, "push", nil, testSecret)
+	r.Body, r.ContentLength = io.NopCloser(big), MaxGiteaPayload+1
+	if _, err := ParseHook(r, Gitea, testSecret); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	if big.n != 0 {
+		t.Errorf("%d bytes of an oversized body were read before it was refused", big.n)
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestParseHookRefusesBeforeReading checks that what the headers prove
+// wrong is refused without reading the body: a missing or malformed
+// signature header, and GitLab's wrong token.
+func TestParseHookRefusesBeforeReading(t *testing.T) {
+	event := map[Kind]string{GitHub: "push", Gitea: "push", GitLab: "Push Hook"}
+	cases := []struct {
+		name   string
+		kind   Kind
+		tamper func(h http.Header)
+	}{
+		{"github unsigned", GitHub, func(h http.Header) { h.Del("X-Hub-Signature-256") }},
+		{"github short signature", GitHub, func(h http.Header) { h.Set("X-Hub-Signature-256", "sha256=abcd") }},
+		{"gitea unsigned", Gitea, func(h http.Header) {
+			for _, n := range []string{"X-Gitea-Signature", "X-Gogs-Signature", "X-Hub-Signature-256"} {
+				h.Del(n)
+			}
+		}},
+		{"gitlab wrong token", GitLab, func(h http.Header) { h.Set("X-Gitlab-Token", "guess") }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body := fixture(t, c.kind, "push")
+			cr := &countingReader{r: bytes.NewReader(body)}
+			r := deliver(c.kind, event[c.kind], body, testSecret)
+			r.Body = io.NopCloser(cr)
+			c.tamper(r.Header)
+			if _, err := ParseHook(r, c.kind, testSecret); !errors.Is(err, ErrSignature) {
+				t.Fatalf("err = %v, want ErrSignature", err)
+			}
+			if cr.n != 0 {
+				t.Errorf("%d bytes of the body were read before the request was refused", cr.n)
+			}
+		})
+	}
+}
+
+// TestParseHookSpooled parses a signed body larger than what is kept in
+// memory, so it goes through the temporary file, form-encoded.
+func TestParseHookSpooled(t *testing.T) {
+	payload := fixture(t, GitHub, "push")
+	payload = append(payload[:len(payload)-1:len(payload)-1], bytes.Repeat([]byte(" "), 3*spoolMemory)...)
+	payload = append(payload, '\n')
+	form := []byte(url.Values{"payload": {string(payload)}}.Encode())
+	r := deliver(GitHub, "push", form, testSecret)
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.ContentLength = -1
+	h, err := ParseHook(r, GitHub, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := mustParse(t, GitHub, "push", "push"); !reflect.DeepEqual(h, want) {
+		t.Errorf("spooled hook %+v differs from the small one %+v", h, want)
 	}
 }

@@ -215,6 +215,13 @@ func (m *Mirror) ReadFile(ctx context.Context, sha, path string) ([]byte, error)
 // path that exists but is not a file (a directory) is an error too, as it
 // is for ReadFile.
 func (m *Mirror) ReadFirst(ctx context.Context, sha string, paths ...string) (string, []byte, error) {
+	return m.ReadFirstMax(ctx, sha, 0, paths...)
+}
+
+// ReadFirstMax is ReadFirst refusing a file larger than max bytes (no
+// limit when max is 0 or less) with a *FileSizeError, before it is read
+// into memory.
+func (m *Mirror) ReadFirstMax(ctx context.Context, sha string, max int64, paths ...string) (string, []byte, error) {
 	if !validSHA(sha) {
 		return result(sha, paths, 0, nil, fmt.Errorf("invalid commit sha %q", sha))
 	}
@@ -223,7 +230,7 @@ func (m *Mirror) ReadFirst(ctx context.Context, sha string, paths ...string) (st
 		// The usual case: the last fetch brought the commit. Look
 		// without first checking that it is there, which would cost a
 		// process of its own.
-		i, data, err := readBlobs(ctx, o, m.dir, sha, paths)
+		i, data, err := readBlobs(ctx, o, m.dir, sha, paths, max)
 		if !errors.Is(err, errNoCommit) {
 			return result(sha, paths, i, data, err)
 		}
@@ -232,7 +239,7 @@ func (m *Mirror) ReadFirst(ctx context.Context, sha string, paths ...string) (st
 		return result(sha, paths, 0, nil, err)
 	}
 	_, o = m.config()
-	i, data, err := readBlobs(ctx, o, m.dir, sha, paths)
+	i, data, err := readBlobs(ctx, o, m.dir, sha, paths, max)
 	return result(sha, paths, i, data, err)
 }
 

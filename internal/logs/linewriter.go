@@ -52,6 +52,25 @@ func NewLineWriter(m *Masker, maxLine int, emit func(line []byte)) io.WriteClose
 	return &lineWriter{m: m, maxLine: maxLine, emit: emit}
 }
 
+// TruncatedMarker ends a line that a truncating LineWriter cut short.
+const TruncatedMarker = " … [ferry: line truncated, it is longer than the limit of a log line]"
+
+// NewTruncatingLineWriter is NewLineWriter for a bounded log: a line
+// longer than maxLine bytes is not emitted in pieces but once, cut to its
+// first maxLine-len(TruncatedMarker) bytes followed by TruncatedMarker and
+// a line break; the rest of the line is discarded as it is written. maxLine
+// must be larger than twice the marker (DefaultMaxLine when it is not
+// positive).
+func NewTruncatingLineWriter(m *Masker, maxLine int, emit func(line []byte)) io.WriteCloser {
+	if maxLine <= 0 {
+		maxLine = DefaultMaxLine
+	}
+	if m.empty() {
+		m = nil
+	}
+	return &lineWriter{m: m, maxLine: max(maxLine-len(TruncatedMarker), len(TruncatedMarker)), emit: emit, truncate: true}
+}
+
 // lineWriter is the io.WriteCloser returned by NewLineWriter.
 type lineWriter struct {
 	m       *Masker
@@ -83,6 +102,9 @@ type lineWriter struct {
 	// not announced twice when it continues into the next piece.
 	runOpen bool
 	closed  bool
+	// truncate cuts long lines instead of splitting them; skipping is set
+	// while the rest of a cut line is being discarded.
+	truncate, skipping bool
 }
 
 // Write implements io.Writer.
@@ -139,6 +161,17 @@ func (w *lineWriter) process(final bool) {
 	pos := 0
 	clean := w.clean // buf[:clean] holds no line break
 	for pos < limit {
+		if w.skipping {
+			// The rest of a truncated line: discarded up to its break.
+			i := bytes.IndexByte(w.buf[pos:limit], '\n')
+			if i < 0 {
+				pos = limit
+				break
+			}
+			pos += i + 1
+			w.skipping = false
+			continue
+		}
 		end := min(limit, pos+w.maxLine+1)
 		if from := max(pos, clean); from < end {
 			if i := bytes.IndexByte(w.buf[from:end], '\n'); i >= 0 {
@@ -167,8 +200,16 @@ func (w *lineWriter) process(final bool) {
 			break
 		}
 		cut := runeCut(w.buf, pos, pos+w.maxLine)
-		w.emitRange(pos, cut, false)
+		if w.truncate {
+			w.emitTruncated(pos, cut)
+			w.skipping = true
+		} else {
+			w.emitRange(pos, cut, false)
+		}
 		pos = cut
+	}
+	if final && w.skipping {
+		pos = len(w.buf)
 	}
 	if final && pos < len(w.buf) {
 		w.emitRange(pos, len(w.buf), false)
@@ -225,6 +266,19 @@ func (w *lineWriter) emitRange(a, b int, nl bool) {
 		// A piece that continues a masked run may have nothing to show.
 		w.emit(line)
 	}
+}
+
+// emitTruncated emits buf[a:b], masked, followed by TruncatedMarker and a
+// line break.
+func (w *lineWriter) emitTruncated(a, b int) {
+	emit := w.emit
+	defer func() { w.emit = emit }()
+	var line []byte
+	w.emit = func(p []byte) { line = append(line, p...) }
+	w.emitRange(a, b, false)
+	w.runOpen = false
+	line = append(line, TruncatedMarker...)
+	emit(append(line, '\n'))
 }
 
 // runeCut moves cut back by up to three bytes so that buf[pos:cut] does not

@@ -374,3 +374,44 @@ func TestLineWriterSmallWrites(t *testing.T) {
 		t.Fatalf("took %v: small writes to a long line do not take linear time", d)
 	}
 }
+
+// TestTruncatingLineWriter feeds a 45 MB line between short ones: it comes
+// out once, cut to the limit with the marker, and the lines around it are
+// whole. A secret at the cut is masked, and one in the discarded part
+// never appears.
+func TestTruncatingLineWriter(t *testing.T) {
+	const maxLine = 4096
+	m := NewMasker([]string{"hunter2"})
+	var got []string
+	w := NewTruncatingLineWriter(m, maxLine, func(line []byte) { got = append(got, string(line)) })
+	head := strings.Repeat("a", maxLine-len(TruncatedMarker)-3) + "hunter2"
+	mustWrite := func(s string) {
+		if _, err := w.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustWrite("before\n" + head)
+	chunk := strings.Repeat("b", 1<<20) + "hunter2"
+	for range 45 {
+		mustWrite(chunk)
+	}
+	mustWrite("\nafter\nlast, unterminated " + strings.Repeat("c", 2*maxLine))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("got %d lines, want 4", len(got))
+	}
+	want := head[:len(head)-7] + Redacted + TruncatedMarker + "\n"
+	if got[0] != "before\n" || got[1] != want || got[2] != "after\n" {
+		t.Errorf("lines = %.80q…, line 2 ends %q", got, got[1][len(got[1])-100:])
+	}
+	if !strings.HasSuffix(got[3], TruncatedMarker+"\n") || len(got[3]) > maxLine+1 {
+		t.Errorf("the unterminated last line is %d bytes, want it truncated to %d: %.80q", len(got[3]), maxLine, got[3])
+	}
+	for _, l := range got {
+		if strings.Contains(l, "hunter2") || strings.Contains(l, "bb") {
+			t.Errorf("a discarded part or a secret leaked: %.100q", l)
+		}
+	}
+}

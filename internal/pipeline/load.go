@@ -3,11 +3,57 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 )
+
+// DefaultMaxConfigSize is the largest pipeline file ferry reads unless told
+// otherwise (--max-config-size): 4 MiB. The largest .drone.yml files in
+// public repositories are under 1 MB.
+const DefaultMaxConfigSize = 4 << 20
+
+// SizeError reports a pipeline file larger than the limit. It is returned
+// before the file is read or parsed.
+type SizeError struct {
+	// File names the file.
+	File string
+	// Size is the file's size in bytes, and Max the limit.
+	Size, Max int64
+}
+
+// Error says how large the file is, the limit and how to change it.
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("%s: the pipeline file is %s, larger than the limit of %s; split it, or raise the limit with --max-config-size",
+		e.File, FormatBytes(e.Size), FormatBytes(e.Max))
+}
+
+// CheckSize returns a *SizeError when size is larger than max; a max of 0
+// or less means DefaultMaxConfigSize.
+func CheckSize(file string, size, max int64) error {
+	if max <= 0 {
+		max = DefaultMaxConfigSize
+	}
+	if size > max {
+		return &SizeError{File: file, Size: size, Max: max}
+	}
+	return nil
+}
+
+// FormatBytes writes n bytes for people: "512 bytes", "3.2 KiB", "47.7 MiB".
+func FormatBytes(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+}
 
 // defaultFiles are the names Load looks for, in order.
 var defaultFiles = []string{".ferry.yml", ".ferry.yaml", ".drone.yml", ".drone.yaml"}
@@ -22,23 +68,36 @@ var defaultFiles = []string{".ferry.yml", ".ferry.yaml", ".drone.yml", ".drone.y
 //
 // The name it returns is for messages: the file as the caller named it, or
 // a default file's name relative to dir when dir is the working directory.
+//
+// A file larger than DefaultMaxConfigSize is refused with a *SizeError
+// before it is read; LoadMax takes another limit.
 func Load(dir string, file string) (string, []byte, error) {
+	return LoadMax(dir, file, DefaultMaxConfigSize)
+}
+
+// LoadMax is Load with a limit on the file's size (DefaultMaxConfigSize
+// when max is 0 or less).
+func LoadMax(dir string, file string, max int64) (string, []byte, error) {
 	if file != "" {
 		p := file
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
 		}
-		data, err := os.ReadFile(p)
+		data, err := readMax(file, p, max)
 		if err != nil {
-			return file, nil, fmt.Errorf("reading pipeline file: %w", err)
+			return file, nil, err
 		}
 		return file, data, nil
 	}
 	for _, name := range defaultFiles {
 		p := filepath.Join(dir, name)
-		data, err := os.ReadFile(p)
+		data, err := readMax(displayName(dir, name), p, max)
 		if err == nil {
 			return displayName(dir, name), data, nil
+		}
+		var size *SizeError
+		if errors.As(err, &size) {
+			return size.File, nil, err
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return p, nil, fmt.Errorf("reading pipeline file: %w", err)
@@ -46,6 +105,33 @@ func Load(dir string, file string) (string, []byte, error) {
 	}
 	return "", nil, fmt.Errorf("no pipeline file in %s (looked for %s): %w",
 		dir, strings.Join(defaultFiles, ", "), fs.ErrNotExist)
+}
+
+// readMax reads the file at path, named name in messages, refusing one
+// larger than max before reading it. The read itself is bounded too, in
+// case the file grows.
+func readMax(name, path string, max int64) ([]byte, error) {
+	if max <= 0 {
+		max = DefaultMaxConfigSize
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading pipeline file: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if err := CheckSize(name, fi.Size(), max); err != nil {
+			return nil, err
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading pipeline file: %w", err)
+	}
+	if err := CheckSize(name, int64(len(data)), max); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // displayName names a default file for messages: relative when dir is the

@@ -121,8 +121,10 @@ func WithReporter(r Reporter) Option { return func(rn *Runner) { rn.reporter = r
 // WithLogger sets the logger for ferry's own diagnostics.
 func WithLogger(l *slog.Logger) Option { return func(rn *Runner) { rn.logger = l } }
 
-// WithMaxLine sets the longest log line passed to the reporter in one
-// piece; longer lines are split. The default is 1 MiB.
+// WithMaxLine sets the longest log line passed to the reporter; a longer
+// line is cut to that length, ending with logs.TruncatedMarker, and the
+// rest of it is discarded (see logs.NewTruncatingLineWriter). The default
+// is 1 MiB.
 func WithMaxLine(n int) Option { return func(rn *Runner) { rn.maxLine = n } }
 
 // New returns a Runner for b.
@@ -407,7 +409,7 @@ func (rn *run) runStep(ctx context.Context, s *backend.Step) {
 	rn.mu.Unlock()
 	r.reporter.StepStarted(rn.spec, s)
 
-	w := logs.NewLineWriter(logs.NewMasker(s.Secrets), r.maxLine, func(line []byte) {
+	w := logs.NewTruncatingLineWriter(logs.NewMasker(s.Secrets), r.maxLine, func(line []byte) {
 		if n := len(line); n > 0 && line[n-1] == '\n' {
 			line = line[:n-1]
 		}

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ferryci/ferry/internal/pipeline"
 )
 
 // Config is the server's configuration. cmd/ferry builds one flag per field
@@ -69,6 +71,18 @@ type Config struct {
 	// OpenRegistration lets every user register repositories; by default
 	// only administrators may (docs/security.md).
 	OpenRegistration bool
+	// ReadHeaderTimeout is how long a client may take to send a request's
+	// headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout is how long a client may take to send a whole request,
+	// headers and body; a slower upload is cut off and its connection
+	// closed. Responses are not limited: log streams and long polls last
+	// as long as they need.
+	ReadTimeout time.Duration
+	// MaxConfigSize is the largest pipeline file (.ferry.yml,
+	// .drone.yml) the server reads; a larger one fails the build before
+	// it is parsed.
+	MaxConfigSize int64
 }
 
 // The defaults of DefaultConfig.
@@ -82,6 +96,8 @@ const (
 	DefaultGitHubAPI           = "https://api.github.com"
 	DefaultGitLabURL           = "https://gitlab.com"
 	DefaultLogLevel            = "info"
+	DefaultReadHeaderTimeout   = 10 * time.Second
+	DefaultReadTimeout         = time.Minute
 )
 
 // DefaultConfig returns the configuration used when no flag is given.
@@ -96,6 +112,9 @@ func DefaultConfig() Config {
 		GitHubAPI:           DefaultGitHubAPI,
 		GitLabURL:           DefaultGitLabURL,
 		LogLevel:            DefaultLogLevel,
+		ReadHeaderTimeout:   DefaultReadHeaderTimeout,
+		ReadTimeout:         DefaultReadTimeout,
+		MaxConfigSize:       pipeline.DefaultMaxConfigSize,
 	}
 }
 
@@ -116,6 +135,15 @@ func (c *Config) Validate() error {
 	}
 	if c.PollIntervalDefault < 0 {
 		return fmt.Errorf("--poll-interval-default %s must not be negative", c.PollIntervalDefault)
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		return fmt.Errorf("--read-header-timeout %s must be positive", c.ReadHeaderTimeout)
+	}
+	if c.ReadTimeout < c.ReadHeaderTimeout {
+		return fmt.Errorf("--read-timeout %s must be at least --read-header-timeout %s", c.ReadTimeout, c.ReadHeaderTimeout)
+	}
+	if c.MaxConfigSize <= 0 {
+		return fmt.Errorf("--max-config-size %d must be positive", c.MaxConfigSize)
 	}
 	if c.URL != "" {
 		u, err := url.Parse(c.URL)

@@ -103,10 +103,14 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 	}
 	meta := s.metadata(repo, b, ev)
 
-	file, data, err := s.git.readConfig(ctx, remote, ev.SHA, repo.ConfigPath, auth...)
+	file, data, err := s.git.readConfig(ctx, remote, ev.SHA, repo.ConfigPath, s.cfg.MaxConfigSize, auth...)
 	if errors.Is(err, errNoConfig) {
 		s.log.Info("no pipeline file; not building", "repo", repo.Slug, "sha", ev.SHA, "err", err)
 		return nil, nil
+	}
+	var tooLarge *pipeline.SizeError
+	if errors.As(err, &tooLarge) {
+		return s.createFailedBuild(ctx, repo, b, err.Error())
 	}
 	if errors.Is(err, forge.ErrAuth) {
 		return nil, fmt.Errorf("creating build: reading pipeline file: %w; the repository needs a credential, "+

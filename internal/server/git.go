@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/forge"
+	"github.com/ferryci/ferry/internal/pipeline"
 )
 
 // configFiles are the pipeline files looked for at a commit when the repo
@@ -33,13 +34,18 @@ func newGitReader(dir string, log *slog.Logger) *gitReader {
 
 // readConfig reads the pipeline file at commit sha: path when it is set,
 // otherwise the first of configFiles that exists. The error wraps
-// errNoConfig when there is none.
-func (g *gitReader) readConfig(ctx context.Context, remote, sha, path string, opts ...forge.GitOption) (string, []byte, error) {
+// errNoConfig when there is none. A file larger than max bytes is refused
+// with a *pipeline.SizeError before it is read into memory.
+func (g *gitReader) readConfig(ctx context.Context, remote, sha, path string, max int64, opts ...forge.GitOption) (string, []byte, error) {
 	names := configFiles
 	if path != "" {
 		names = []string{path}
 	}
-	name, data, err := g.mirrors.Get(remote, opts...).ReadFirst(ctx, sha, names...)
+	name, data, err := g.mirrors.Get(remote, opts...).ReadFirstMax(ctx, sha, max, names...)
+	var size *forge.FileSizeError
+	if errors.As(err, &size) {
+		return size.Path, nil, &pipeline.SizeError{File: size.Path, Size: size.Size, Max: size.Max}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil, fmt.Errorf("%w at commit %s (looked for %s)", errNoConfig, sha, strings.Join(names, ", "))
 	}

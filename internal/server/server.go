@@ -221,9 +221,14 @@ const shutdownTimeout = 10 * time.Second
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		// The whole request, body included: a slow upload is cut off.
+		// It does not limit responses: once a request's body is read, Go
+		// clears the connection's read deadline, so log streams and long
+		// polls are not cut.
+		ReadTimeout: s.cfg.ReadTimeout,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	loopCtx, cancelLoops := context.WithCancel(ctx)
 	defer cancelLoops()

@@ -1,11 +1,14 @@
 package trigger
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/store"
@@ -31,24 +34,63 @@ import (
 //   - 400 for a body that cannot be parsed, naming the problem;
 //   - 401 for a missing or wrong signature; nothing is stored;
 //   - 404 for an unknown or inactive repo;
-//   - 413 for a body larger than forge.MaxPayloadSize;
-//   - 500 when the store or the Builder fails.
+//   - 413 for a body larger than the forge's limit (forge.MaxPayload);
+//   - 500 when the store or the Builder fails;
+//   - 503 when MaxHooksInFlight bodies are already being read and none
+//     ended within HookQueueWait.
+//
+// Memory is bounded before a request is authenticated: the body is
+// verified while it streams to a small buffer or a temporary file (see
+// forge.ParseHook), and at most MaxHooksInFlight bodies are read at once.
 //
 // Errors are JSON objects {"error": "..."}, as in the rest of the API. The
 // handler is safe for concurrent use; a nil logger discards logs.
 func WebhookHandler(st *store.Store, b Builder, logger *slog.Logger) http.Handler {
-	h := &webhook{repos: st.Repos, builder: b, logger: orDiscard(logger)}
+	h := &webhook{repos: st.Repos, builder: b, logger: orDiscard(logger), inflight: make(chan struct{}, MaxHooksInFlight)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook", h.serve)
 	mux.HandleFunc("POST /hook/{slug...}", h.serve)
 	return mux
 }
 
+// MaxHooksInFlight is how many webhook bodies are read and verified at
+// once; a request beyond that waits up to HookQueueWait for its turn, and
+// is answered 503 otherwise. It bounds the disk space that unauthenticated
+// bodies can take (each at most forge.MaxPayload) and the work they cost.
+const MaxHooksInFlight = 16
+
+// HookQueueWait is how long a webhook waits for one of the
+// MaxHooksInFlight slots.
+const HookQueueWait = 10 * time.Second
+
 type webhook struct {
 	repos   store.RepoStore
 	builder Builder
 	logger  *slog.Logger
+	// inflight holds a token per webhook body being read.
+	inflight chan struct{}
 }
+
+// acquire waits for a slot to read a body in, and reports whether it got
+// one; release it with h.release.
+func (h *webhook) acquire(ctx context.Context) bool {
+	select {
+	case h.inflight <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(HookQueueWait)
+	defer t.Stop()
+	select {
+	case h.inflight <- struct{}{}:
+		return true
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return false
+}
+
+func (h *webhook) release() { <-h.inflight }
 
 func (h *webhook) serve(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -92,7 +134,14 @@ func (h *webhook) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !h.acquire(ctx) {
+		log.WarnContext(ctx, "webhook: too many deliveries in flight", "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", strconv.Itoa(int(HookQueueWait/time.Second)))
+		writeError(w, http.StatusServiceUnavailable, "too many webhook deliveries are being received; retry later")
+		return
+	}
 	hook, err := forge.ParseHook(r, kind, repo.WebhookSecret)
+	h.release()
 	var perr *forge.PayloadError
 	switch {
 	case errors.Is(err, forge.ErrSignature):
