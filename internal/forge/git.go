@@ -106,20 +106,27 @@ func (o gitOptions) git(ctx context.Context, remote, dir string, stdin io.Reader
 // read; the command was stopped.
 var errOutputLimit = errors.New("git printed more than the limit")
 
-// limitedBuffer is a bytes.Buffer that fails a write past limit bytes
-// (no limit when limit is 0 or less).
+// limitedBuffer is a buffer that fails a write past limit bytes (no limit
+// when limit is 0 or less). It embeds no bytes.Buffer on purpose: its
+// ReadFrom would let io.Copy bypass the limit.
 type limitedBuffer struct {
-	bytes.Buffer
+	buf   bytes.Buffer
 	limit int64
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if b.limit > 0 && int64(b.Len()+len(p)) > b.limit {
-		n, _ := b.Buffer.Write(p[:max(b.limit-int64(b.Len()), 0)])
+	if b.limit > 0 && int64(b.buf.Len()+len(p)) > b.limit {
+		n, _ := b.buf.Write(p[:max(b.limit-int64(b.buf.Len()), 0)])
 		return n, errOutputLimit
 	}
-	return b.Buffer.Write(p)
+	return b.buf.Write(p)
 }
+
+// Len returns how many bytes the buffer holds.
+func (b *limitedBuffer) Len() int { return b.buf.Len() }
+
+// Bytes returns the bytes the buffer holds.
+func (b *limitedBuffer) Bytes() []byte { return b.buf.Bytes() }
 
 // gitLimited is git, keeping at most limit bytes of the output: past that
 // the command is stopped (it gets EPIPE), and what was kept is returned

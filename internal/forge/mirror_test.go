@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"runtime"
 	"reflect"
 	"strings"
 	"sync"
@@ -291,4 +292,31 @@ func TestMirrorReadFirst(t *testing.T) {
 			t.Error("a path with a newline was accepted")
 		}
 	})
+}
+
+// TestMirrorReadFirstMax refuses a file over the limit with a
+// *FileSizeError, without holding it in memory, and reads one within it.
+func TestMirrorReadFirstMax(t *testing.T) {
+	requireGit(t)
+	ctx := context.Background()
+	o := newOrigin(t)
+	o.seed()
+	sha := o.commit("big", map[string]string{".drone.yml": strings.Repeat("x", 50<<20), "small.yml": "a: b\n"})
+	o.push("main")
+	m := NewMirror(filepath.Join(t.TempDir(), "mirror.git"), o.fileURL())
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, _, err := m.ReadFirstMax(ctx, sha, 4<<20, ".ferry.yml", ".drone.yml")
+	runtime.ReadMemStats(&after)
+	var size *FileSizeError
+	if !errors.As(err, &size) || size.Path != ".drone.yml" || size.Size != 50<<20 || size.Max != 4<<20 {
+		t.Fatalf("err = %v, want a *FileSizeError for .drone.yml of 50 MiB", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 20<<20 {
+		t.Errorf("refusing the file allocated %d MiB", alloc>>20)
+	}
+	if _, data, err := m.ReadFirstMax(ctx, sha, 4<<20, "small.yml"); err != nil || string(data) != "a: b\n" {
+		t.Errorf("small file: %q, %v", data, err)
+	}
 }

@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fillReader yields n bytes: prefix, then 'a' up to n.
+type fillReader struct {
+	prefix string
+	n, off int64
+}
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	if r.off >= r.n {
+		return 0, io.EOF
+	}
+	k := int64(len(p))
+	if rest := r.n - r.off; k > rest {
+		k = rest
+	}
+	for i := range p[:k] {
+		if o := r.off + int64(i); o < int64(len(r.prefix)) {
+			p[i] = r.prefix[o]
+		} else {
+			p[i] = 'a'
+		}
+	}
+	r.off += k
+	return int(k), nil
+}
+
+// TestWebhookFloodMemory is finding 3 of issue 7: 40 concurrent
+// form-encoded webhook posts of 25 MiB each, half of them unsigned and half
+// with a wrong signature, all to a real repo's endpoint. Every one is
+// refused (401, or 503 when too many are in flight, or the connection
+// closed before the body was taken), no build is made, and the server's
+// peak resident set (VmHWM) stays under 100 MiB.
+func TestWebhookFloodMemory(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverOptions{})
+	c := adminAPI(t, srv)
+	const slug = "acme/flooded"
+	c.createRepo(map[string]any{"git_url": "https://example.invalid/acme/flooded.git", "slug": slug,
+		"forge": "github", "webhook_secret": "the-real-secret", "poll_interval": "0s"})
+
+	const posts, size = 40, 25 << 20
+	tr := &http.Transport{MaxConnsPerHost: 0, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 3 * time.Minute}
+	type outcome struct {
+		status int
+		err    error
+	}
+	results := make([]outcome, posts)
+	var wg sync.WaitGroup
+	for i := range posts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := &fillReader{prefix: "payload=", n: size}
+			req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.URL+"/hook/"+slug, body)
+			if err != nil {
+				results[i].err = err
+				return
+			}
+			req.ContentLength = size
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-GitHub-Event", "push")
+			if i%2 == 1 {
+				req.Header.Set("X-Hub-Signature-256", "sha256="+strings.Repeat("0f", 32))
+			}
+			res, err := hc.Do(req)
+			if err != nil {
+				results[i].err = err
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			results[i].status = res.StatusCode
+		}()
+	}
+	wg.Wait()
+	statuses := map[int]int{}
+	for i, r := range results {
+		switch {
+		case r.err != nil && i%2 == 0:
+			// Unsigned: refused from the headers; the server may close
+			// the connection while the client is still sending.
+			statuses[-1]++
+		case r.err != nil:
+			t.Errorf("post %d (wrongly signed): %v", i, r.err)
+		case r.status == http.StatusUnauthorized, r.status == http.StatusServiceUnavailable:
+			statuses[r.status]++
+		default:
+			t.Errorf("post %d: answered %d, want 401 or 503", i, r.status)
+		}
+	}
+	if statuses[http.StatusUnauthorized] == 0 {
+		t.Errorf("no post was answered 401: %v", statuses)
+	}
+	hwm := srv.vmKiB(t, "VmHWM")
+	t.Logf("outcomes %v (-1: connection closed); server VmHWM %d KiB", statuses, hwm)
+	if hwm > 100<<10 {
+		t.Errorf("server peak RSS %d KiB, want under 100 MiB", hwm)
+	}
+	if bs := c.builds(slug, ""); len(bs) != 0 {
+		t.Errorf("the refused webhooks made %d builds", len(bs))
+	}
+}
+
+// TestSlowUploadDropped is the second half of finding 3: a client that
+// sends a request body slower than --read-timeout has its connection
+// closed, on the webhook endpoint and on the API alike.
+func TestSlowUploadDropped(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverOptions{Args: []string{"--read-header-timeout", "500ms", "--read-timeout", "1s"}})
+	c := adminAPI(t, srv)
+	c.createRepo(map[string]any{"git_url": "https://example.invalid/acme/slow.git", "slug": "acme/slow",
+		"forge": "github", "webhook_secret": "s", "poll_interval": "0s"})
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for _, tc := range []struct{ name, head string }{
+		{"webhook body", "POST /hook/acme/slow HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n" +
+			"X-Hub-Signature-256: sha256=" + strings.Repeat("0f", 32) + "\r\nContent-Length: 100000\r\n\r\n{"},
+		{"api body", "POST /api/repos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + adminToken +
+			"\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"},
+		{"headers", "GET /healthz HTTP/1.1\r\nHost: x\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, tc.head); err != nil {
+				t.Fatal(err)
+			}
+			// Keep trickling a byte now and then, as a slow client
+			// does, until the server hangs up. The test's own deadline
+			// only guards against a server that never does.
+			closed := make(chan error, 1)
+			go func() {
+				_, err := io.Copy(io.Discard, bufio.NewReader(conn))
+				closed <- err
+			}()
+			deadline := time.After(30 * time.Second)
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case err := <-closed:
+					if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
+						t.Fatalf("reading the answer: %v", err)
+					}
+					return // the server closed the connection
+				case <-tick.C:
+					_, _ = io.WriteString(conn, " ")
+				case <-deadline:
+					t.Fatalf("the server still holds a connection that has been trickling for 30s with --read-timeout 1s")
+				}
+			}
+		})
+	}
+}
+
+// TestConfigTooLarge is part of finding 6: a 50 MB .drone.yml is refused
+// by size, by the server (the build fails with a message naming the size
+// and the limit, not aliases) and by `ferry lint`, before it is parsed.
+func TestConfigTooLarge(t *testing.T) {
+	t.Parallel()
+	big := "kind: pipeline\ntype: exec\nname: big\nsteps:\n- name: s\n  commands:\n  - echo " +
+		strings.Repeat("x", 50<<20) + "\n"
+	repo := newGitRepo(t, t.TempDir(), "big", map[string]string{".drone.yml": big})
+	srv := startServer(t, serverOptions{})
+	c := adminAPI(t, srv)
+	const slug = "acme/big"
+	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+	t.Logf("VmHWM before the build: %d KiB", srv.vmKiB(t, "VmHWM"))
+	b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+	b = c.waitBuild(slug, b.Number, time.Minute, nil)
+	if b.Status != "error" && b.Status != "failure" {
+		t.Fatalf("build %s, want it refused: %s", b.Status, describe(b))
+	}
+	for _, want := range []string{".drone.yml", "50.0 MiB", "limit of 4.0 MiB", "--max-config-size"} {
+		if !strings.Contains(b.Error, want) {
+			t.Errorf("build error %q does not mention %q", b.Error, want)
+		}
+	}
+	if hwm := srv.vmKiB(t, "VmHWM"); hwm > 100<<10 {
+		t.Errorf("server peak RSS %d KiB refusing a 50 MB config, want under 100 MiB", hwm)
+	}
+
+	out, code := runFerry(t, repo.work, "lint")
+	if code != 2 || !strings.Contains(out, "limit of 4.0 MiB") || strings.Contains(out, "alias") {
+		t.Errorf("ferry lint exit %d: %s; want 2 and a message about the size", code, out)
+	}
+	out, code = runFerry(t, repo.work, "exec", "--max-config-size", fmt.Sprint(60<<20), "--pipeline", "none")
+	if strings.Contains(out, "limit of") {
+		t.Errorf("ferry exec --max-config-size 60MiB still refuses by size (exit %d): %s", code, out)
+	}
+}
+
+// runFerry runs the ferry binary in dir and returns its combined output
+// and exit code.
+func runFerry(t testing.TB, dir string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(ferryBin, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return string(out), exit.ExitCode()
+	case err != nil:
+		t.Fatalf("running ferry %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out), 0
+}
