@@ -16,10 +16,13 @@ import (
 )
 
 // connectedWindow is how recently an agent must have been seen to count as
-// connected: leasing, or extending a lease, refreshes it.
+// connected: leasing (also while a lease request waits for a job), or
+// extending a lease, refreshes it.
 const connectedWindow = 30 * time.Second
 
-// touchAgentEvery limits how often a busy agent's LastSeen is written.
+// touchAgentEvery limits how often an agent's LastSeen is written. It must
+// stay well below connectedWindow, or an agent that is there would show as
+// disconnected between two writes.
 const touchAgentEvery = 5 * time.Second
 
 // agentCache remembers the agents this server registered and the owners
@@ -70,7 +73,8 @@ func (c *agentCache) register(ctx context.Context, st store.AgentStore, a *store
 	e := c.byName[a.Name]
 	c.mu.Unlock()
 	if e != nil && e.key == key && now.Sub(e.at) < reregisterEvery {
-		return e.id, nil
+		// Registered recently: only LastSeen needs refreshing.
+		return e.id, c.alive(ctx, st, e.id)
 	}
 	a.LastSeen = now
 	if err := st.Register(ctx, a); err != nil {
@@ -152,16 +156,23 @@ func (c *agentCache) seen(ctx context.Context, st *store.Store, job int64) error
 	if o.agent == 0 {
 		return nil
 	}
+	return c.alive(ctx, st.Agents, o.agent)
+}
+
+// alive records that agent is there now, writing its LastSeen at most
+// every touchAgentEvery.
+func (c *agentCache) alive(ctx context.Context, st store.AgentStore, agent int64) error {
+	now := time.Now()
 	c.mu.Lock()
-	due := now.Sub(c.touched[o.agent]) >= touchAgentEvery
+	due := now.Sub(c.touched[agent]) >= touchAgentEvery
 	if due {
-		c.touched[o.agent] = now
+		c.touched[agent] = now
 	}
 	c.mu.Unlock()
 	if !due {
 		return nil
 	}
-	err := st.Agents.Touch(ctx, o.agent, now)
+	err := st.Touch(ctx, agent, now)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

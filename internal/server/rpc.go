@@ -88,6 +88,10 @@ func (s *Server) rpcLease(w http.ResponseWriter, r *http.Request) error {
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
+		// A waiting agent is a connected one.
+		if err := s.agents.alive(ctx, s.store.Agents, id); err != nil && ctx.Err() == nil {
+			s.log.Warn("recording that an agent is alive", "agent", req.Name, "err", err)
+		}
 		t := time.NewTimer(min(poll, left))
 		select {
 		case <-ready:
