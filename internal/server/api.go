@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,6 +96,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case r.Context().Err() != nil:
 		// The client went away; there is no one to answer.
 		return
+	case s.storeDown(r.Context()):
+		// Not a bug to report: the database is away, and the request
+		// may succeed when it is back.
+		s.log.Warn("request failed: the store does not answer", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.storeFailed(time.Now())
+		w.Header().Set("Retry-After", "5")
+		ae = errorf(http.StatusServiceUnavailable, "", "the database is unavailable; try again later")
 	default:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusInternalServerError, "", "internal server error")
@@ -103,6 +111,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
 	}
 	writeJSON(w, ae.Status, ae)
+}
+
+// storeDown reports whether the store fails to answer a trivial query
+// within two seconds: after a request failed with an unexpected error, it
+// tells a database outage (503) from a bug (500).
+func (s *Server) storeDown(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_, err := s.store.Users.Count(ctx)
+	return err != nil
 }
 
 // writeJSON writes v as the JSON answer with the given status.

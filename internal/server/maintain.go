@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ferryci/ferry/internal/store"
@@ -18,6 +19,51 @@ const sweepEvery = 30 * time.Second
 // job reaches a definite state soon after its lease expires.
 func (s *Server) maintainTick() time.Duration {
 	return min(time.Second, s.cfg.LeaseTTL/3)
+}
+
+// expiryMargin is how long past its expiry a lease must be before the job
+// is re-queued or failed: a third of the lease TTL, the longest interval
+// between an agent's heartbeats. It absorbs a heartbeat that is late and
+// clocks that differ a little between servers sharing a database.
+func (s *Server) expiryMargin() time.Duration { return s.cfg.LeaseTTL / 3 }
+
+// leaseGrace is how long after its own start, and after the store last
+// failed, a server leaves expired leases alone: one lease TTL, at least
+// three heartbeat intervals. After an outage of the server or its database
+// longer than the TTL every lease looks expired, but the agents that hold
+// them are alive and retry their heartbeats; the grace lets those get
+// through (ExtendLease accepts an expired lease whose job was not
+// re-queued yet) before any job is taken away from a live agent.
+func (s *Server) leaseGrace() time.Duration { return s.cfg.LeaseTTL }
+
+// leaseHold keeps the maintenance loop from expiring leases until a point
+// in time, which start-up and every store failure push back. It is safe
+// for concurrent use.
+type leaseHold struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+// extend holds lease expiry until at least t.
+func (h *leaseHold) extend(t time.Time) {
+	h.mu.Lock()
+	if t.After(h.until) {
+		h.until = t
+	}
+	h.mu.Unlock()
+}
+
+// holds reports whether expiry is still held at now, and until when.
+func (h *leaseHold) holds(now time.Time) (bool, time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return now.Before(h.until), h.until
+}
+
+// storeFailed records that the store failed at now: leases are not
+// expired until a grace period after it is back.
+func (s *Server) storeFailed(now time.Time) {
+	s.leaseHold.extend(now.Add(s.leaseGrace()))
 }
 
 // maintain runs the maintenance loop until ctx is done. Every server runs
@@ -50,10 +96,25 @@ func (s *Server) maintain(ctx context.Context) error {
 func (s *Server) maintainOnce(ctx context.Context, now time.Time, sweep bool) error {
 	builds := map[int64]bool{}
 	var errs []error
+	defer func() {
+		// A bug that fails every round must not hold expiry forever:
+		// only a store that does not answer does.
+		if len(errs) > 0 && ctx.Err() == nil && s.storeDown(ctx) {
+			s.storeFailed(time.Now())
+		}
+	}()
 
-	expired, err := s.store.Jobs.ExpireLeases(ctx, now, s.cfg.MaxAttempts)
-	if err != nil {
-		errs = append(errs, err)
+	var expired []*store.Job
+	if held, until := s.leaseHold.holds(now); held {
+		s.log.Debug("not expiring leases yet: grace period after start-up or a store failure", "until", until)
+	} else {
+		var err error
+		// Only leases expired by the margin: a job is never taken from
+		// an agent whose heartbeat is merely late.
+		expired, err = s.store.Jobs.ExpireLeases(ctx, now.Add(-s.expiryMargin()), s.cfg.MaxAttempts)
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	requeued := false
 	for _, j := range expired {

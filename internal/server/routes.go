@@ -1,10 +1,8 @@
 package server
 
 import (
-	"context"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/ferryci/ferry/internal/rpc"
 	"github.com/ferryci/ferry/internal/trigger"
@@ -129,10 +127,8 @@ func (s *Server) Routes() []string {
 // healthz answers 200 when the store answers within two seconds, and 503
 // otherwise.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if _, err := s.store.Users.Count(ctx); err != nil {
-		s.log.Warn("health check: the store does not answer", "err", err)
+	if s.storeDown(r.Context()) {
+		s.log.Warn("health check: the store does not answer")
 		writeJSON(w, http.StatusServiceUnavailable, &apiError{Message: "the store does not answer"})
 		return
 	}

@@ -71,6 +71,8 @@ type Server struct {
 	steps *stepIndex
 	// leases remembers the leases this server handed out.
 	leases *leaseCache
+	// leaseHold holds lease expiry after start-up and store failures.
+	leaseHold leaseHold
 
 	// stopping is closed when the server shuts down; long polls and log
 	// streams end then.
@@ -146,6 +148,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		stopping:    make(chan struct{}),
 		notifyQueue: make(chan notification, 256),
 	}
+	s.storeFailed(time.Now()) // start-up counts as the end of an outage
 	s.metrics.register(s)
 	s.notifier, err = newNotifier(&cfg, logger)
 	if err != nil {
