@@ -410,16 +410,22 @@ func (a *Agent) openBackends(ctx context.Context) (func(), error) {
 			a.log.Warn("removing work dirs", "err", err)
 		}
 	})
+	newLocal := func() backend.Backend {
+		if err := local.Cleanup(a.cfg.WorkDir, a.log); err != nil {
+			a.log.Warn("killing the steps an earlier agent left running", "err", err)
+		}
+		return local.New(local.Options{Logger: a.log, TempDir: a.cfg.WorkDir, User: a.execUser, StateDir: a.cfg.WorkDir})
+	}
 	for _, kind := range a.kinds {
 		switch kind {
 		case BackendLocal:
-			a.backends[BackendLocal] = local.New(local.Options{Logger: a.log, TempDir: a.cfg.WorkDir, User: a.execUser})
+			a.backends[BackendLocal] = newLocal()
 		case BackendDocker, BackendAuto:
 			cli, err := connectDocker(ctx)
 			if err != nil {
 				if kind == BackendAuto {
 					a.log.Info("docker engine not reachable; running on the local backend", "err", err)
-					a.backends[BackendLocal] = local.New(local.Options{Logger: a.log, TempDir: a.cfg.WorkDir, User: a.execUser})
+					a.backends[BackendLocal] = newLocal()
 					continue
 				}
 				closeAll()

@@ -8,6 +8,10 @@
 // script with "sh -e"; a step without commands runs its entrypoint and
 // command as an argument vector.
 //
+// Should ferry itself die, the step's main process gets SIGKILL (a
+// parent-death signal), and Cleanup, run at the next start, kills what is
+// left of its process group (see Options.StateDir).
+//
 // When a step's main process exits, whatever it left running in its
 // process group (a "sleep 100 &", a server started for tests) is killed,
 // as it would be when a container stops. When the step is cancelled, or
@@ -61,6 +65,10 @@ type Options struct {
 	// Grace is how long a cancelled step's process group has between
 	// SIGTERM and SIGKILL; the default is DefaultGrace.
 	Grace time.Duration
+	// StateDir, when set, is where the backend records the process group
+	// of every step while it runs, so that Cleanup(StateDir) can kill
+	// what a crashed ferry left behind. An agent passes its work dir.
+	StateDir string
 	// User, when set, runs every step as this user instead of ferry's
 	// own, with no supplementary groups; ferry must run as root. Setup
 	// hands the workspace to the user, Destroy takes it back. See

@@ -40,7 +40,10 @@ func (b *local) exec(ctx context.Context, p *proc, c *command, out io.Writer) (*
 		Dir:         c.dir,
 		Stdout:      pw,
 		Stderr:      pw,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		// Its own process group, so that the whole step can be
+		// stopped; and killed should ferry die (see Cleanup for what
+		// the shell started).
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	if u := c.user; u != nil {
 		// No supplementary groups: root's would follow the step.
@@ -52,6 +55,8 @@ func (b *local) exec(ctx context.Context, p *proc, c *command, out io.Writer) (*
 		return nil, fmt.Errorf("starting %s: %w", c.args[0], err)
 	}
 	pgid := cmd.Process.Pid
+	forget := recordGroup(b.opts.StateDir, pgid, b.opts.Logger)
+	defer forget()
 	backend.Started(ctx)
 
 	cp := &copier{r: pr, w: out, done: make(chan struct{})}
