@@ -34,12 +34,12 @@ func (b *local) exec(ctx context.Context, p *proc, c *command, out io.Writer) (*
 	}
 	defer pr.Close()
 	cmd := &exec.Cmd{
-		Path:        c.path,
-		Args:        c.args,
-		Env:         c.env,
-		Dir:         c.dir,
-		Stdout:      pw,
-		Stderr:      pw,
+		Path:   c.path,
+		Args:   c.args,
+		Env:    c.env,
+		Dir:    c.dir,
+		Stdout: pw,
+		Stderr: pw,
 		// Its own process group, so that the whole step can be
 		// stopped; and killed should ferry die (see Cleanup for what
 		// the shell started).
