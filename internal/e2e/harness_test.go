@@ -360,7 +360,9 @@ type agentOptions struct {
 	Backend string // default local
 	// Capacity is --capacity; zero keeps the default.
 	Capacity int
-	Args     []string
+	// WorkDir is --workdir; empty means a new temporary directory.
+	WorkDir string
+	Args    []string
 }
 
 // startAgent starts `ferry agent` against server with token, which it
@@ -372,11 +374,14 @@ func startAgent(t testing.TB, server, token string, opts agentOptions) *proc {
 	if opts.Backend == "" {
 		opts.Backend = "local"
 	}
+	if opts.WorkDir == "" {
+		opts.WorkDir = t.TempDir()
+	}
 	args := []string{"agent",
 		"--server", server,
 		"--name", opts.Name,
 		"--backend", opts.Backend,
-		"--workdir", t.TempDir(),
+		"--workdir", opts.WorkDir,
 	}
 	if opts.Capacity > 0 {
 		args = append(args, "--capacity", strconv.Itoa(opts.Capacity))

@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pidIn reads a pid a step wrote to path, waiting for the file.
+func pidIn(t *testing.T, path string) int {
+	t.Helper()
+	var pid int
+	eventually(t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
+		data, err := os.ReadFile(path)
+		if err != nil || !strings.HasSuffix(string(data), "\n") {
+			return false, fmt.Sprintf("the step has not written %s yet", path)
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(data)))
+		return err == nil && pid > 1, fmt.Sprintf("%s holds %q", path, data)
+	})
+	return pid
+}
+
+// processGone reports whether pid has exited (a zombie counts as gone).
+func processGone(pid int) bool {
+	if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
+}
+
+// waitGone waits for pid to exit: the test's point is that it does, so
+// the timeout only guards against it never happening.
+func waitGone(t *testing.T, pid int, what string) {
+	t.Helper()
+	eventually(t, 30*time.Second, 10*time.Millisecond, func() (bool, string) {
+		return processGone(pid), fmt.Sprintf("%s (pid %d) still runs", what, pid)
+	})
+}
+
+// TestKilledAgentStepStops is finding 5 of issue 7, the second half: an
+// agent killed with SIGKILL while its local step appends DEPLOYED lines to
+// a file in a loop. The step's shell dies with the agent (parent-death
+// signal), so the file stops growing; what the shell started in the
+// background is killed when an agent starts again on the same work
+// directory; and the re-queued attempt runs after the first one stopped,
+// never beside it.
+func TestKilledAgentStepStops(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	t.Cleanup(func() { killGroupFromFile(t, filepath.Join(dir, "shell")) })
+	deployed := filepath.Join(dir, "deployed")
+	config := fmt.Sprintf(`kind: pipeline
+type: exec
+name: deploy
+clone:
+  disable: true
+steps:
+- name: deploy
+  commands:
+  - if [ -e %[1]s/attempted ]; then for i in 1 2 3; do echo "DEPLOYED by attempt 2" >> %[2]s; done; exit 0; fi
+  - touch %[1]s/attempted
+  - sleep 300 &
+  - echo $$! > %[1]s/child
+  - echo $$$$ > %[1]s/shell
+  - while true; do echo "DEPLOYED by attempt 1" >> %[2]s; sleep 0.05; done
+`, dir, deployed)
+	repo := newGitRepo(t, t.TempDir(), "deployer", map[string]string{".drone.yml": config})
+	srv := startServer(t, serverOptions{Args: []string{"--lease-ttl", leaseTTL.String(), "--max-attempts", "2"}})
+	c := adminAPI(t, srv)
+	const slug = "acme/deployer"
+	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+	token := c.agentToken("agents")
+	workdir := t.TempDir()
+	doomed := startAgent(t, srv.URL, token, agentOptions{Name: "doomed", WorkDir: workdir})
+	b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+
+	shell, child := pidIn(t, filepath.Join(dir, "shell")), pidIn(t, filepath.Join(dir, "child"))
+	eventually(t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
+		data, _ := os.ReadFile(deployed)
+		return strings.Count(string(data), "\n") >= 3, "the step has not deployed yet"
+	})
+	doomed.kill9()
+	waitGone(t, shell, "the step's shell, after its agent was killed")
+	after, err := os.ReadFile(deployed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if processGone(child) {
+		t.Logf("the step's background child %d went with the shell", child)
+	}
+
+	// A new agent on the same work dir first kills what the dead one
+	// left, then runs the re-queued job.
+	startAgent(t, srv.URL, token, agentOptions{Name: "rescuer", WorkDir: workdir})
+	waitGone(t, child, "the step's background child, after an agent started on the same work dir")
+	b = c.waitBuild(slug, b.Number, time.Minute, nil)
+	p := b.Pipelines[0]
+	if b.Status != "success" || p.Job.Attempts != 2 || p.Agent != "rescuer" {
+		t.Fatalf("build %s after %d attempts on %q; want success in attempt 2 on rescuer: %s",
+			b.Status, p.Job.Attempts, p.Agent, describe(b))
+	}
+	final, err := os.ReadFile(deployed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := lines(string(final))
+	first := lines(string(after))
+	if !slices.Equal(got[:len(first)], first) {
+		t.Fatalf("the file changed under the lines written before the kill")
+	}
+	rest := got[len(first):]
+	if want := []string{"DEPLOYED by attempt 2", "DEPLOYED by attempt 2", "DEPLOYED by attempt 2"}; !slices.Equal(rest, want) {
+		t.Fatalf("after attempt 1's shell was gone the file got %q; want only attempt 2's three lines (no overlap)", rest)
+	}
+	for _, l := range first {
+		if l != "DEPLOYED by attempt 1" {
+			t.Fatalf("attempt 2 wrote %q before attempt 1 stopped", l)
+		}
+	}
+}
+
+// TestServerOutageKeepsAttempt is finding 5 of issue 7, the first half: the
+// server is killed while a step runs and comes back after more than the
+// lease TTL. Every lease now looks expired, but the agent is alive: the
+// restarted server waits a grace period for its heartbeat instead of
+// re-queueing the job, which finishes in its first attempt. On SQLite and
+// on PostgreSQL.
+func TestServerOutageKeepsAttempt(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			const ttl = 2 * time.Second
+			opts := serverOptions{Args: []string{"--lease-ttl", ttl.String(), "--max-attempts", "3"}}
+			if driver == "postgres" {
+				opts.Database = postgresDatabase(t)
+			}
+			config := `kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: count
+  commands:
+  - i=1; while [ $i -le 100 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
+`
+			repo := newGitRepo(t, t.TempDir(), "long", map[string]string{".drone.yml": config})
+			srv := startServer(t, opts)
+			c := adminAPI(t, srv)
+			const slug = "acme/long"
+			c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+			startAgent(t, srv.URL, c.agentToken("survivor"), agentOptions{Name: "survivor"})
+			b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+			logPath := fmt.Sprintf("/api/repos/%s/builds/%d/pipelines/1/steps/1/logs", slug, b.Number)
+			eventually(t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
+				n := len(lines(c.text(logPath)))
+				return n >= 5, fmt.Sprintf("the API shows %d log lines", n)
+			})
+			srv.kill9()
+			// The outage: longer than the lease TTL, so that every lease
+			// has expired when the server comes back.
+			time.Sleep(2 * ttl)
+			srv = srv.restart(t)
+			c = c.on(srv)
+			b = c.waitBuild(slug, b.Number, time.Minute, nil)
+			p := b.Pipelines[0]
+			if b.Status != "success" || p.Job.Attempts != 1 {
+				t.Fatalf("build %s after %d attempts; want success in attempt 1: %s", b.Status, p.Job.Attempts, describe(b))
+			}
+		})
+	}
+}
