@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/gitauth"
 	"github.com/ferryci/ferry/internal/rpc"
 )
@@ -46,7 +47,7 @@ func clone(ctx context.Context, dir string, c rpc.Clone) error {
 	// The credential reaches git through its environment and, for an SSH
 	// key, a file of mode 0600 removed when the clone ends: never through
 	// argv nor the checkout's .git/config, which the steps can read.
-	base := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "GIT_ASKPASS=true")
+	base := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "GIT_ASKPASS=true", forge.AllowProtocols)
 	auth, cleanup, err := gitauth.Env(c.URL, cred, base)
 	defer cleanup()
 	if err != nil {

@@ -76,6 +76,9 @@ func (o gitOptions) env(remote string) ([]string, func(), error) {
 		"GIT_ASKPASS=true",
 		"SSH_ASKPASS=true",
 		"LC_ALL=C",
+		// Only transports that run no command of the URL's choosing:
+		// never ext::, nor other remote helpers.
+		AllowProtocols,
 	)
 	if os.Getenv("GIT_SSH_COMMAND") == "" && os.Getenv("GIT_SSH") == "" {
 		env = append(env, "GIT_SSH_COMMAND=ssh -o BatchMode=yes")
@@ -248,8 +251,16 @@ func checkRemote(remote string) error {
 	if strings.HasPrefix(remote, "-") {
 		return fmt.Errorf("invalid git URL %q", remote)
 	}
+	if i := strings.Index(remote, "::"); i > 0 && !strings.ContainsAny(remote[:i], "/:@") {
+		return fmt.Errorf("git URL %q uses a remote helper (TRANSPORT::ADDRESS), which ferry does not allow", remote)
+	}
 	return nil
 }
+
+// AllowProtocols is the environment setting that limits every git command
+// ferry runs to the transports a repository may use: it refuses ext::
+// (which runs a command) and other remote helpers, whatever the URL says.
+const AllowProtocols = "GIT_ALLOW_PROTOCOL=file:git:http:https:ssh"
 
 // shaRE matches a full SHA-1 or SHA-256 object name.
 var shaRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`) })

@@ -425,3 +425,25 @@ func TestReadFileAtSHA256(t *testing.T) {
 		t.Fatalf("ReadFileAt = %q, %v", data, err)
 	}
 }
+
+// TestGitRefusesRemoteHelpers is part of finding 6 of issue 7: the ext::
+// transport runs a command. ferry refuses such URLs, and the git it runs
+// refuses them too, even where git's configuration allows every protocol.
+func TestGitRefusesRemoteHelpers(t *testing.T) {
+	requireGit(t)
+	marker := filepath.Join(t.TempDir(), "pwned")
+	t.Setenv("GIT_CONFIG_COUNT", "1")
+	t.Setenv("GIT_CONFIG_KEY_0", "protocol.allow")
+	t.Setenv("GIT_CONFIG_VALUE_0", "always")
+	ext := "ext::touch " + marker
+	if _, err := LsRemote(context.Background(), ext); err == nil || !strings.Contains(err.Error(), "remote helper") {
+		t.Errorf("LsRemote(%q) = %v; want a refusal naming the remote helper", ext, err)
+	}
+	// Past that check, git itself refuses.
+	if out, err := newGitOptions(nil).git(context.Background(), "", "", nil, "ls-remote", ext); err == nil {
+		t.Errorf("git ls-remote %q succeeded: %s", ext, out)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("git ran the ext:: command")
+	}
+}

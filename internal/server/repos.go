@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path"
@@ -18,7 +19,6 @@ import (
 	"github.com/ferryci/ferry/internal/trigger"
 )
 
-var slugRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`) })
 
 // minPollInterval is the shortest polling interval a repo may have.
 const minPollInterval = time.Second
@@ -212,8 +212,8 @@ func (s *Server) applyRepo(r *http.Request, repo *store.Repo, req *repoRequest) 
 		repo.GitURL = u
 	}
 	if req.Slug != nil {
-		if !slugRE().MatchString(*req.Slug) {
-			return badRequest("slug", "slug %q must be OWNER/NAME, each of letters, digits, '.', '_' or '-'", *req.Slug)
+		if err := validateSlug(*req.Slug); err != nil {
+			return badRequest("slug", "%v", err)
 		}
 		repo.Slug = *req.Slug
 	}
@@ -272,20 +272,49 @@ func (s *Server) applyRepo(r *http.Request, repo *store.Repo, req *repoRequest) 
 	return nil
 }
 
-// checkGitURL accepts the URL forms git clones from: http(s), ssh, git and
-// file URLs, and scp-like "user@host:path".
+// gitURLForms says which git_url forms are valid, for messages.
+const gitURLForms = "an https, http, ssh or git URL (file:// for administrators), or scp-like user@host:path"
+
+// scpLikeRE matches git's scp-like syntax, [user@]host:path, with a host
+// name or a bracketed IPv6 address, and a path that does not start with
+// ':' (that would be git's <transport>::<address> form).
+var scpLikeRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:[A-Za-z0-9._~+-]+@)?(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):[^:]`)
+})
+
+// transportRE matches git's <transport>::<address> form: "ext::sh -c …"
+// runs a command, and remote helpers may do anything.
+var transportRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([A-Za-z0-9+.-]+)::`) })
+
+// checkGitURL accepts the URL forms git clones from that run no command
+// on the server: http(s), ssh, git and file URLs, and scp-like
+// "user@host:path". Whether a file URL is allowed to the caller is decided
+// elsewhere. Git itself is also limited to these protocols (see
+// GIT_ALLOW_PROTOCOL in internal/forge).
 func checkGitURL(s string) error {
 	if s == "" {
 		return errors.New("git_url is required")
 	}
-	if strings.HasPrefix(s, "-") || strings.ContainsAny(s, " \t\r\n") {
-		return errors.New("git_url must not start with '-' or contain white space")
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("git_url %q contains a control character; it must be %s", s, gitURLForms)
+		}
 	}
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+	if strings.HasPrefix(s, "-") || strings.ContainsAny(s, " \t") {
+		return fmt.Errorf("git_url must not start with '-' or contain white space; it must be %s", gitURLForms)
+	}
+	if m := transportRE().FindStringSubmatch(s); m != nil {
+		return fmt.Errorf("git_url %q uses git's %q remote helper (TRANSPORT::ADDRESS), which ferry does not allow; it must be %s", s, m[1], gitURLForms)
+	}
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return fmt.Errorf("git_url is not a valid URL (%v); it must be %s", err, gitURLForms)
+		}
 		switch u.Scheme {
 		case "http", "https", "ssh", "git", "file":
 		default:
-			return errors.New("git_url must be an http, https, ssh, git or file URL, or user@host:path")
+			return fmt.Errorf("git_url scheme %q is not allowed; it must be %s", u.Scheme, gitURLForms)
 		}
 		if u.Scheme != "file" && u.Host == "" {
 			return errors.New("git_url has no host")
@@ -295,10 +324,26 @@ func checkGitURL(s string) error {
 		}
 		return nil
 	}
-	if host, p, ok := strings.Cut(s, ":"); ok && host != "" && p != "" && !strings.Contains(host, "/") {
+	if scpLikeRE().MatchString(s) {
 		return nil
 	}
-	return errors.New("git_url must be an http, https, ssh, git or file URL, or user@host:path")
+	return fmt.Errorf("git_url %q must be %s", s, gitURLForms)
+}
+
+// slugSegmentRE matches one part of a slug.
+var slugSegmentRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,99}$`) })
+
+// validateSlug checks a repo slug: OWNER/NAME, two parts of letters,
+// digits, '.', '_' and '-' (at most 100 each, not starting with '-'), and
+// neither "." nor "..", since slugs appear in paths and URLs.
+func validateSlug(slug string) error {
+	owner, name, ok := strings.Cut(slug, "/")
+	valid := func(p string) bool { return p != "." && p != ".." && slugSegmentRE().MatchString(p) }
+	if !ok || !valid(owner) || !valid(name) {
+		return fmt.Errorf("slug %q must be OWNER/NAME: two parts separated by one '/', each of 1 to 100 letters, digits, "+
+			"'.', '_' or '-', not starting with '-', and neither '.' nor '..'", slug)
+	}
+	return nil
 }
 
 // slugFromURL derives OWNER/NAME from the last two path elements of a git
@@ -316,7 +361,7 @@ func slugFromURL(s string) (string, error) {
 		return "", errors.New("cannot derive OWNER/NAME from git_url")
 	}
 	slug := parts[len(parts)-2] + "/" + parts[len(parts)-1]
-	if !slugRE().MatchString(slug) {
+	if validateSlug(slug) != nil {
 		return "", errors.New("cannot derive a valid OWNER/NAME from git_url")
 	}
 	return slug, nil
