@@ -19,7 +19,6 @@ import (
 	"github.com/ferryci/ferry/internal/trigger"
 )
 
-
 // minPollInterval is the shortest polling interval a repo may have.
 const minPollInterval = time.Second
 
