@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -64,12 +65,28 @@ func pipelineName(p *Pipeline) string {
 	return p.Name
 }
 
+// controlChar returns the first control character in s (NUL, a line break,
+// a tab, an escape, DEL), or -1 when there is none. Such a name fails at
+// run time (a NUL cannot be passed to a process) or garbles a terminal.
+func controlChar(s string) rune {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return r
+		}
+	}
+	return -1
+}
+
 // pipelines checks names and dependencies between pipelines.
 func (v *validator) pipelines(ps []*Pipeline) {
 	byName := map[string]*Pipeline{}
 	var order []string
 	for _, p := range ps {
 		name := pipelineName(p)
+		if c := controlChar(name); c >= 0 {
+			v.errorAt(v.pos.get(p, "name", 0, p.Pos), "name",
+				"pipeline name %q contains the control character %U; names must be printable text (letters, digits, punctuation, spaces)", name, c)
+		}
 		if first, dup := byName[name]; dup {
 			hint := ""
 			if name == "default" {
@@ -149,6 +166,9 @@ func (v *validator) pipeline(p *Pipeline) {
 			if !v.pos.isBad(s, "name") {
 				v.errorAt(s.Pos, m.key, "%s has no name; every step and service needs a name that is unique in its pipeline", m.kind)
 			}
+		case controlChar(s.Name) >= 0:
+			v.errorAt(at, join(m.key, "name"), "%s name %q contains the control character %U; names must be printable text (letters, digits, punctuation, spaces)",
+				m.kind, s.Name, controlChar(s.Name))
 		case s.Name == "clone" && !p.Clone.Disable:
 			v.errorAt(at, join(m.key, "name"), `%s name "clone" is taken by the automatic clone step; rename the %s or set clone.disable: true`, m.kind, m.kind)
 		default:
