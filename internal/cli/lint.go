@@ -28,7 +28,14 @@ func LintMax(dir, file string, maxSize int64, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry lint: %v\n", err)
 		return ExitInvalid
 	}
-	_, err = pipeline.Parse(name, data)
+	// Parsed as ferry exec and the server parse it: after ${VARIABLE}
+	// substitution, which also resolves escapes.
+	expanded, err := pipeline.ExpandForLint(data)
+	if err != nil {
+		fmt.Fprintf(stdout, "%s: %v\n", name, err)
+		return ExitInvalid
+	}
+	_, err = pipeline.Parse(name, expanded)
 	if err == nil {
 		fmt.Fprintf(stderr, "%s: ok\n", name)
 		return ExitOK

@@ -176,6 +176,10 @@ func (d *decoder) syntaxError(doc chunk, err error) {
 			msg += fmt.Sprintf(" (%s that starts at line %d)", le.ContextMsg, le.ContextMark.Line+doc.offset)
 		}
 	}
+	if strings.Contains(msg, "unknown escape character") {
+		msg += `; note that ${VARIABLE} substitution, run before parsing as in Drone, turns "\\" into "\": ` +
+			`write "\\\\" for one backslash in a double-quoted string, or use a single-quoted or plain one`
+	}
 	d.errorAt(pos, "", "invalid YAML: %s", msg)
 }
 
