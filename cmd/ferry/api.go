@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	ucli "github.com/urfave/cli/v3"
@@ -367,13 +368,15 @@ func logsCommand() *ucli.Command {
 		Flags: append(apiFlags(false),
 			&ucli.IntFlag{Name: "tail", Value: -1, HideDefault: true, Usage: "print only the last `N` lines (with --follow: of what is logged already)"},
 			&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "stream the log until the step ends"},
+			&ucli.BoolFlag{Name: "raw", Usage: "print the log's bytes as they are; on a terminal, escape sequences other than colours are shown escaped unless this is set"},
 		),
 		Action: apiAction(4, 4, "OWNER/NAME NUMBER PIPELINE STEP", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
 			n, err := number(args, 1, "build number")
 			if err != nil {
 				return err
 			}
-			return api.Logs(ctx, args[0], n, args[2], args[3], cli.LogsOptions{Tail: c.Int("tail"), Follow: c.Bool("follow")})
+			return api.Logs(ctx, args[0], n, args[2], args[3], cli.LogsOptions{Tail: c.Int("tail"), Follow: c.Bool("follow"),
+				Terminal: cli.IsTerminal(os.Stdout), Raw: c.Bool("raw")})
 		}),
 	}
 }

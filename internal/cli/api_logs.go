@@ -18,6 +18,12 @@ type LogsOptions struct {
 	// Follow streams the log while the step runs and returns when the
 	// step has ended.
 	Follow bool
+	// Terminal says that Stdout is a terminal: unless Raw is set, each
+	// line then goes through TerminalSafe, since a step's output may hold
+	// escape sequences that act on the terminal.
+	Terminal bool
+	// Raw prints the log's bytes as they are, also on a terminal.
+	Raw bool
 }
 
 // Logs runs `ferry logs`: it prints a step's log. The pipeline and the
@@ -33,13 +39,19 @@ func (a *API) Logs(ctx context.Context, slug string, number int64, pipeline, ste
 	if err != nil {
 		return err
 	}
+	safe := o.Terminal && !o.Raw
 	if !o.Follow {
 		rc, err := a.Client.Log(ctx, slug, number, pn, sn, o.Tail)
 		if err != nil {
 			return fmt.Errorf("getting the log of build %d of %s, step %d.%d: %w", number, slug, pn, sn, err)
 		}
 		defer rc.Close()
-		if _, err := io.Copy(a.Stdout, rc); err != nil {
+		if safe {
+			err = copyTerminalSafe(a.Stdout, rc)
+		} else {
+			_, err = io.Copy(a.Stdout, rc)
+		}
+		if err != nil {
 			return fmt.Errorf("reading the log of build %d of %s, step %d.%d: %w", number, slug, pn, sn, err)
 		}
 		return nil
@@ -59,6 +71,13 @@ func (a *API) Logs(ctx context.Context, slug string, number int64, pipeline, ste
 			err := out.w.WriteByte('\n')
 			out.mu.Unlock()
 			return err
+		}
+	}
+	if safe {
+		raw := print
+		print = func(l apiclient.LogLine) error {
+			l.Text = TerminalSafe(l.Text)
+			return raw(l)
 		}
 	}
 	end, err := a.Client.FollowLog(ctx, slug, number, pn, sn, 0, print)

@@ -204,6 +204,12 @@ func (a *API) readSecret(name string) (string, error) {
 	return string(data), nil
 }
 
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 // terminal returns r as a file when it is a terminal.
 func terminal(r io.Reader) (*os.File, bool) {
 	f, ok := r.(*os.File)
