@@ -23,6 +23,13 @@ echo "== golangci-lint"
 echo "== fuzz (short)"
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline
 go test -run='^$' -fuzz='^FuzzLineWriter$' -fuzztime="${FUZZTIME:-15s}" ./internal/logs
+# The webhook parsers and the repo validators: short, since CI time counts.
+for target in FuzzGitHubHook FuzzGiteaHook FuzzGitLabHook; do
+  go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME_SHORT:-10s}" ./internal/forge
+done
+for target in FuzzValidateSlug FuzzCheckGitURL; do
+  go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME_SHORT:-10s}" ./internal/server
+done
 
 # --- tests (h3: per-test results; the stress check) ---
 # gotestsum prints one line per test (PASS, FAIL, SKIP), then the output of
