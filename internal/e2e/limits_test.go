@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,4 +226,65 @@ func runFerry(t testing.TB, dir string, args ...string) (string, int) {
 		t.Fatalf("running ferry %s: %v", strings.Join(args, " "), err)
 	}
 	return string(out), 0
+}
+
+// TestHugeLogLineTruncated is part of finding 6 of issue 7: a step prints
+// one 45 MB line (and its command, 3 MB on one line, is traced). Neither
+// is stored whole: each is cut to the agent's line limit with the marker,
+// the lines after them are kept, and cancelling the build while the step
+// still runs makes it final without first moving megabytes around.
+func TestHugeLogLineTruncated(t *testing.T) {
+	t.Parallel()
+	longArg := strings.Repeat("y", 3<<20)
+	config := fmt.Sprintf(`kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: flood
+  commands:
+  - head -c 47185920 /dev/zero | tr '\0' x; echo
+  - echo after; true %s
+  - echo waiting; sleep 300
+`, longArg)
+	repo := newGitRepo(t, t.TempDir(), "longline", map[string]string{".drone.yml": config})
+	srv := startServer(t, serverOptions{})
+	c := adminAPI(t, srv)
+	const slug = "acme/longline"
+	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+	startAgent(t, srv.URL, c.agentToken("a"), agentOptions{Name: "a"})
+	b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+	var log []string
+	eventually(t, time.Minute, 50*time.Millisecond, func() (bool, string) {
+		log = lines(c.stepLog(slug, b.Number, 1, 1))
+		return slices.Contains(log, "waiting"), fmt.Sprintf("the log has %d lines so far", len(log))
+	})
+	var cancelled buildJSON
+	c.do("POST", fmt.Sprintf("/api/repos/%s/builds/%d/cancel", slug, b.Number), nil, http.StatusOK, &cancelled)
+	b = c.waitBuild(slug, b.Number, 30*time.Second, nil)
+	if b.Status != "killed" {
+		t.Errorf("build %s after the cancel, want killed: %s", b.Status, describe(b))
+	}
+
+	total := 0
+	truncated := 0
+	for _, l := range log {
+		total += len(l)
+		if len(l) > 300<<10 {
+			t.Errorf("a log line of %d bytes was stored: %.60q…", len(l), l)
+		}
+		if strings.HasSuffix(l, "line truncated, it is longer than the limit of a log line]") {
+			truncated++
+		}
+	}
+	if truncated != 2 {
+		t.Errorf("%d truncated lines, want 2 (the 45 MB output and the traced 3 MB command): %d lines", truncated, len(log))
+	}
+	if !slices.Contains(log, "after") {
+		t.Errorf("the line after the long one is missing")
+	}
+	if total > 2<<20 {
+		t.Errorf("the stored log holds %d bytes", total)
+	}
 }
