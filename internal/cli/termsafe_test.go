@@ -46,7 +46,7 @@ func TestAPILogsTerminalEscapes(t *testing.T) {
 	srv.StartAgent(t)
 	url := apitest.GitRepo(t, "acme", "esc", map[string]string{".ferry.yml": escapesYAML})
 	e := newAPIEnv(t, srv, apitest.AdminToken)
-	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url}))
+	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, Trusted: new(true)}))
 	e.run("build start", e.api.BuildStart(ctx, "acme/esc", cli.BuildStartOptions{}))
 	e.run("build wait", e.api.BuildWait(ctx, "acme/esc", 1, cli.BuildWaitOptions{}))
 

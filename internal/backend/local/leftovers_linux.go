@@ -13,9 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// groupsDir is the directory under Options.StateDir where the backend
-// records the process groups of the steps it runs, one file per group.
-const groupsDir = "local-steps"
+// groupPrefix starts the name of the file, in Options.StateDir, that
+// records the process group of a running step: "local-step-PGID". The
+// file goes when the step ends, so nothing is left when no step runs.
+const groupPrefix = "local-step-"
 
 // groupRecord is what a group's file holds: the process that started the
 // group (the agent) and when, and when the group's leader started, both in
@@ -41,13 +42,9 @@ func recordGroup(dir string, pgid int, logger *slog.Logger) func() {
 		logger.Debug("not recording a step's process group", "pgid", pgid, "err", err)
 		return func() {}
 	}
-	path := filepath.Join(dir, groupsDir, strconv.Itoa(pgid))
+	path := filepath.Join(dir, groupPrefix+strconv.Itoa(pgid))
 	data := fmt.Sprintf("%d %d %d\n", self, ownerStart, leaderStart)
-	err := os.MkdirAll(filepath.Dir(path), 0o700)
-	if err == nil {
-		err = os.WriteFile(path, []byte(data), 0o600)
-	}
-	if err != nil {
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		logger.Warn("recording a step's process group; it will not be cleaned up should this process die", "pgid", pgid, "err", err)
 		return func() {}
 	}
@@ -66,8 +63,7 @@ func Cleanup(dir string, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	root := filepath.Join(dir, groupsDir)
-	entries, err := os.ReadDir(root)
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -76,8 +72,12 @@ func Cleanup(dir string, logger *slog.Logger) error {
 	}
 	var errs []error
 	for _, e := range entries {
-		path := filepath.Join(root, e.Name())
-		pgid, err := strconv.Atoi(e.Name())
+		id, ok := strings.CutPrefix(e.Name(), groupPrefix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		pgid, err := strconv.Atoi(id)
 		rec, rerr := readRecord(path)
 		if err != nil || pgid <= 1 || rerr != nil {
 			logger.Warn("ignoring an unreadable record of a step's process group", "file", path, "err", errors.Join(err, rerr))

@@ -30,7 +30,7 @@ func TestStepGroupRecorded(t *testing.T) {
 		done <- err
 	}()
 	shell := out.waitFor(t, `shell=(\d+)\n`)
-	rec, err := readRecord(filepath.Join(state, groupsDir, shell))
+	rec, err := readRecord(filepath.Join(state, groupPrefix+shell))
 	if err != nil {
 		t.Fatalf("no record of the running step's group: %v", err)
 	}
@@ -49,7 +49,7 @@ func TestStepGroupRecorded(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(state, groupsDir)); len(entries) != 0 {
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
 		t.Errorf("records left after the step ended: %v", entries)
 	}
 }
@@ -90,10 +90,7 @@ func TestCleanupKillsOrphanedGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	write := func(pgid int, leaderStart int64) string {
-		path := filepath.Join(state, groupsDir, strconv.Itoa(pgid))
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			t.Fatal(err)
-		}
+		path := filepath.Join(state, groupPrefix+strconv.Itoa(pgid))
 		data := strconv.Itoa(gone.Process.Pid) + " 1 " + strconv.FormatInt(leaderStart, 10) + "\n"
 		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
