@@ -131,6 +131,57 @@ steps:
 	}
 }
 
+// outageTTL is the lease TTL of the outage tests.
+const outageTTL = 2 * time.Second
+
+// longBuild is a build whose one step prints a line every 100 ms for ten
+// seconds, running on agent "survivor".
+type longBuild struct {
+	c    *api
+	slug string
+	b    *buildJSON
+}
+
+// startLongBuild starts a server with opts (and a short lease TTL), an
+// agent and a long build, and waits until the API shows the step's first
+// lines: it runs, and its lease is held.
+func startLongBuild(t *testing.T, opts serverOptions) (*ferryServer, *longBuild) {
+	t.Helper()
+	opts.Args = append(opts.Args, "--lease-ttl", outageTTL.String(), "--max-attempts", "3")
+	config := `kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: count
+  commands:
+  - i=1; while [ $i -le 100 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
+`
+	repo := newGitRepo(t, t.TempDir(), "long", map[string]string{".drone.yml": config})
+	srv := startServer(t, opts)
+	lb := &longBuild{c: adminAPI(t, srv), slug: "acme/long"}
+	lb.c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": lb.slug, "poll_interval": "0s"})
+	startAgent(t, srv.URL, lb.c.agentToken("survivor"), agentOptions{Name: "survivor"})
+	lb.b = lb.c.manualBuild(lb.slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+	logPath := fmt.Sprintf("/api/repos/%s/builds/%d/pipelines/1/steps/1/logs", lb.slug, lb.b.Number)
+	eventually(t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
+		n := len(lines(lb.c.text(logPath)))
+		return n >= 5, fmt.Sprintf("the API shows %d log lines", n)
+	})
+	return srv, lb
+}
+
+// succeedsFirstTime waits for the build and fails the test unless it
+// succeeded in its first attempt.
+func (lb *longBuild) succeedsFirstTime(t *testing.T) {
+	t.Helper()
+	b := lb.c.waitBuild(lb.slug, lb.b.Number, time.Minute, nil)
+	if p := b.Pipelines[0]; b.Status != "success" || p.Job.Attempts != 1 {
+		t.Fatalf("build %s after %d attempts; want success in attempt 1: %s", b.Status, p.Job.Attempts, describe(b))
+	}
+}
+
 // TestServerOutageKeepsAttempt is finding 5 of issue 7, the first half: the
 // server is killed while a step runs and comes back after more than the
 // lease TTL. Every lease now looks expired, but the agent is alive: the
@@ -141,44 +192,18 @@ func TestServerOutageKeepsAttempt(t *testing.T) {
 	for _, driver := range []string{"sqlite", "postgres"} {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
-			const ttl = 2 * time.Second
-			opts := serverOptions{Args: []string{"--lease-ttl", ttl.String(), "--max-attempts", "3"}}
+			var opts serverOptions
 			if driver == "postgres" {
 				opts.Database = postgresDatabase(t)
 			}
-			config := `kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
-- name: count
-  commands:
-  - i=1; while [ $i -le 100 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
-`
-			repo := newGitRepo(t, t.TempDir(), "long", map[string]string{".drone.yml": config})
-			srv := startServer(t, opts)
-			c := adminAPI(t, srv)
-			const slug = "acme/long"
-			c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
-			startAgent(t, srv.URL, c.agentToken("survivor"), agentOptions{Name: "survivor"})
-			b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
-			logPath := fmt.Sprintf("/api/repos/%s/builds/%d/pipelines/1/steps/1/logs", slug, b.Number)
-			eventually(t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
-				n := len(lines(c.text(logPath)))
-				return n >= 5, fmt.Sprintf("the API shows %d log lines", n)
-			})
+			srv, lb := startLongBuild(t, opts)
 			srv.kill9()
 			// The outage: longer than the lease TTL, so that every lease
 			// has expired when the server comes back.
-			time.Sleep(2 * ttl)
+			time.Sleep(2 * outageTTL)
 			srv = srv.restart(t)
-			c = c.on(srv)
-			b = c.waitBuild(slug, b.Number, time.Minute, nil)
-			p := b.Pipelines[0]
-			if b.Status != "success" || p.Job.Attempts != 1 {
-				t.Fatalf("build %s after %d attempts; want success in attempt 1: %s", b.Status, p.Job.Attempts, describe(b))
-			}
+			lb.c = lb.c.on(srv)
+			lb.succeedsFirstTime(t)
 		})
 	}
 }

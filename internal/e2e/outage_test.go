@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -114,34 +113,12 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	proxy := startProxy(t, u.Host)
 	u.Host = proxy.addr
-	const ttl = 2 * time.Second
-	srv := startServer(t, serverOptions{Database: u.String(), Args: []string{"--lease-ttl", ttl.String(), "--max-attempts", "3"}})
-	c := adminAPI(t, srv)
-	config := `kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
-- name: count
-  commands:
-  - i=1; while [ $i -le 100 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
-`
-	repo := newGitRepo(t, t.TempDir(), "long", map[string]string{".drone.yml": config})
-	const slug = "acme/long"
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
-	startAgent(t, srv.URL, c.agentToken("survivor"), agentOptions{Name: "survivor"})
-	b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
-	logPath := fmt.Sprintf("/api/repos/%s/builds/%d/pipelines/1/steps/1/logs", slug, b.Number)
-	eventually(t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
-		n := len(lines(c.text(logPath)))
-		return n >= 5, fmt.Sprintf("the API shows %d log lines", n)
-	})
+	_, lb := startLongBuild(t, serverOptions{Database: u.String()})
 
 	proxy.down()
 	outage := time.Now()
-	for _, path := range []string{"/api/repos", "/api/repos/" + slug + "/builds/1", "/api/user"} {
-		status, body, err := c.call("GET", path, nil)
+	for _, path := range []string{"/api/repos", "/api/repos/" + lb.slug + "/builds/1", "/api/user"} {
+		status, body, err := lb.c.call("GET", path, nil)
 		if err != nil {
 			t.Fatalf("GET %s during the outage: %v", path, err)
 		}
@@ -154,12 +131,7 @@ steps:
 	}
 	// Longer than the lease TTL, so that every lease has expired when the
 	// database comes back.
-	time.Sleep(2*ttl - time.Since(outage))
+	time.Sleep(2*outageTTL - time.Since(outage))
 	proxy.up()
-
-	b = c.waitBuild(slug, b.Number, time.Minute, nil)
-	p := b.Pipelines[0]
-	if b.Status != "success" || p.Job.Attempts != 1 {
-		t.Fatalf("build %s after %d attempts; want success in attempt 1: %s", b.Status, p.Job.Attempts, describe(b))
-	}
+	lb.succeedsFirstTime(t)
 }

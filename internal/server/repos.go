@@ -308,7 +308,7 @@ func checkGitURL(s string) error {
 	if strings.Contains(s, "://") {
 		u, err := url.Parse(s)
 		if err != nil {
-			return fmt.Errorf("git_url is not a valid URL (%v); it must be %s", err, gitURLForms)
+			return fmt.Errorf("git_url is not a valid URL (%w); it must be %s", err, gitURLForms)
 		}
 		switch u.Scheme {
 		case "http", "https", "ssh", "git", "file":
