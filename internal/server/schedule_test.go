@@ -54,6 +54,17 @@ func testLeaseExpiry(t *testing.T, driver string) {
 	if second.ID != first.ID || second.LeaseToken == first.LeaseToken {
 		t.Fatalf("second lease: job %d token %q; want job %d with a new token", second.ID, second.LeaseToken, first.ID)
 	}
+	// Fencing: the first attempt, should it still run somewhere, can no
+	// longer report anything.
+	if err := c.UpdateStep(ctx, first.ID, &rpc.StepUpdate{LeaseToken: first.LeaseToken, Step: "compile", Status: "success"}); !isLeaseLost(err) {
+		t.Errorf("a step update of the first attempt: %v, want lease lost", err)
+	}
+	if err := c.AppendLogs(ctx, first.ID, &rpc.LogBatch{LeaseToken: first.LeaseToken, Step: "compile", Seq: 1, Lines: []string{"stale"}}); !isLeaseLost(err) {
+		t.Errorf("logs of the first attempt: %v, want lease lost", err)
+	}
+	if err := c.Complete(ctx, first.ID, &rpc.CompleteRequest{LeaseToken: first.LeaseToken, Status: "success"}); !isLeaseLost(err) {
+		t.Errorf("completion by the first attempt: %v, want lease lost", err)
+	}
 	if err := c.AppendLogs(ctx, second.ID, &rpc.LogBatch{LeaseToken: second.LeaseToken, Step: "compile", Lines: []string{"second try"}}); err != nil {
 		t.Fatal(err)
 	}
