@@ -35,7 +35,8 @@ import (
 //   - 401 for a missing or wrong signature; nothing is stored;
 //   - 404 for an unknown or inactive repo;
 //   - 413 for a body larger than the forge's limit (forge.MaxPayload);
-//   - 500 when the store or the Builder fails;
+//   - 500 when the Builder fails;
+//   - 503 when the repository cannot be looked up (the store is down);
 //   - 503 when MaxHooksInFlight bodies are already being read and none
 //     ended within HookQueueWait.
 //
@@ -110,8 +111,10 @@ func (h *webhook) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "repository "+slug+" not found")
 		return
 	case err != nil:
+		// The store does not answer: the forge may deliver again later.
 		log.ErrorContext(ctx, "webhook: looking up repository", "err", err)
-		writeError(w, http.StatusInternalServerError, "looking up repository failed")
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "looking up the repository failed: the database is unavailable; retry later")
 		return
 	case !repo.Active:
 		writeError(w, http.StatusNotFound, "repository "+slug+" is not active")
