@@ -122,7 +122,8 @@ func TestWebhookFloodMemory(t *testing.T) {
 
 // TestSlowUploadDropped is the second half of finding 3: a client that
 // sends a request body slower than --read-timeout has its connection
-// closed, on the webhook endpoint and on the API alike.
+// closed, on the webhook endpoint and on the API alike, while a response
+// that takes longer (a lease long poll) is not cut.
 func TestSlowUploadDropped(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, serverOptions{Args: []string{"--read-header-timeout", "500ms", "--read-timeout", "1s"}})
@@ -130,6 +131,25 @@ func TestSlowUploadDropped(t *testing.T) {
 	c.createRepo(map[string]any{"git_url": "https://example.invalid/acme/slow.git", "slug": "acme/slow",
 		"forge": "github", "webhook_secret": "s", "poll_interval": "0s"})
 	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	// Long responses are not cut: a lease long poll held for 3 s, three
+	// times the read timeout, ends with its own answer.
+	lease, err := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.URL+"/api/agent/lease",
+		strings.NewReader(`{"name": "poller", "wait": 3000000000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease.Header.Set("Authorization", "Bearer "+c.agentToken("poller"))
+	lease.Header.Set("Content-Type", "application/json")
+	res, err := c.hc.Do(lease)
+	if err != nil {
+		t.Fatalf("a lease long poll through --read-timeout 1s: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		t.Errorf("a lease long poll answered %s, want 204 No Content after its wait", res.Status)
+	}
+
 	for _, tc := range []struct{ name, head string }{
 		{"webhook body", "POST /hook/acme/slow HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n" +
 			"X-Hub-Signature-256: sha256=" + strings.Repeat("0f", 32) + "\r\nContent-Length: 100000\r\n\r\n{"},
