@@ -183,8 +183,9 @@ func firstLine(s string, n int) string {
 // CheckSlug checks that repo is OWNER/NAME, as the API's paths need it.
 func CheckSlug(repo string) error {
 	owner, name, ok := strings.Cut(repo, "/")
-	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
-		return usagef("repo %q must be OWNER/NAME", repo)
+	dots := func(s string) bool { return s == "." || s == ".." }
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") || dots(owner) || dots(name) {
+		return usagef("repo %q must be OWNER/NAME (neither part may be '.' or '..')", repo)
 	}
 	return nil
 }
