@@ -47,7 +47,17 @@ import (
 // Errors are JSON objects {"error": "..."}, as in the rest of the API. The
 // handler is safe for concurrent use; a nil logger discards logs.
 func WebhookHandler(st *store.Store, b Builder, logger *slog.Logger) http.Handler {
-	h := &webhook{repos: st.Repos, builder: b, logger: orDiscard(logger), inflight: make(chan struct{}, MaxHooksInFlight)}
+	return newWebhook(st, b, logger, MaxHooksInFlight, HookQueueWait).handler()
+}
+
+// newWebhook returns the webhook handler's state with room for maxInFlight
+// bodies, each further one waiting up to wait.
+func newWebhook(st *store.Store, b Builder, logger *slog.Logger, maxInFlight int, wait time.Duration) *webhook {
+	return &webhook{repos: st.Repos, builder: b, logger: orDiscard(logger), inflight: make(chan struct{}, maxInFlight), wait: wait}
+}
+
+// handler routes the webhook paths to h.
+func (h *webhook) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook", h.serve)
 	mux.HandleFunc("POST /hook/{slug...}", h.serve)
@@ -70,6 +80,8 @@ type webhook struct {
 	logger  *slog.Logger
 	// inflight holds a token per webhook body being read.
 	inflight chan struct{}
+	// wait is how long a request waits for a token.
+	wait time.Duration
 }
 
 // acquire waits for a slot to read a body in, and reports whether it got
@@ -80,7 +92,7 @@ func (h *webhook) acquire(ctx context.Context) bool {
 		return true
 	default:
 	}
-	t := time.NewTimer(HookQueueWait)
+	t := time.NewTimer(h.wait)
 	defer t.Stop()
 	select {
 	case h.inflight <- struct{}{}:
@@ -139,7 +151,7 @@ func (h *webhook) serve(w http.ResponseWriter, r *http.Request) {
 
 	if !h.acquire(ctx) {
 		log.WarnContext(ctx, "webhook: too many deliveries in flight", "remote", r.RemoteAddr)
-		w.Header().Set("Retry-After", strconv.Itoa(int(HookQueueWait/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(max(int(h.wait/time.Second), 1)))
 		writeError(w, http.StatusServiceUnavailable, "too many webhook deliveries are being received; retry later")
 		return
 	}

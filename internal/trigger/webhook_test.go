@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/store"
@@ -461,5 +462,68 @@ func TestWebhookOverHTTP(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"build":`+string(rune('0'+i))+`}` {
 			t.Fatalf("push %d: %d %s, want 200 {\"build\":%d}", i, resp.StatusCode, body, i)
 		}
+	}
+}
+
+// TestWebhookInFlightCap checks the bound on unauthenticated bodies read
+// at once: with every slot held by a delivery whose body is still coming,
+// the next one waits for a slot and gets 503 with Retry-After when none
+// frees in time; once the slow delivery ends, deliveries are served again.
+func TestWebhookInFlightCap(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	createRepo(t, st, &store.Repo{Slug: "octo/hello", GitURL: "https://github.com/octo/hello.git",
+		Forge: store.ForgeGitHub, WebhookSecret: hookSecret})
+	wh := newWebhook(st, newBuilder(st), testLogger(t), 1, 50*time.Millisecond)
+	srv := httptest.NewServer(wh.handler())
+	defer srv.Close()
+	defer srv.Client().CloseIdleConnections()
+
+	// A delivery that holds the only slot: a signed-looking request whose
+	// body is written slowly.
+	pr, pw := io.Pipe()
+	slow := hookRequest(t, srv.URL+"/hook/octo/hello", forge.GitHub, "push", githubPush, "wrong secret")
+	slow.RequestURI = ""
+	slow.Body, slow.ContentLength = pr, int64(len(githubPush))
+	slowDone := make(chan int, 1)
+	go func() {
+		resp, err := srv.Client().Do(slow)
+		if err != nil {
+			slowDone <- -1
+			return
+		}
+		resp.Body.Close()
+		slowDone <- resp.StatusCode
+	}()
+	if _, err := io.WriteString(pw, githubPush[:10]); err != nil {
+		t.Fatal(err)
+	}
+	for len(wh.inflight) == 0 { // until its handler holds the slot
+		time.Sleep(time.Millisecond)
+	}
+
+	send := func() *http.Response {
+		req := hookRequest(t, srv.URL+"/hook/octo/hello", forge.GitHub, "push", githubPush, hookSecret)
+		req.RequestURI = ""
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := send(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a delivery beyond the cap: %s (Retry-After %q), want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+	}
+	if _, err := io.WriteString(pw, githubPush[10:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if code := <-slowDone; code != http.StatusUnauthorized {
+		t.Fatalf("the slow, wrongly signed delivery: %d, want 401", code)
+	}
+	if resp := send(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a delivery once the slot is free: %s, want 200", resp.Status)
 	}
 }
