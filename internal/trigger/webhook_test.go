@@ -498,8 +498,10 @@ func TestWebhookInFlightCap(t *testing.T) {
 	if _, err := io.WriteString(pw, githubPush[:10]); err != nil {
 		t.Fatal(err)
 	}
-	for len(wh.inflight) == 0 { // until its handler holds the slot
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); len(wh.inflight) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // only guards against a hang
+			t.Fatal("the slow delivery never took the slot")
+		}
 	}
 
 	send := func() *http.Response {
