@@ -225,6 +225,10 @@ func TestConfigTooLarge(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "limit of 4.0 MiB") || strings.Contains(out, "alias") {
 		t.Errorf("ferry lint exit %d: %s; want 2 and a message about the size", code, out)
 	}
+	out, code = runFerry(t, repo.work, "exec")
+	if code != 2 || !strings.Contains(out, "limit of 4.0 MiB") {
+		t.Errorf("ferry exec exit %d: %s; want 2 and a message about the size", code, out)
+	}
 	out, code = runFerry(t, repo.work, "exec", "--max-config-size", fmt.Sprint(60<<20), "--pipeline", "none")
 	if strings.Contains(out, "limit of") {
 		t.Errorf("ferry exec --max-config-size 60MiB still refuses by size (exit %d): %s", code, out)
