@@ -100,15 +100,24 @@ func (m *Mirror) fetchLocked(ctx context.Context) error {
 	return nil
 }
 
-// initLocked creates the bare repository unless it exists.
+// initLocked creates the bare repository unless it exists. It is made in
+// a temporary directory beside it and renamed into place when complete:
+// readers that do not take the lock (ReadFirst) look for HEAD, which git
+// init writes before the repository is usable.
 func (m *Mirror) initLocked(ctx context.Context, o gitOptions) error {
 	if _, err := os.Stat(filepath.Join(m.dir, "HEAD")); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(m.dir, 0o700); err != nil {
+	parent := filepath.Dir(m.dir)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return fmt.Errorf("creating mirror: %w", err)
 	}
-	if _, err := o.git(ctx, "", m.dir, nil, "init", "--quiet", "--bare"); err != nil {
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(m.dir)+".init-*")
+	if err != nil {
+		return fmt.Errorf("creating mirror: %w", err)
+	}
+	defer os.RemoveAll(tmp) // nothing left to remove once renamed
+	if _, err := o.git(ctx, "", tmp, nil, "init", "--quiet", "--bare"); err != nil {
 		return fmt.Errorf("creating mirror: %w", err)
 	}
 	// Fetch runs gc when the repository needs it. Keep it in the
@@ -116,9 +125,21 @@ func (m *Mirror) initLocked(ctx context.Context, o gitOptions) error {
 	// detached where it would outlive both. Commits fetched by id, which
 	// no ref keeps, survive gc for gc.pruneExpire (two weeks).
 	for _, kv := range [][2]string{{"gc.autoDetach", "false"}, {"maintenance.autoDetach", "false"}} {
-		if _, err := o.git(ctx, "", m.dir, nil, "config", kv[0], kv[1]); err != nil {
+		if _, err := o.git(ctx, "", tmp, nil, "config", kv[0], kv[1]); err != nil {
 			return fmt.Errorf("creating mirror: %w", err)
 		}
+	}
+	// What is in the way has no HEAD, so it is no repository: the
+	// remains of an earlier, failed start. rename(2) replaces an empty
+	// directory but not a non-empty one.
+	err = os.Rename(tmp, m.dir)
+	if err != nil {
+		if rerr := os.RemoveAll(m.dir); rerr == nil {
+			err = os.Rename(tmp, m.dir)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("creating mirror: %w", err)
 	}
 	return nil
 }
