@@ -134,6 +134,9 @@ func (m *Mirror) initLocked(ctx context.Context, o gitOptions) error {
 	// directory but not a non-empty one.
 	err = os.Rename(tmp, m.dir)
 	if err != nil {
+		if _, serr := os.Stat(filepath.Join(m.dir, "HEAD")); serr == nil {
+			return nil // made meanwhile by another process
+		}
 		if rerr := os.RemoveAll(m.dir); rerr == nil {
 			err = os.Rename(tmp, m.dir)
 		}
