@@ -384,7 +384,8 @@ func TestErrors(t *testing.T) {
 	_, err := c.CreateRepo(ctx, &apiclient.RepoRequest{GitURL: new("https://example.com/a/b"), Slug: new("bad slug")})
 	var ae *apiclient.Error
 	if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || ae.Field != "slug" ||
-		err.Error() != `slug "bad slug" must be OWNER/NAME, each of letters, digits, '.', '_' or '-' (HTTP 400)` {
+		err.Error() != `slug "bad slug" must be OWNER/NAME: two parts separated by one '/', each of 1 to 100 letters, digits, `+
+			`'.', '_' or '-', not starting with '-', and neither '.' nor '..' (HTTP 400)` {
 		t.Fatalf("CreateRepo with a bad slug: %#v", err)
 	}
 	anon := srv.Client(t, "")
