@@ -15,9 +15,8 @@ import (
 //     GitHub's webhook documentation); a push with more data is not sent.
 //   - GitLab refuses to send a payload larger than 25 MB (GitLab merge
 //     request 38687, "Limit webhook payload size to 25MB").
-//   - Gitea documents no limit; its push payloads list at most a few
-//     commits (setting webhook.PAGING_NUM, 10 by default), so they stay far
-//     below 10 MiB.
+//   - Gitea documents no limit; 10 MiB is far above what its push and
+//     pull request payloads carry.
 //
 // The binary units leave a small margin over the decimal ones.
 const (
