@@ -141,11 +141,14 @@ func lintCommand() *ucli.Command {
 		Name:      "lint",
 		Usage:     "validate a config file and print every problem as FILE:LINE:COL: message",
 		ArgsUsage: "[FILE]",
+		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "strict", Usage: "treat warnings (unknown keys, legacy forms Drone tolerates) as errors"},
+		},
 		Action: func(_ context.Context, c *ucli.Command) error {
 			if c.Args().Len() > 1 {
 				return fmt.Errorf("lint takes at most one FILE, got %d arguments", c.Args().Len())
 			}
-			return exitCode(cli.Lint("", c.Args().First(), os.Stdout, os.Stderr))
+			return exitCode(cli.Lint("", c.Args().First(), c.Bool("strict"), os.Stdout, os.Stderr))
 		},
 	}
 }

@@ -141,8 +141,10 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(cfg.Pipelines) == 0 {
-		return 0, invalidf("%s: no pipelines found", name)
+	// Warnings are what Drone tolerates; the pipelines run as Drone runs
+	// them, and the user hears about them first.
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(o.Stderr, w.Error())
 	}
 
 	selected, err := selectPipelines(cfg, o.Pipelines)
@@ -152,7 +154,7 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 
 	runID := newRunID()
 	var plans []*plan
-	var skipped []*pipeline.Pipeline
+	var skipped, unsupported []*pipeline.Pipeline
 	for i, p := range cfg.Pipelines {
 		if !selected[p.Name] {
 			continue
@@ -171,6 +173,7 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 			default:
 				fmt.Fprintf(o.Stderr, "ferry exec: skipping pipeline %q: type %q is not supported; run it with --backend docker or --backend local\n", p.Name, p.Type)
 				skipped = append(skipped, p)
+				unsupported = append(unsupported, p)
 				continue
 			}
 		}
@@ -196,6 +199,15 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 			fmt.Fprintf(o.Stderr, "ferry exec: warning: %s\n", w)
 		}
 		plans = append(plans, &plan{p: p, spec: res.Spec, backend: kind})
+	}
+	if len(plans) == 0 && len(unsupported) > 0 {
+		// Nothing ran because of a type ferry does not run, most often a
+		// typo ("type: exce"): that is not a success.
+		names := make([]string, len(unsupported))
+		for i, p := range unsupported {
+			names[i] = fmt.Sprintf("%q (type %q)", p.Name, p.Type)
+		}
+		return 0, invalidf("%s: nothing ran: ferry does not run pipeline %s; ferry runs types docker and exec", name, strings.Join(names, ", "))
 	}
 
 	backends, closeBackends, err := openBackends(ctx, plans, o.Logger)

@@ -9,11 +9,14 @@ import (
 	"github.com/ferryci/ferry/internal/pipeline"
 )
 
-// Lint runs `ferry lint`: it validates the config in dir (file, or
-// .ferry.yml then .drone.yml), prints every problem as FILE:LINE:COL:
-// message on stdout, and returns the exit code: 0 when the file is valid,
-// 2 when it has errors.
-func Lint(dir, file string, stdout, stderr io.Writer) int {
+// Lint runs `ferry lint`: it validates the config in dir (file, or the
+// first config file pipeline.Load finds), prints every problem as
+// FILE:LINE:COL: message on stdout, and returns the exit code. Warnings
+// (what Drone tolerates: unknown keys, legacy forms) print as
+// FILE:LINE:COL: warning: message and leave the exit code 0; errors give 2.
+// With strict, warnings count as errors: they print without the "warning:"
+// and the exit code is 2.
+func Lint(dir, file string, strict bool, stdout, stderr io.Writer) int {
 	if dir == "" {
 		dir, _ = os.Getwd()
 	}
@@ -22,18 +25,33 @@ func Lint(dir, file string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry lint: %v\n", err)
 		return ExitInvalid
 	}
-	_, err = pipeline.Parse(name, data)
-	if err == nil {
-		fmt.Fprintf(stderr, "%s: ok\n", name)
-		return ExitOK
-	}
+	cfg, err := pipeline.Parse(name, data)
 	var list pipeline.Errors
-	if errors.As(err, &list) {
-		for _, e := range list {
-			fmt.Fprintln(stdout, e.Error())
-		}
+	switch {
+	case err == nil:
+		list = cfg.Warnings
+	case errors.As(err, &list):
+	default:
+		fmt.Fprintf(stdout, "%s: %v\n", name, err)
 		return ExitInvalid
 	}
-	fmt.Fprintf(stdout, "%s: %v\n", name, err)
-	return ExitInvalid
+	failed := err != nil
+	for _, e := range list {
+		if strict && e.Warning {
+			strictErr := *e
+			strictErr.Warning = false
+			e = &strictErr
+			failed = true
+		}
+		fmt.Fprintln(stdout, e.Error())
+	}
+	if failed {
+		return ExitInvalid
+	}
+	if len(list) > 0 {
+		fmt.Fprintf(stderr, "%s: ok, with %d warning(s); ferry runs it as Drone does (--strict makes warnings errors)\n", name, len(list))
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "%s: ok\n", name)
+	return ExitOK
 }

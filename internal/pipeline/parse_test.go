@@ -382,6 +382,14 @@ func TestEmptyAndDocumentMarkers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse("f.yml", []byte(tc.src))
+			if tc.pipelines == 0 {
+				// ferry lint, ferry exec and the server agree: a file
+				// without pipelines is an error.
+				if err == nil || err.Error() != "f.yml:1:1: "+NoPipelines {
+					t.Fatalf("Parse = %v, want the no-pipelines error", err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -449,5 +457,42 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 	_, err := Parse("laughs.yml", []byte(b.String()))
 	if err == nil || !strings.Contains(err.Error(), "aliases") {
 		t.Fatalf("want an error about aliases, got %v", err)
+	}
+}
+
+// TestWarnFiles checks every testdata/warn file: Parse accepts it, as Drone
+// does, and reports exactly the warnings of its golden .warn file.
+func TestWarnFiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/warn/*.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no warn files: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg := mustParse(t, f)
+			if len(cfg.Warnings) == 0 {
+				t.Fatal("Parse gave no warning")
+			}
+			got := cfg.Warnings.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yml") + ".warn"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("missing golden file (run with -update and review it): %v", err)
+			}
+			if got != string(want) {
+				t.Errorf("warnings differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
+			}
+			for _, w := range cfg.Warnings {
+				if !w.Warning || !strings.Contains(w.Error(), ": warning: ") {
+					t.Errorf("not marked as a warning: %v", w)
+				}
+			}
+		})
 	}
 }

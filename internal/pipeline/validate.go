@@ -56,6 +56,12 @@ func (v *validator) errorAt(pos Pos, key, format string, args ...any) {
 	})
 }
 
+// warnAt records a warning: something Drone tolerates (see Error.Warning).
+func (v *validator) warnAt(pos Pos, key, format string, args ...any) {
+	v.errorAt(pos, key, format, args...)
+	v.errs[len(v.errs)-1].Warning = true
+}
+
 // pipelineName is the name Drone gives a pipeline: "default" when unnamed.
 func pipelineName(p *Pipeline) string {
 	if p.Name == "" {
@@ -223,7 +229,9 @@ func (v *validator) volumes(p *Pipeline) map[string]*Volume {
 		}
 		switch {
 		case vol.Host == nil && vol.Temp == nil:
-			v.errorAt(vol.Pos, key, "%s needs either host: {path: ...} or temp: {}", label)
+			if !v.pos.isBad(vol, "source") {
+				v.warnAt(vol.Pos, key, "%s has neither host: {path: ...} nor temp: {}, so Drone does not create it and steps that mount it get nothing; give it one of them", label)
+			}
 		case vol.Host != nil && vol.Temp != nil:
 			v.errorAt(vol.Pos, key, "%s has both host and temp; choose one", label)
 		case vol.Host != nil && vol.Host.Path == "":
@@ -231,7 +239,7 @@ func (v *validator) volumes(p *Pipeline) map[string]*Volume {
 		case vol.Host != nil && !isAbs(p, vol.Host.Path):
 			v.errorAt(v.pos.get(vol, "host.path", 0, vol.Pos), join(key, "host.path"), "%s: host.path must be an absolute path, got %q", label, vol.Host.Path)
 		case vol.Temp != nil && vol.Temp.Medium != "" && vol.Temp.Medium != "memory":
-			v.errorAt(v.pos.get(vol, "temp.medium", 0, vol.Pos), join(key, "temp.medium"), `%s: temp.medium must be "memory" or left out, got %q`, label, vol.Temp.Medium)
+			v.warnAt(v.pos.get(vol, "temp.medium", 0, vol.Pos), join(key, "temp.medium"), `%s: unknown temp.medium %q, so the volume is a directory on disk (as Drone does); write "memory" for a tmpfs or leave it out`, label, vol.Temp.Medium)
 		}
 	}
 	return vols
@@ -256,14 +264,16 @@ func (v *validator) step(p *Pipeline, m member, vols map[string]*Volume) {
 			}
 		}
 	}
-	if s.Pull != "" && !slices.Contains(pullPolicies, s.Pull) {
-		v.errorAt(v.pos.get(s, "pull", 0, s.Pos), join(m.key, "pull"), "invalid pull policy %q; %s", s.Pull, choices(s.Pull, "valid values are", pullPolicies))
+	// Drone takes any other pull or failure value as the default policy;
+	// "pull: default" is its own name for it.
+	if s.Pull != "" && s.Pull != "default" && !slices.Contains(pullPolicies, s.Pull) {
+		v.warnAt(v.pos.get(s, "pull", 0, s.Pos), join(m.key, "pull"), "unknown pull policy %q, so the default applies (pull when the image is missing); %s", s.Pull, choices(s.Pull, "valid values are", pullPolicies))
 	}
 	switch s.Failure {
 	case "", "ignore", "fail-fast", "fast", "fast-fail":
 	default:
-		v.errorAt(v.pos.get(s, "failure", 0, s.Pos), join(m.key, "failure"),
-			`invalid failure policy %q; valid values are: ignore, fail-fast (or leave it out to fail the pipeline)`, s.Failure)
+		v.warnAt(v.pos.get(s, "failure", 0, s.Pos), join(m.key, "failure"),
+			`unknown failure policy %q, so a failure of this step fails the pipeline; valid values are: ignore, fail-fast (or leave it out)`, s.Failure)
 	}
 	if s.Timeout != "" {
 		at := v.pos.get(s, "timeout", 0, s.Pos)
@@ -288,8 +298,10 @@ func (v *validator) step(p *Pipeline, m member, vols map[string]*Volume) {
 		switch {
 		case mnt.Name == "":
 			v.errorAt(at, key, "volume mount of %s has no name; name one of the pipeline's volumes", m.label())
+		case slices.Contains(reservedVolumes, mnt.Name):
+			v.errorAt(at, join(key, "name"), "%s mounts volume %q, a name Drone reserves for itself; mount one of the pipeline's own volumes", m.label(), mnt.Name)
 		case vols[mnt.Name] == nil:
-			v.errorAt(at, join(key, "name"), "%s mounts volume %q, which the pipeline does not declare; %s", m.label(), mnt.Name, volumeChoices(mnt.Name, declared))
+			v.warnAt(at, join(key, "name"), "%s mounts volume %q, which the pipeline does not declare, so the mount is skipped (as Drone does); %s", m.label(), mnt.Name, volumeChoices(mnt.Name, declared))
 		}
 		switch {
 		case mnt.Path == "":
@@ -350,11 +362,11 @@ func (v *validator) conditions(c *Conditions, what, key string, fallback Pos) {
 				switch nc.name {
 				case "event":
 					if !matchesAny(pat, events) {
-						v.errorAt(at, k, "unknown event %q in %s; %s", pat, what, choices(pat, "valid events are", events))
+						v.warnAt(at, k, "unknown event %q in %s never matches; %s", pat, what, choices(pat, "valid events are", events))
 					}
 				case "status":
 					if !matchesAny(pat, statuses) {
-						v.errorAt(at, k, "invalid status %q in %s; %s", pat, what, choices(pat, "valid values are", statuses))
+						v.warnAt(at, k, "unknown status %q in %s never matches; %s", pat, what, choices(pat, "valid values are", statuses))
 					}
 				}
 			}
