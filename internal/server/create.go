@@ -119,6 +119,9 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 	if err != nil {
 		return s.createFailedBuild(ctx, repo, b, err.Error())
 	}
+	for _, w := range cfg.Warnings {
+		b.Warnings = append(b.Warnings, w.Error())
+	}
 	if needsPaths(cfg) && ev.ChangedPaths == nil && b.Event == store.EventPush && b.Before != "" && strings.Trim(b.Before, "0") != "" {
 		if paths, err := s.git.changedPaths(ctx, remote, b.Before, ev.SHA, auth...); err == nil {
 			meta.Build.ChangedPaths = paths
@@ -203,14 +206,9 @@ func parseConfig(file string, data []byte, meta *compiler.Metadata, params map[s
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	cfg, err := pipeline.Parse(file, expanded)
-	if err != nil {
-		return nil, err
-	}
-	if len(cfg.Pipelines) == 0 {
-		return nil, fmt.Errorf("%s: no pipelines found", file)
-	}
-	return cfg, nil
+	// Parse refuses a file without pipelines, as ferry lint and ferry exec
+	// do.
+	return pipeline.Parse(file, expanded)
 }
 
 // expandConfig returns the pipeline file as the agent receives it.
