@@ -15,6 +15,9 @@ var knownTypes = []string{TypeDocker, TypeExec, "kubernetes", "ssh", "digitaloce
 // files sometimes write one level too high, directly under a step.
 var conditionNames = conditionKeys
 
+// drone05Keys are top-level keys of Drone's formats before 0.8.
+var drone05Keys = []string{"build", "compose", "script", "notify", "publish", "deploy", "cache", "env", "git"}
+
 // legacyHint words the warning for a key that is not valid where it is
 // written but has a known meaning elsewhere or in an older Drone format.
 // what is the checkKeys context ("pipeline", "step", "trigger", ...). It
@@ -46,6 +49,10 @@ func legacyHint(what, key string) string {
 			return fmt.Sprintf("%q belongs to a step, not to the pipeline, and is ignored here; put it in one of the steps", key)
 		case key == "matrix":
 			return `"matrix" is Drone 0.8's form and Drone 1.x ignores it; write one pipeline per combination (or generate them with .drone.jsonnet or .drone.star)`
+		case key == "branches":
+			return `"branches" is Drone 0.8's form and Drone 1.x ignores it; write trigger: {branch: [...]}`
+		case slices.Contains(drone05Keys, key):
+			return fmt.Sprintf("%q is a key of Drone's 0.x format, which Drone 1.x does not read; write \"kind: pipeline\" documents with a list of steps", key)
 		}
 	case "trigger":
 		if key == "when" {

@@ -89,11 +89,17 @@ func Parse(file string, data []byte) (*Config, error) {
 const NoPipelines = `no pipelines found; a pipeline is a YAML document with "kind: pipeline" and a list of steps`
 
 // prune applies what Drone does with the forms Parse only warns about:
-// "pull: default" and unknown pull or failure policies are the defaults, a
+// "pull: default" and unknown pull or failure policies are the defaults,
+// dependencies on pipelines that are not in the file are dropped, a
 // volume with neither host nor temp is not created, and mounts of volumes
 // the pipeline does not create are skipped.
 func prune(cfg *Config) {
+	names := make(map[string]bool, len(cfg.Pipelines))
 	for _, p := range cfg.Pipelines {
+		names[p.Name] = true
+	}
+	for _, p := range cfg.Pipelines {
+		p.DependsOn = slices.DeleteFunc(p.DependsOn, func(dep string) bool { return !names[dep] })
 		for _, v := range p.Volumes {
 			if v.Temp != nil && v.Temp.Medium != "memory" {
 				v.Temp.Medium = ""
@@ -274,7 +280,9 @@ func (d *decoder) document(cfg *Config, doc chunk) {
 	case "pipeline":
 		cfg.Pipelines = append(cfg.Pipelines, d.pipeline(n, ps))
 	case "secret":
-		cfg.Secrets = append(cfg.Secrets, d.secret(n, ps))
+		if s := d.secret(n, ps); s != nil {
+			cfg.Secrets = append(cfg.Secrets, s)
+		}
 	case "signature", "template", "cron", "registry":
 		// Valid, and of no use to ferry; see validKinds.
 	default:
@@ -428,7 +436,11 @@ func (d *decoder) steps(n *yaml.Node, kind, key string, strict bool) []*Step {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, key, "%ss must be a list of %ss, got %s", kind, kind, describe(n))
+		hint := ""
+		if n.Kind == yaml.MappingNode {
+			hint = fmt.Sprintf(" (a map of %ss by name is Drone 0.8's format; Drone 1.x reads a list of {name: ..., image: ...})", kind)
+		}
+		d.errorf(n, key, "%ss must be a list of %ss, got %s%s", kind, kind, describe(n), hint)
 		return nil
 	}
 	var out []*Step
@@ -763,11 +775,15 @@ func (d *decoder) secret(n *yaml.Node, ps []pair) *SecretDoc {
 			}
 		}
 	}
+	// Drone ignores a secret document it cannot use; so does ferry, with a
+	// warning.
 	switch {
 	case s.Name == "":
-		d.errorf(n, "name", `secret has no name; a "kind: secret" document needs the name that steps use in from_secret`)
+		d.warnf(n, "name", `secret has no name, so it is ignored; a "kind: secret" document needs the name that steps use in from_secret`)
+		return nil
 	case s.Data == "" && s.Path == "" && s.Key == "":
-		d.errorf(n, "", "secret %q has neither data nor get.path and get.name; give one of them", s.Name)
+		d.warnf(n, "", "secret %q has neither data nor get.path and get.name, so it is ignored; give one of them", s.Name)
+		return nil
 	}
 	return s
 }

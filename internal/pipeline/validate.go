@@ -98,7 +98,9 @@ func (v *validator) pipelines(ps []*Pipeline) {
 			case dep == name:
 				v.errorAt(at, key, "pipeline %q depends on itself; remove %q from its depends_on", name, dep)
 			case byName[dep] == nil:
-				v.errorAt(at, key, "pipeline %q depends on %q, which is not a pipeline in this file; %s",
+				// Drone's server ignores a dependency on a pipeline that is
+				// not in the file (it is treated as finished).
+				v.warnAt(at, key, "pipeline %q depends on %q, which is not a pipeline in this file, so the dependency is ignored (as Drone does); %s",
 					name, dep, choices(dep, "pipelines are", order))
 			default:
 				if byName[name] == p {
