@@ -496,3 +496,36 @@ func TestWarnFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestTolerantFormsRunAsDrone checks what Parse makes of the forms it only
+// warns about: what Drone does with them.
+func TestTolerantFormsRunAsDrone(t *testing.T) {
+	cfg := mustParse(t, "testdata/warn/legacy-forms.yml")
+	p := cfg.Pipelines[0]
+	if len(p.Volumes) != 1 || p.Volumes[0].Name != "scratch" {
+		t.Errorf("volumes = %+v; the volume with only a path is not created, as in Drone", p.Volumes)
+	}
+	build := p.Steps[0]
+	if build.Pull != "" {
+		t.Errorf("pull = %q; pull: default is the default policy", build.Pull)
+	}
+	if len(build.Volumes) != 1 || build.Volumes[0].Name != "scratch" {
+		t.Errorf("mounts = %+v; the mount of a volume that is not created is skipped", build.Volumes)
+	}
+	if publish := p.Steps[1]; !publish.When.Event.IsEmpty() || !publish.When.Ref.IsEmpty() {
+		t.Errorf("event/ref written under the step became conditions: %+v; Drone ignores them", publish.When)
+	}
+	if !p.Trigger.Branch.IsEmpty() {
+		t.Errorf("trigger = %+v; when inside trigger is ignored", p.Trigger)
+	}
+	if len(p.Services) != 1 || p.Services[0].Name != "database" {
+		t.Errorf("services = %+v", p.Services)
+	}
+
+	cfg = mustParse(t, "testdata/warn/missing-pipeline-dependency.yml")
+	for _, p := range cfg.Pipelines {
+		if len(p.DependsOn) != 0 {
+			t.Errorf("pipeline %q depends on %q; dependencies on missing pipelines are dropped", p.Name, p.DependsOn)
+		}
+	}
+}
