@@ -24,6 +24,7 @@ import (
 	"github.com/ferryci/ferry/internal/backend/local"
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/pipeline"
+	"github.com/ferryci/ferry/internal/pipeline/program"
 	"github.com/ferryci/ferry/internal/runtime"
 )
 
@@ -96,6 +97,33 @@ func Exec(ctx context.Context, o ExecOptions) int {
 	return code
 }
 
+// runProgram runs a .drone.star or .drone.jsonnet file with the build's
+// context and returns the YAML it generates, under the name its messages
+// use; YAML files are returned as they are. Files the program loads or
+// imports are read from dir.
+func runProgram(ctx context.Context, dir, name string, data []byte, meta *compiler.Metadata, trusted bool) (string, []byte, error) {
+	if program.Kind(name) == "" {
+		return name, data, nil
+	}
+	// The program's own name is relative to the repository's root: it
+	// loads and imports files relative to it.
+	if filepath.IsAbs(name) {
+		if rel, err := filepath.Rel(dir, name); err == nil && !strings.HasPrefix(rel, "..") {
+			name = filepath.ToSlash(rel)
+		}
+	}
+	out, err := program.Convert(ctx, name, data, program.Options{
+		Input: program.FromMetadata(meta, nil, name, trusted),
+		Read: func(p string) ([]byte, error) {
+			return os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		},
+	})
+	if err != nil {
+		return name, nil, err
+	}
+	return program.GeneratedName(name), out, nil
+}
+
 // plan is one selected pipeline, compiled.
 type plan struct {
 	p       *pipeline.Pipeline
@@ -128,6 +156,9 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 		return 0, err
 	}
 	meta := metadata(ctx, dir, o)
+	if name, data, err = runProgram(ctx, dir, name, data, meta, o.Trusted); err != nil {
+		return 0, invalidf("%v", err)
+	}
 
 	env := compiler.Environ(meta)
 	for k, v := range extraEnv {

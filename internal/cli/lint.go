@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/ferryci/ferry/internal/pipeline"
+	"github.com/ferryci/ferry/internal/pipeline/program"
 )
 
 // Lint runs `ferry lint`: it validates the config in dir (file, or the
@@ -24,6 +26,15 @@ func Lint(dir, file string, strict bool, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry lint: %v\n", err)
 		return ExitInvalid
+	}
+	if program.Kind(name) != "" {
+		// A program is linted by running it for a push of the checkout's
+		// branch, the most common build.
+		ctx := context.Background()
+		if name, data, err = runProgram(ctx, dir, name, data, metadata(ctx, dir, ExecOptions{}), false); err != nil {
+			fmt.Fprintln(stdout, err.Error())
+			return ExitInvalid
+		}
 	}
 	cfg, err := pipeline.Parse(name, data)
 	var list pipeline.Errors

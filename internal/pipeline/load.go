@@ -6,17 +6,25 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
-// defaultFiles are the names Load looks for, in order.
-var defaultFiles = []string{".ferry.yml", ".ferry.yaml", ".drone.yml", ".drone.yaml"}
+// defaultFiles are the names Load looks for, in order: ferry's own, then
+// Drone's YAML, then Drone's programs (Starlark before Jsonnet, the order
+// of Drone's converters). Programs are run by package program before
+// Parse.
+var defaultFiles = []string{".ferry.yml", ".ferry.yaml", ".drone.yml", ".drone.yaml", ".drone.star", ".drone.jsonnet"}
+
+// DefaultFiles returns the config file names looked for when a repository
+// names none, in the order Load tries them.
+func DefaultFiles() []string { return slices.Clone(defaultFiles) }
 
 // Load reads a pipeline file. When file is not empty it is read, relative
 // to dir unless it is absolute. Otherwise Load reads the first of
-// .ferry.yml, .ferry.yaml, .drone.yml and .drone.yaml that exists in dir:
-// ferry's own names first, then Drone's, so a repository moving from Drone
-// can keep its .drone.yml and add a .ferry.yml beside it. Load returns a
+// DefaultFiles that exists in dir: ferry's own names first, then Drone's,
+// so a repository moving from Drone can keep its .drone.yml and add a
+// .ferry.yml beside it. Load returns a
 // name for the file and its content. When no file is found the error wraps
 // fs.ErrNotExist.
 //

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/pipeline"
+	"github.com/ferryci/ferry/internal/pipeline/program"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/trigger"
 )
@@ -57,8 +58,9 @@ func decodePayload(j *store.Job) (*jobPayload, error) {
 }
 
 // CreateBuild implements trigger.Builder. It reads the pipeline file at
-// ev.SHA (the repo's config path, or .ferry.yml, .ferry.yaml, .drone.yml,
-// .drone.yaml), substitutes ${VARIABLES}, and selects the pipelines whose
+// ev.SHA (the repo's config path, or the first of pipeline.DefaultFiles),
+// runs it when it is a program (.drone.star, .drone.jsonnet), substitutes
+// ${VARIABLES}, and selects the pipelines whose
 // trigger matches. With no pipeline file, or no matching pipeline, it
 // creates nothing and returns nil, nil. A file that does not parse gives a
 // build in status error whose Error holds the problems.
@@ -114,6 +116,23 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating build: reading pipeline file: %w", err)
+	}
+	if program.Kind(file) != "" {
+		// Run .drone.star and .drone.jsonnet here, once: the jobs carry the
+		// YAML they generate.
+		data, err = program.Convert(ctx, file, data, program.Options{
+			Input: program.FromMetadata(&meta, ev.Params, file, repo.Trusted),
+			Read: func(p string) ([]byte, error) {
+				return s.git.readFile(ctx, remote, ev.SHA, p)
+			},
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("creating build: %w", ctx.Err())
+			}
+			return s.createFailedBuild(ctx, repo, b, err.Error())
+		}
+		file = program.GeneratedName(file)
 	}
 	cfg, err := parseConfig(file, data, &meta, ev.Params)
 	if err != nil {

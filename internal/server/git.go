@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/forge"
+	"github.com/ferryci/ferry/internal/pipeline"
 )
 
 // configFiles are the pipeline files looked for at a commit when the repo
 // names none, in order (the same order as pipeline.Load).
-var configFiles = []string{".ferry.yml", ".ferry.yaml", ".drone.yml", ".drone.yaml"}
+var configFiles = pipeline.DefaultFiles()
 
 // errNoConfig means a commit has no pipeline file.
 var errNoConfig = errors.New("no pipeline file")
@@ -47,6 +48,13 @@ func (g *gitReader) readConfig(ctx context.Context, remote, sha, path string, op
 		return "", nil, err
 	}
 	return name, data, nil
+}
+
+// readFile reads one file at commit sha, for the files a pipeline program
+// loads or imports.
+func (g *gitReader) readFile(ctx context.Context, remote, sha, path string) ([]byte, error) {
+	_, data, err := g.mirrors.Get(remote).ReadFirst(ctx, sha, path)
+	return data, err
 }
 
 // commit describes commit sha.

@@ -122,6 +122,10 @@ func Kind(name string) string {
 	return ""
 }
 
+// GeneratedName names the YAML a program generates, for the messages of
+// pipeline.Parse: their lines are lines of the generated YAML.
+func GeneratedName(name string) string { return name + " (generated YAML)" }
+
 // Error is a problem in a program, at a place in one of its files.
 type Error struct {
 	File         string
