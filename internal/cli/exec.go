@@ -98,12 +98,13 @@ func Exec(ctx context.Context, o ExecOptions) int {
 }
 
 // runProgram runs a .drone.star or .drone.jsonnet file with the build's
-// context and returns the YAML it generates, under the name its messages
-// use; YAML files are returned as they are. Files the program loads or
-// imports are read from dir.
-func runProgram(ctx context.Context, dir, name string, data []byte, meta *compiler.Metadata, trusted bool) (string, []byte, error) {
+// context, or converts a Woodpecker config, and returns the YAML it
+// generates under the name its messages use, with the conversion's
+// warnings; Drone YAML files are returned as they are. Files the program
+// loads or imports are read from dir.
+func runProgram(ctx context.Context, dir, name string, data []byte, meta *compiler.Metadata, trusted bool) (string, []byte, []string, error) {
 	if program.Kind(name) == "" {
-		return name, data, nil
+		return name, data, nil, nil
 	}
 	// The program's own name is relative to the repository's root: it
 	// loads and imports files relative to it.
@@ -112,16 +113,26 @@ func runProgram(ctx context.Context, dir, name string, data []byte, meta *compil
 			name = filepath.ToSlash(rel)
 		}
 	}
-	out, err := program.Convert(ctx, name, data, program.Options{
+	out, warnings, err := program.Convert(ctx, name, data, program.Options{
 		Input: program.FromMetadata(meta, nil, name, trusted),
 		Read: func(p string) ([]byte, error) {
 			return os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
 		},
+		List: func(p string) ([]string, error) {
+			entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(p)))
+			names := make([]string, 0, len(entries))
+			for _, e := range entries {
+				if !e.IsDir() {
+					names = append(names, e.Name())
+				}
+			}
+			return names, err
+		},
 	})
 	if err != nil {
-		return name, nil, err
+		return name, nil, nil, err
 	}
-	return program.GeneratedName(name), out, nil
+	return program.GeneratedName(name), out, warnings, nil
 }
 
 // plan is one selected pipeline, compiled.
@@ -156,8 +167,12 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 		return 0, err
 	}
 	meta := metadata(ctx, dir, o)
-	if name, data, err = runProgram(ctx, dir, name, data, meta, o.Trusted); err != nil {
+	var convWarnings []string
+	if name, data, convWarnings, err = runProgram(ctx, dir, name, data, meta, o.Trusted); err != nil {
 		return 0, invalidf("%v", err)
+	}
+	for _, w := range convWarnings {
+		fmt.Fprintln(o.Stderr, w)
 	}
 
 	env := compiler.Environ(meta)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/pipeline/program"
@@ -32,11 +33,13 @@ func Lint(dir, file string, strict bool, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry lint: %v\n", err)
 		return ExitInvalid
 	}
+	// convWarnings are a Woodpecker conversion's: what it leaves out.
+	var convWarnings []string
 	if program.Kind(name) != "" {
 		// A program is linted by running it for a push of the checkout's
 		// branch, the most common build.
 		ctx := context.Background()
-		if name, data, err = runProgram(ctx, dir, name, data, metadata(ctx, dir, ExecOptions{}), false); err != nil {
+		if name, data, convWarnings, err = runProgram(ctx, dir, name, data, metadata(ctx, dir, ExecOptions{}), false); err != nil {
 			fmt.Fprintln(stdout, err.Error())
 			return ExitInvalid
 		}
@@ -52,6 +55,13 @@ func Lint(dir, file string, strict bool, stdout, stderr io.Writer) int {
 		return ExitInvalid
 	}
 	failed := err != nil
+	for _, w := range convWarnings {
+		if strict {
+			w = strings.Replace(w, ": warning: ", ": ", 1)
+			failed = true
+		}
+		fmt.Fprintln(stdout, w)
+	}
 	for _, e := range list {
 		if strict && e.Warning {
 			strictErr := *e
@@ -64,8 +74,8 @@ func Lint(dir, file string, strict bool, stdout, stderr io.Writer) int {
 	if failed {
 		return ExitInvalid
 	}
-	if len(list) > 0 {
-		fmt.Fprintf(stderr, "%s: ok, with %d warning(s); ferry runs it as Drone does (--strict makes warnings errors)\n", name, len(list))
+	if n := len(list) + len(convWarnings); n > 0 {
+		fmt.Fprintf(stderr, "%s: ok, with %d warning(s); ferry runs it as Drone does (--strict makes warnings errors)\n", name, n)
 		return ExitOK
 	}
 	fmt.Fprintf(stderr, "%s: ok\n", name)

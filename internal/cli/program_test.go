@@ -57,6 +57,30 @@ local lib = import 'ci/lib.libsonnet';
 `
 )
 
+// The same pipelines as Woodpecker workflows, one file each, on
+// Woodpecker's local backend, with its forms: steps as a map, a list of
+// conditions, CI_* variables.
+const (
+	woodpeckerA = `labels:
+  backend: local
+skip_clone: true
+when:
+  - event: push
+  - event: manual
+steps:
+  hello:
+    commands:
+      - echo hello from a on ${CI_COMMIT_BRANCH}
+`
+	woodpeckerB = `labels:
+  backend: local
+skip_clone: true
+steps:
+  - name: hello
+    commands: echo hello from b on ${CI_COMMIT_BRANCH}
+`
+)
+
 // execEvents runs ferry exec --json in dir and returns its events without
 // times and durations, sorted (pipelines run in parallel).
 func execEvents(t *testing.T, dir string) []string {
@@ -85,16 +109,17 @@ func execEvents(t *testing.T, dir string) []string {
 }
 
 // TestExecRunsStarlarkAndJsonnet checks that a repository holding only a
-// .drone.star, or only a .drone.jsonnet, runs the same steps with the
-// same output as the hand-written .drone.yml.
+// .drone.star, only a .drone.jsonnet, or only a .woodpecker directory,
+// runs the same steps with the same output as the hand-written .drone.yml.
 func TestExecRunsStarlarkAndJsonnet(t *testing.T) {
 	want := execEvents(t, writeFiles(t, map[string]string{".drone.yml": programYAML}))
 	if !strings.Contains(strings.Join(want, "\n"), "hello from b on main") {
 		t.Fatalf("the YAML run is not what the test expects:\n%s", strings.Join(want, "\n"))
 	}
 	for name, files := range map[string]map[string]string{
-		"starlark": {".drone.star": programStar, "ci/lib.star": programStarLib},
-		"jsonnet":  {".drone.jsonnet": programJsonnet, "ci/lib.libsonnet": programJsonnetLib},
+		"starlark":   {".drone.star": programStar, "ci/lib.star": programStarLib},
+		"jsonnet":    {".drone.jsonnet": programJsonnet, "ci/lib.libsonnet": programJsonnetLib},
+		"woodpecker": {".woodpecker/build-a.yaml": woodpeckerA, ".woodpecker/build-b.yml": woodpeckerB},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got := execEvents(t, writeFiles(t, files))

@@ -40,6 +40,25 @@ def pipeline(n, branch, deps):
             "steps": [{"name": "hello", "commands": ["echo hello from %s on %s" % (n, branch)]}]}
 `,
 	},
+	"woodpecker": {
+		".woodpecker/build-a.yaml": `labels:
+  backend: local
+when:
+  - event: push
+  - event: manual
+steps:
+  hello:
+    commands:
+      - echo hello from a on ${CI_COMMIT_BRANCH}
+`,
+		".woodpecker/build-b.yaml": `labels:
+  backend: local
+depends_on: [build-a]
+steps:
+  - name: hello
+    commands: echo hello from b on ${CI_COMMIT_BRANCH}
+`,
+	},
 	"jsonnet": {
 		".drone.jsonnet": `
 local lib = import 'ci/lib.libsonnet';
@@ -57,9 +76,9 @@ local lib = import 'ci/lib.libsonnet';
 }
 
 // TestProgramsBuildThroughServer is issue 11's acceptance test 2 for the
-// server: a repository holding only a .drone.star, or only a
-// .drone.jsonnet, builds through the server and an agent with the same
-// pipelines, steps and logs as the hand-written .drone.yml.
+// server: a repository holding only a .drone.star, only a .drone.jsonnet,
+// or only a .woodpecker directory, builds through the server and an agent
+// with the same pipelines, steps and logs as the hand-written .drone.yml.
 func TestProgramsBuildThroughServer(t *testing.T) {
 	root := t.TempDir()
 	srv := startServer(t, serverOptions{})
@@ -67,7 +86,7 @@ func TestProgramsBuildThroughServer(t *testing.T) {
 	startAgent(t, srv.URL, c.agentToken("agent-1"), agentOptions{Name: "agent-1"})
 
 	summaries := map[string][]string{}
-	for _, kind := range []string{"yaml", "starlark", "jsonnet"} {
+	for _, kind := range []string{"yaml", "starlark", "jsonnet", "woodpecker"} {
 		repo := newGitRepo(t, root, kind, programRepos[kind])
 		slug := "acme/" + kind
 		c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "forge": "none", "poll_interval": "0s"})
@@ -91,7 +110,7 @@ func TestProgramsBuildThroughServer(t *testing.T) {
 	if !strings.Contains(want, "hello from b on main") {
 		t.Fatalf("the YAML build is not what the test expects:\n%s", want)
 	}
-	for _, kind := range []string{"starlark", "jsonnet"} {
+	for _, kind := range []string{"starlark", "jsonnet", "woodpecker"} {
 		if got := strings.Join(summaries[kind], "\n"); got != want {
 			t.Errorf("%s build differs from the YAML build\ngot:\n%s\nwant:\n%s", kind, got, want)
 		}

@@ -240,6 +240,10 @@ type Conditions struct {
 	Action   Condition
 	Instance Condition
 	Paths    Condition
+	// Any are alternatives, of which at least one must match besides the
+	// conditions above: a ferry extension ("any: [{...}, {...}]") that
+	// Woodpecker's list of conditions converts to.
+	Any []Conditions
 }
 
 // Condition is a list of glob patterns to include and to exclude. See

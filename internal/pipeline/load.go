@@ -12,9 +12,15 @@ import (
 
 // defaultFiles are the names Load looks for, in order: ferry's own, then
 // Drone's YAML, then Drone's programs (Starlark before Jsonnet, the order
-// of Drone's converters). Programs are run by package program before
-// Parse.
-var defaultFiles = []string{".ferry.yml", ".ferry.yaml", ".drone.yml", ".drone.yaml", ".drone.star", ".drone.jsonnet"}
+// of Drone's converters), then Woodpecker's (its directory first, as
+// Woodpecker looks). Programs and Woodpecker files are converted by
+// package program before Parse.
+var defaultFiles = []string{".ferry.yml", ".ferry.yaml", ".drone.yml", ".drone.yaml", ".drone.star", ".drone.jsonnet",
+	WoodpeckerDir, ".woodpecker.yaml", ".woodpecker.yml"}
+
+// WoodpeckerDir is Woodpecker's directory of workflow files. Load returns
+// it with no content: package program reads its files.
+const WoodpeckerDir = ".woodpecker"
 
 // DefaultFiles returns the config file names looked for when a repository
 // names none, in the order Load tries them.
@@ -36,6 +42,9 @@ func Load(dir string, file string) (string, []byte, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
 		}
+		if isWoodpeckerDir(p) {
+			return file, nil, nil
+		}
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return file, nil, fmt.Errorf("reading pipeline file: %w", err)
@@ -44,6 +53,12 @@ func Load(dir string, file string) (string, []byte, error) {
 	}
 	for _, name := range defaultFiles {
 		p := filepath.Join(dir, name)
+		if name == WoodpeckerDir {
+			if isWoodpeckerDir(p) {
+				return displayName(dir, name), nil, nil
+			}
+			continue
+		}
 		data, err := os.ReadFile(p)
 		if err == nil {
 			return displayName(dir, name), data, nil
@@ -54,6 +69,15 @@ func Load(dir string, file string) (string, []byte, error) {
 	}
 	return "", nil, fmt.Errorf("no pipeline file in %s (looked for %s): %w",
 		dir, strings.Join(defaultFiles, ", "), fs.ErrNotExist)
+}
+
+// isWoodpeckerDir reports whether p is a directory named .woodpecker.
+func isWoodpeckerDir(p string) bool {
+	if filepath.Base(filepath.Clean(p)) != WoodpeckerDir {
+		return false
+	}
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // displayName names a default file for messages: relative when dir is the

@@ -49,7 +49,7 @@ var stepKeys = []string{
 
 var conditionKeys = []string{
 	"branch", "event", "ref", "repo", "status", "target", "cron", "action",
-	"instance", "paths",
+	"instance", "paths", "any",
 }
 
 // Parse reads a pipeline file: one or more YAML documents separated by
@@ -704,6 +704,13 @@ func (d *decoder) conditions(n *yaml.Node, c *Conditions, what, key string) {
 			target = &c.Instance
 		case "paths":
 			target = &c.Paths
+		case "any":
+			for i, item := range d.mapList(p.val, what+".any", join(key, "any"), "conditions") {
+				var alt Conditions
+				d.conditions(item, &alt, what+".any", index(join(key, "any"), i))
+				c.Any = append(c.Any, alt)
+			}
+			continue
 		default:
 			continue
 		}

@@ -341,6 +341,9 @@ func volumeChoices(name string, declared []string) string {
 
 // conditions checks the patterns of a "when" or "trigger" block.
 func (v *validator) conditions(c *Conditions, what, key string, fallback Pos) {
+	for i := range c.Any {
+		v.conditions(&c.Any[i], what+".any", index(join(key, "any"), i), fallback)
+	}
 	for _, nc := range []struct {
 		name string
 		c    *Condition

@@ -117,13 +117,17 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 	if err != nil {
 		return nil, fmt.Errorf("creating build: reading pipeline file: %w", err)
 	}
+	var convWarnings []string
 	if program.Kind(file) != "" {
-		// Run .drone.star and .drone.jsonnet here, once: the jobs carry the
-		// YAML they generate.
-		data, err = program.Convert(ctx, file, data, program.Options{
+		// Run .drone.star and .drone.jsonnet, and convert Woodpecker
+		// workflows, here, once: the jobs carry the YAML they generate.
+		data, convWarnings, err = program.Convert(ctx, file, data, program.Options{
 			Input: program.FromMetadata(&meta, ev.Params, file, repo.Trusted),
 			Read: func(p string) ([]byte, error) {
-				return s.git.readFile(ctx, remote, ev.SHA, p)
+				return s.git.readFile(ctx, remote, ev.SHA, p, auth...)
+			},
+			List: func(dir string) ([]string, error) {
+				return s.git.listDir(ctx, remote, ev.SHA, dir, auth...)
 			},
 		})
 		if err != nil {
@@ -138,6 +142,7 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 	if err != nil {
 		return s.createFailedBuild(ctx, repo, b, err.Error())
 	}
+	b.Warnings = append(b.Warnings, convWarnings...)
 	for _, w := range cfg.Warnings {
 		b.Warnings = append(b.Warnings, w.Error())
 	}

@@ -22,7 +22,7 @@ func FuzzStarlark(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		out, err := Convert(context.Background(), ".drone.star", []byte(src), Options{MaxSteps: 100_000, Timeout: 5 * time.Second, MaxOutput: 1 << 20})
+		out, _, err := Convert(context.Background(), ".drone.star", []byte(src), Options{MaxSteps: 100_000, Timeout: 5 * time.Second, MaxOutput: 1 << 20})
 		if err != nil {
 			var pe *Error
 			if !errors.As(err, &pe) || pe.Line < 1 || pe.Column < 1 {

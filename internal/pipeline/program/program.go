@@ -83,6 +83,9 @@ type Options struct {
 	Input Input
 	// Read reads the files a program loads or imports; nil refuses them.
 	Read ReadFile
+	// List lists the names of the files in a directory of the repository,
+	// for Woodpecker's .woodpecker directory.
+	List func(dir string) ([]string, error)
 	// Limits; zero means the default.
 	MaxSteps   uint64
 	MaxOutput  int
@@ -111,8 +114,12 @@ func (o *Options) defaults() {
 
 // Kind tells which language a config file is written in, by its name as
 // Drone's converters do: "starlark" for .star, .starlark and .script,
-// "jsonnet" for .jsonnet, "" for YAML.
+// "jsonnet" for .jsonnet; "woodpecker" for Woodpecker's .woodpecker.yml,
+// .woodpecker.yaml and .woodpecker directory; "" for Drone YAML.
 func Kind(name string) string {
+	if isWoodpecker(name) {
+		return "woodpecker"
+	}
 	switch path.Ext(name) {
 	case ".star", ".starlark", ".script":
 		return "starlark"
@@ -146,18 +153,25 @@ var ErrTooLarge = errors.New("the generated configuration is too large")
 // names, and returns the pipeline YAML it generates: one document per
 // pipeline (or other resource) the program returns. A program that fails,
 // runs too long, uses too much memory or returns too much is an *Error
-// naming the file, line and column where that is known.
-func Convert(ctx context.Context, name string, src []byte, opts Options) ([]byte, error) {
+// naming the file, line and column where that is known. Woodpecker
+// configs are converted likewise (name is the .woodpecker directory, or
+// the file); warnings are what the conversion leaves out, as
+// "FILE:LINE:COL: warning: message" lines.
+func Convert(ctx context.Context, name string, src []byte, opts Options) (yaml []byte, warnings []string, err error) {
 	opts.defaults()
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	switch Kind(name) {
 	case "starlark":
-		return runStarlark(ctx, name, src, &opts)
+		yaml, err = runStarlark(ctx, name, src, &opts)
+		return yaml, nil, err
 	case "jsonnet":
-		return runJsonnet(ctx, name, src, &opts)
+		yaml, err = runJsonnet(ctx, name, src, &opts)
+		return yaml, nil, err
+	case "woodpecker":
+		return runWoodpecker(name, src, &opts)
 	}
-	return src, nil
+	return src, nil, nil
 }
 
 // errorAt builds an *Error, at 1:1 of file when the place is unknown.

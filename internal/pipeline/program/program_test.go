@@ -171,7 +171,7 @@ func TestProgramsGenerateTheSamePipelinesAsYAML(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			dir := writeFiles(t, map[string]string{tc.lib: tc.libSrc})
-			out, err := Convert(context.Background(), tc.file, []byte(tc.src), Options{Input: pushMain, Read: readDir(dir)})
+			out, _, err := Convert(context.Background(), tc.file, []byte(tc.src), Options{Input: pushMain, Read: readDir(dir)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,7 +192,7 @@ def main(ctx):
 `
 	in := pushMain
 	in.Params = map[string]string{"DEPLOY": "yes"}
-	out, err := Convert(context.Background(), ".drone.star", []byte(src), Options{Input: in})
+	out, _, err := Convert(context.Background(), ".drone.star", []byte(src), Options{Input: in})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestJsonnetExternalVariables(t *testing.T) {
   'private=' + std.extVar('repo.private'), 'param=' + std.extVar('build.param.DEPLOY')]}]}`
 	in := pushMain
 	in.Params = map[string]string{"DEPLOY": "yes"}
-	out, err := Convert(context.Background(), ".drone.jsonnet", []byte(src), Options{Input: in})
+	out, _, err := Convert(context.Background(), ".drone.jsonnet", []byte(src), Options{Input: in})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestProgramErrors(t *testing.T) {
 		{"jsonnet scalar", ".drone.jsonnet", "'pipeline'\n", Options{}, "returned a string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Convert(context.Background(), tc.file, []byte(tc.src), tc.opts)
+			_, _, err := Convert(context.Background(), tc.file, []byte(tc.src), tc.opts)
 			if err == nil {
 				t.Fatal("Convert succeeded")
 			}
@@ -288,4 +288,13 @@ func containsAny(s string, subs []string) bool {
 		}
 	}
 	return false
+}
+
+func readDirNames(dir, p string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, p))
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, err
 }
