@@ -24,6 +24,7 @@ echo "== fuzz (short)"
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline
 go test -run='^$' -fuzz='^FuzzStarlark$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline/program
 go test -run='^$' -fuzz='^FuzzJsonnetOutput$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline/program
+go test -run='^$' -fuzz='^FuzzWoodpecker$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline/program
 go test -run='^$' -fuzz='^FuzzLineWriter$' -fuzztime="${FUZZTIME:-15s}" ./internal/logs
 
 # --- tests (h3: per-test results; the stress check) ---

@@ -59,3 +59,29 @@ func FuzzJsonnetOutput(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWoodpecker checks that converting any Woodpecker file never panics
+// and ends in YAML that pipeline.Parse reads, or in an *Error with a
+// position.
+func FuzzWoodpecker(f *testing.F) {
+	for _, s := range []string{
+		"steps:\n  - name: a\n    image: b\n    commands: [c]\n", "steps:\n  a:\n    image: b\n    when:\n      - event: push\n      - event: manual\n",
+		"matrix:\n  GO: [1, 2]\nsteps: [{name: a, image: 'golang:${GO}'}]\n", "matrix:\n  include:\n    - {GO: 1}\nsteps: [{name: a, image: b}]\n",
+		"pipeline:\n  a:\n    image: b\n    secrets: [x, {source: y, target: z}]\n    volumes: ['/a:/b', 'c:/d', bad]\n",
+		"when: {event: push}\ndepends_on: [x]\nruns_on: [success, failure]\nlabels: {platform: linux/arm64, backend: local}\nsteps: [{name: a, commands: b}]\n",
+		"steps: 3\n", "- a\n", "steps:\n  - *x\n", "x: &x {a: *x}\nsteps: [{name: a}]\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		out, _, err := Convert(context.Background(), ".woodpecker.yml", []byte(src), Options{})
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Line < 1 || pe.Column < 1 {
+				t.Fatalf("error without a position: %T %v", err, err)
+			}
+			return
+		}
+		_, _ = pipeline.Parse(".woodpecker.yml (generated YAML)", out)
+	})
+}

@@ -189,13 +189,21 @@ func (c *wp) matrix(data []byte) ([][][2]string, error) {
 	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return [][][2]string{nil}, nil
 	}
+	if c.checkExpansion(root.Content[0], maxNodes); c.err != nil {
+		return nil, c.err
+	}
 	m := lookup(root.Content[0], "matrix")
 	if m == nil || m.Kind != yaml.MappingNode {
 		return [][][2]string{nil}, nil
 	}
 	if inc := lookup(m, "include"); inc != nil && inc.Kind == yaml.SequenceNode {
+		if len(inc.Content) > maxCombinations {
+			c.fail(inc, "the matrix has more than %d combinations", maxCombinations)
+			return nil, c.err
+		}
 		var out [][][2]string
 		for _, item := range inc.Content {
+			item = resolve(item)
 			var combo [][2]string
 			for i := 0; i+1 < len(item.Content); i += 2 {
 				combo = append(combo, [2]string{item.Content[i].Value, item.Content[i+1].Value})
@@ -211,20 +219,27 @@ func (c *wp) matrix(data []byte) ([][][2]string, error) {
 			c.fail(vals, "matrix axis %q must be a list of values", axis)
 			return nil, c.err
 		}
+		if len(out)*len(vals.Content) > maxCombinations {
+			c.fail(m, "the matrix has more than %d combinations", maxCombinations)
+			return nil, c.err
+		}
 		var next [][][2]string
 		for _, combo := range out {
 			for _, v := range vals.Content {
-				next = append(next, append(slices.Clone(combo), [2]string{axis, v.Value}))
+				next = append(next, append(slices.Clone(combo), [2]string{axis, resolve(v).Value}))
 			}
 		}
 		out = next
 	}
-	if len(out) > 256 {
-		c.fail(m, "the matrix has %d combinations; at most 256 are run", len(out))
+	// Each combination is a copy of the workflow: bound them together.
+	if c.checkExpansion(root.Content[0], maxNodes/max(len(out), 1)); c.err != nil {
 		return nil, c.err
 	}
 	return out, nil
 }
+
+// maxCombinations bounds a workflow's matrix.
+const maxCombinations = 256
 
 // substituteMatrix replaces ${AXIS} with the combination's values, as
 // Woodpecker does before it parses a matrix workflow.
@@ -728,4 +743,41 @@ func kindOf(n *yaml.Node) string {
 		return "a list"
 	}
 	return "a string"
+}
+
+// maxNodes bounds how many nodes a workflow may expand to once aliases are
+// followed, as pipeline.Parse bounds a YAML file: a "billion laughs" file
+// would otherwise be written out in full.
+const maxNodes = 1 << 18
+
+// checkExpansion refuses a workflow whose aliases contain themselves or
+// expand it beyond maxNodes.
+func (c *wp) checkExpansion(root *yaml.Node, budget int) {
+	var open []*yaml.Node
+	var walk func(n *yaml.Node) bool
+	walk = func(n *yaml.Node) bool {
+		if budget--; budget < 0 {
+			c.fail(n, "the workflow expands to more than %d values through aliases; simplify the anchors", maxNodes)
+			return false
+		}
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return true
+			}
+			if slices.Contains(open, n.Alias) {
+				c.fail(n, "alias *%s refers to an anchor that contains it; a value cannot contain itself", n.Value)
+				return false
+			}
+			n = n.Alias
+		}
+		open = append(open, n)
+		defer func() { open = open[:len(open)-1] }()
+		for _, ch := range n.Content {
+			if !walk(ch) {
+				return false
+			}
+		}
+		return true
+	}
+	walk(root)
 }

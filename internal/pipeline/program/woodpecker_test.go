@@ -124,3 +124,18 @@ func listDir(dir string) func(string) ([]string, error) {
 		return entries, err
 	}
 }
+
+func TestWoodpeckerAliasBombs(t *testing.T) {
+	bomb := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for i := range 9 {
+		name := string(rune('b' + i))
+		bomb += name + ": &" + name + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n"
+		prev = name
+	}
+	bomb += "steps:\n  - name: s\n    image: alpine\n    settings:\n      x: *" + prev + "\n"
+	_, _, err := Convert(context.Background(), ".woodpecker.yml", []byte(bomb), Options{})
+	if err == nil || !strings.Contains(err.Error(), "expands to more than") {
+		t.Fatalf("err = %v, want the expansion refused", err)
+	}
+}
