@@ -133,6 +133,7 @@ func runWoodpecker(name string, src []byte, o *Options) ([]byte, []string, error
 			if len(root.Content) == 0 {
 				continue
 			}
+			spliceSequenceMerges(root.Content[0], 0)
 			pname := f.name
 			if label != "" {
 				pname += " (" + label + ")"
@@ -336,6 +337,16 @@ func (c *wp) workflow(n *yaml.Node, name string, combo [][2]string) (*yaml.Node,
 	}
 	setKey(doc, "steps", steps)
 	c.volumes(doc)
+	// "depends_on: []" starts a step at once in Woodpecker. In ferry (as
+	// in Drone) a step without dependencies starts at once only when
+	// another step has some; depending on the clone step says so.
+	if lookup(doc, "clone") == nil {
+		for _, st := range steps.Content {
+			if d := lookup(st, "depends_on"); d != nil && d.Kind == yaml.SequenceNode && len(d.Content) == 0 {
+				setKey(st, "depends_on", strList([]string{"clone"}))
+			}
+		}
+	}
 	return doc, deps
 }
 
@@ -743,6 +754,31 @@ func kindOf(n *yaml.Node) string {
 		return "a list"
 	}
 	return "a string"
+}
+
+// spliceSequenceMerges applies Woodpecker's merge of a list into a list:
+// an item "<<: *list" is replaced by the list's items, as Woodpecker's
+// YAML reader does ("path: [<<: *common_paths, extra]").
+func spliceSequenceMerges(n *yaml.Node, depth int) {
+	if n == nil || depth > 64 || n.Kind == yaml.AliasNode {
+		return
+	}
+	if n.Kind == yaml.SequenceNode {
+		var out []*yaml.Node
+		for _, item := range n.Content {
+			if item.Kind == yaml.MappingNode && len(item.Content) == 2 && item.Content[0].Value == "<<" {
+				if src := resolve(item.Content[1]); src.Kind == yaml.SequenceNode {
+					out = append(out, src.Content...)
+					continue
+				}
+			}
+			out = append(out, item)
+		}
+		n.Content = out
+	}
+	for _, c := range n.Content {
+		spliceSequenceMerges(c, depth+1)
+	}
 }
 
 // maxNodes bounds how many nodes a workflow may expand to once aliases are

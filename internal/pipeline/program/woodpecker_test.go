@@ -2,8 +2,11 @@ package program
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ferryci/ferry/internal/pipeline"
 )
 
 // TestWoodpeckerConversion converts Woodpecker's constructs (as real
@@ -137,5 +140,48 @@ func TestWoodpeckerAliasBombs(t *testing.T) {
 	_, _, err := Convert(context.Background(), ".woodpecker.yml", []byte(bomb), Options{})
 	if err == nil || !strings.Contains(err.Error(), "expands to more than") {
 		t.Fatalf("err = %v, want the expansion refused", err)
+	}
+}
+
+func TestWoodpeckerMergesListsIntoLists(t *testing.T) {
+	src := `variables:
+  - &paths ['go.*', '**/*.go']
+steps:
+  - name: test
+    image: golang
+    commands: [go test ./...]
+    when:
+      path:
+        - <<: *paths
+        - '.woodpecker/**'
+`
+	out, _, err := Convert(context.Background(), ".woodpecker.yml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pipeline.Parse("w", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := cfg.Pipelines[0].Steps[0].When.Paths.Include
+	if want := []string{"go.*", "**/*.go", ".woodpecker/**"}; !slices.Equal(got, want) {
+		t.Errorf("paths = %q, want %q", got, want)
+	}
+}
+
+func TestWoodpeckerEmptyDependsOnStartsAtOnce(t *testing.T) {
+	src := "steps:\n  a:\n    image: x\n    depends_on: []\n  b:\n    image: x\n    depends_on: []\n"
+	out, _, err := Convert(context.Background(), ".woodpecker.yml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pipeline.Parse("w", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, st := range cfg.Pipelines[0].Steps {
+		if !slices.Equal(st.DependsOn, []string{"clone"}) {
+			t.Errorf("step %s depends on %q, want [clone] (parallel after the clone)", st.Name, st.DependsOn)
+		}
 	}
 }
