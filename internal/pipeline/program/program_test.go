@@ -298,3 +298,62 @@ func readDirNames(dir, p string) ([]string, error) {
 	}
 	return names, err
 }
+
+// TestStarlarkShapesOfRealFiles runs the shapes real .drone.star files
+// have (docs/compatibility.md): module constants, helpers with keyword
+// arguments, loops over platforms, getattr with a default, str.format and
+// removeprefix, and pipelines whose depends_on lists are filled in after
+// they are built.
+func TestStarlarkShapesOfRealFiles(t *testing.T) {
+	src := `
+TAG = "${DRONE_TAG:-${DRONE_COMMIT_SHA:0:7}}"
+ARCHES = ["amd64", "arm64"]
+
+def branch(ctx):
+    return getattr(ctx.repo, "branch", "main")
+
+def version(ctx):
+    if ctx.build.event != "tag":
+        return "git-{}".format(ctx.build.commit[:7])
+    return ctx.build.ref.removeprefix("refs/tags/")
+
+def pipeline(name, arch, **kwargs):
+    p = {"kind": "pipeline", "type": "docker", "name": name, "platform": {"os": "linux", "arch": arch},
+         "depends_on": [], "steps": []}
+    p.update(kwargs)
+    return p
+
+def main(ctx):
+    before = [pipeline("test", "amd64", steps = [{"name": "test", "image": "golang", "commands": ["go test ./..."]}])]
+    stages = []
+    for arch in ARCHES:
+        s = pipeline("build-%s" % arch, arch)
+        s["steps"].append({"name": "build", "image": "golang", "commands": ["echo %s %s %s" % (version(ctx), branch(ctx), TAG)]})
+        stages.append(s)
+    after = [pipeline("manifest", "amd64", steps = [{"name": "manifest", "image": "plugins/manifest"}])]
+    for b in before:
+        for s in stages:
+            s["depends_on"].append(b["name"])
+    for s in stages:
+        for a in after:
+            a["depends_on"].append(s["name"])
+    return before + stages + after
+`
+	out, _, err := Convert(context.Background(), ".drone.star", []byte(src), Options{Input: pushMain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := steps(t, ".drone.star", out)
+	want := `pipeline test type=docker platform=linux/amd64 depends_on=[] trigger.branch=[]
+  step test image=golang commands=["go test ./..."] env=map[] when.event=[]
+pipeline build-amd64 type=docker platform=linux/amd64 depends_on=[test] trigger.branch=[]
+  step build image=golang commands=["echo git-abc123 main ${DRONE_TAG:-${DRONE_COMMIT_SHA:0:7}}"] env=map[] when.event=[]
+pipeline build-arm64 type=docker platform=linux/arm64 depends_on=[test] trigger.branch=[]
+  step build image=golang commands=["echo git-abc123 main ${DRONE_TAG:-${DRONE_COMMIT_SHA:0:7}}"] env=map[] when.event=[]
+pipeline manifest type=docker platform=linux/amd64 depends_on=[build-amd64 build-arm64] trigger.branch=[]
+  step manifest image=plugins/manifest commands=[] env=map[] when.event=[]
+`
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
