@@ -126,3 +126,9 @@ func (c Conditions) RunsOnFailure() bool {
 	}
 	return !c.Status.IsEmpty() && c.Status.Match("failure")
 }
+
+// UsesPaths reports whether the conditions, or one of their alternatives,
+// look at the changed files: the caller then has to list them.
+func (c Conditions) UsesPaths() bool {
+	return !c.Paths.IsEmpty() || slices.ContainsFunc(c.Any, Conditions.UsesPaths)
+}

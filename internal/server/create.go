@@ -250,11 +250,11 @@ func expandConfig(p *jobPayload) (string, error) {
 // the changed files.
 func needsPaths(cfg *pipeline.Config) bool {
 	for _, p := range cfg.Pipelines {
-		if !p.Trigger.Paths.IsEmpty() {
+		if p.Trigger.UsesPaths() {
 			return true
 		}
 		for _, st := range p.Steps {
-			if !st.When.Paths.IsEmpty() {
+			if st.When.UsesPaths() {
 				return true
 			}
 		}
