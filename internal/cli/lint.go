@@ -35,6 +35,7 @@ func Lint(dir, file string, strict bool, stdout, stderr io.Writer) int {
 	}
 	// convWarnings are a Woodpecker conversion's: what it leaves out.
 	var convWarnings []string
+	file = name
 	if program.Kind(name) != "" {
 		// A program is linted by running it for a push of the checkout's
 		// branch, the most common build.
@@ -75,9 +76,9 @@ func Lint(dir, file string, strict bool, stdout, stderr io.Writer) int {
 		return ExitInvalid
 	}
 	if n := len(list) + len(convWarnings); n > 0 {
-		fmt.Fprintf(stderr, "%s: ok, with %d warning(s); ferry runs it as Drone does (--strict makes warnings errors)\n", name, n)
+		fmt.Fprintf(stderr, "%s: ok, with %d warning(s); it runs (--strict makes warnings errors)\n", file, n)
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "%s: ok\n", name)
+	fmt.Fprintf(stderr, "%s: ok\n", file)
 	return ExitOK
 }
