@@ -59,15 +59,8 @@ func (d *decoder) errorf(n *yaml.Node, key, format string, args ...any) {
 // warnf records a warning at n: something Drone tolerates (see
 // Error.Warning).
 func (d *decoder) warnf(n *yaml.Node, key, format string, args ...any) {
-	pos := d.posOf(n)
-	d.errs = append(d.errs, &Error{
-		File:    d.file,
-		Line:    pos.Line,
-		Column:  pos.Column,
-		Key:     key,
-		Msg:     fmt.Sprintf(format, args...),
-		Warning: true,
-	})
+	d.errorf(n, key, format, args...)
+	d.errs[len(d.errs)-1].Warning = true
 }
 
 // visit charges one node against the budget and reports whether decoding

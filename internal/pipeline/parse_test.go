@@ -78,21 +78,7 @@ func TestBadFiles(t *testing.T) {
 			if !errors.As(err, &errs) {
 				t.Fatalf("error is %T, want Errors", err)
 			}
-			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(f, ".yml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("missing golden file (run with -update and review it): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("errors differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
-			}
+			checkGolden(t, strings.TrimSuffix(f, ".yml")+".err", err.Error()+"\n")
 			for _, e := range errs {
 				if e.File != filepath.Base(f) || e.Line < 1 || e.Column < 1 || e.Msg == "" {
 					t.Errorf("incomplete error %#v", e)
@@ -473,21 +459,7 @@ func TestWarnFiles(t *testing.T) {
 			if len(cfg.Warnings) == 0 {
 				t.Fatal("Parse gave no warning")
 			}
-			got := cfg.Warnings.Error() + "\n"
-			golden := strings.TrimSuffix(f, ".yml") + ".warn"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("missing golden file (run with -update and review it): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("warnings differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
-			}
+			checkGolden(t, strings.TrimSuffix(f, ".yml")+".warn", cfg.Warnings.Error()+"\n")
 			for _, w := range cfg.Warnings {
 				if !w.Warning || !strings.Contains(w.Error(), ": warning: ") {
 					t.Errorf("not marked as a warning: %v", w)
@@ -527,5 +499,24 @@ func TestTolerantFormsRunAsDrone(t *testing.T) {
 		if len(p.DependsOn) != 0 {
 			t.Errorf("pipeline %q depends on %q; dependencies on missing pipelines are dropped", p.Name, p.DependsOn)
 		}
+	}
+}
+
+// checkGolden compares got with the golden file, or rewrites the file with
+// -update.
+func checkGolden(t *testing.T, golden, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("missing golden file (run with -update and review it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("problems differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
 	}
 }
