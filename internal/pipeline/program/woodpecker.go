@@ -142,6 +142,9 @@ func runWoodpecker(name string, src []byte, o *Options) ([]byte, []string, error
 			if c.err != nil {
 				return nil, nil, c.err
 			}
+			// The anchors live in keys the pipeline does not keep
+			// (variables): write every value out in full.
+			doc = expandAliases(doc, 0)
 			variants[f.name] = append(variants[f.name], pname)
 			docs = append(docs, pending{doc, deps})
 		}
@@ -754,6 +757,27 @@ func kindOf(n *yaml.Node) string {
 		return "a list"
 	}
 	return "a string"
+}
+
+// expandAliases copies n with every alias replaced by a copy of what it
+// names and no anchors left. checkExpansion has bounded the result.
+func expandAliases(n *yaml.Node, depth int) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil && depth < 100 {
+		n = n.Alias
+		depth++
+	}
+	c := *n
+	c.Anchor = ""
+	if n.Kind == yaml.AliasNode { // an alias that names nothing
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+	}
+	if len(n.Content) > 0 {
+		c.Content = make([]*yaml.Node, len(n.Content))
+		for i, ch := range n.Content {
+			c.Content[i] = expandAliases(ch, depth+1)
+		}
+	}
+	return &c
 }
 
 // spliceSequenceMerges applies Woodpecker's merge of a list into a list:

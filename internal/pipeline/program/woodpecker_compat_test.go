@@ -24,7 +24,7 @@ func TestWoodpeckerCompatFiles(t *testing.T) {
 	if err != nil || len(dirs) < 3 {
 		t.Fatalf("no Woodpecker testdata: %v", err)
 	}
-	pipelines := map[string]int{"legacy": 1, "matrix": 6, "modern": 2}
+	pipelines := map[string]int{"legacy": 1, "matrix": 6, "modern": 3}
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			name, src := ".woodpecker", []byte(nil)
