@@ -317,6 +317,14 @@ func (c *wp) workflow(n *yaml.Node, name string, combo [][2]string) (*yaml.Node,
 			}
 		case "platform":
 			setKey(doc, "platform", platform(v.Value))
+		case "branches":
+			// Woodpecker before 1.0: the branches a workflow runs for.
+			trigger := lookup(doc, "trigger")
+			if trigger == nil {
+				trigger = mapping()
+			}
+			setKey(trigger, "branch", v)
+			setKey(doc, "trigger", trigger)
 		case "matrix", "variables", "version", "skip_ci":
 		default:
 			if v.Anchor == "" && !strings.HasPrefix(k.Value, "x-") {
