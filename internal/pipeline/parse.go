@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v4"
 )
@@ -104,6 +105,9 @@ func prune(cfg *Config) {
 			if v.Temp != nil && v.Temp.Medium != "memory" {
 				v.Temp.Medium = ""
 			}
+			if v.Temp != nil {
+				v.Host = nil // both: Drone makes it a temp volume
+			}
 		}
 		runnable := p.Type == TypeDocker || p.Type == TypeExec
 		declared := map[string]bool{}
@@ -124,6 +128,9 @@ func prune(cfg *Config) {
 			case "ignore", "fail-fast":
 			default:
 				s.Failure = ""
+			}
+			if d, err := time.ParseDuration(s.Timeout); err != nil || d <= 0 {
+				s.Timeout = ""
 			}
 			mounts := s.Volumes[:0]
 			for _, m := range s.Volumes {

@@ -235,7 +235,7 @@ func (v *validator) volumes(p *Pipeline) map[string]*Volume {
 				v.warnAt(vol.Pos, key, "%s has neither host: {path: ...} nor temp: {}, so Drone does not create it and steps that mount it get nothing; give it one of them", label)
 			}
 		case vol.Host != nil && vol.Temp != nil:
-			v.errorAt(vol.Pos, key, "%s has both host and temp; choose one", label)
+			v.warnAt(vol.Pos, key, "%s has both host and temp, so it is a temp volume (as in Drone); keep one", label)
 		case vol.Host != nil && vol.Host.Path == "":
 			v.errorAt(vol.Pos, join(key, "host.path"), "%s needs host.path, the directory on the host to mount", label)
 		case vol.Host != nil && !isAbs(p, vol.Host.Path):
@@ -277,14 +277,17 @@ func (v *validator) step(p *Pipeline, m member, vols map[string]*Volume) {
 		v.warnAt(v.pos.get(s, "failure", 0, s.Pos), join(m.key, "failure"),
 			`unknown failure policy %q, so a failure of this step fails the pipeline; valid values are: ignore, fail-fast (or leave it out)`, s.Failure)
 	}
+	// timeout is ferry's extension, a key Drone ignores: a value ferry
+	// cannot use is ignored too, with a warning, so that a Drone file that
+	// happens to have one still runs.
 	if s.Timeout != "" {
 		at := v.pos.get(s, "timeout", 0, s.Pos)
 		d, err := time.ParseDuration(s.Timeout)
 		switch {
 		case err != nil:
-			v.errorAt(at, join(m.key, "timeout"), `invalid timeout %q; use a duration such as "90s", "10m" or "1h30m"`, s.Timeout)
+			v.warnAt(at, join(m.key, "timeout"), `invalid timeout %q is ignored; use a duration such as "90s", "10m" or "1h30m"`, s.Timeout)
 		case d <= 0:
-			v.errorAt(at, join(m.key, "timeout"), "timeout must be longer than zero, got %q; leave it out for no limit", s.Timeout)
+			v.warnAt(at, join(m.key, "timeout"), "timeout %q is not longer than zero and is ignored; leave it out for no limit", s.Timeout)
 		}
 	}
 	declared := slices.Sorted(func(yield func(string) bool) {
@@ -361,7 +364,8 @@ func (v *validator) conditions(c *Conditions, what, key string, fallback Pos) {
 				at := v.pos.get(nc.c, list.field, i, fallback)
 				k := join(key, nc.name)
 				if !doublestar.ValidatePattern(pat) {
-					v.errorAt(at, k, "invalid pattern %q in %s.%s; check its brackets and braces (patterns are globs such as \"feature/*\")", pat, what, nc.name)
+					// Drone's matcher fails on it, so it never matches.
+					v.warnAt(at, k, "invalid pattern %q in %s.%s never matches; check its brackets and braces (patterns are globs such as \"feature/*\")", pat, what, nc.name)
 					continue
 				}
 				switch nc.name {
