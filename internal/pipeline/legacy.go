@@ -16,7 +16,7 @@ var knownTypes = []string{TypeDocker, TypeExec, "kubernetes", "ssh", "digitaloce
 var conditionNames = conditionKeys
 
 // drone05Keys are top-level keys of Drone's formats before 0.8.
-var drone05Keys = []string{"build", "compose", "script", "notify", "publish", "deploy", "cache", "env", "git"}
+var drone05Keys = []string{"build", "compose", "script", "notify", "publish", "deploy", "cache", "env", "git", "plugin"}
 
 // legacyHint words the warning for a key that is not valid where it is
 // written but has a known meaning elsewhere or in an older Drone format.
