@@ -143,10 +143,14 @@ func lintCommand() *ucli.Command {
 		ArgsUsage: "[FILE]",
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "strict", Usage: "treat warnings (unknown keys, legacy forms Drone tolerates) as errors"},
+			&ucli.BoolFlag{Name: "print", Usage: "print the YAML a .drone.star, .drone.jsonnet or Woodpecker config generates, instead of linting it"},
 		},
 		Action: func(_ context.Context, c *ucli.Command) error {
 			if c.Args().Len() > 1 {
 				return fmt.Errorf("lint takes at most one FILE, got %d arguments", c.Args().Len())
+			}
+			if c.Bool("print") {
+				return exitCode(cli.PrintGenerated("", c.Args().First(), os.Stdout, os.Stderr))
 			}
 			return exitCode(cli.Lint("", c.Args().First(), c.Bool("strict"), os.Stdout, os.Stderr))
 		},

@@ -82,3 +82,28 @@ func Lint(dir, file string, strict bool, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "%s: ok\n", file)
 	return ExitOK
 }
+
+// PrintGenerated runs `ferry lint --print`: it writes the YAML a
+// .drone.star, .drone.jsonnet or Woodpecker config generates (for a push
+// of the checkout's branch), the YAML that the "(generated YAML)" line
+// numbers of lint's messages refer to; a YAML file is written as it is.
+// It returns 0, or 2 when the config cannot be read or run.
+func PrintGenerated(dir, file string, stdout, stderr io.Writer) int {
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	name, data, err := pipeline.Load(dir, file)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry lint: %v\n", err)
+		return ExitInvalid
+	}
+	ctx := context.Background()
+	if program.Kind(name) != "" {
+		if _, data, _, err = runProgram(ctx, dir, name, data, metadata(ctx, dir, ExecOptions{}), false); err != nil {
+			fmt.Fprintln(stderr, err.Error())
+			return ExitInvalid
+		}
+	}
+	_, _ = stdout.Write(data)
+	return ExitOK
+}

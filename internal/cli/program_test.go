@@ -161,3 +161,16 @@ func writeFiles(t *testing.T, files map[string]string) string {
 	}
 	return dir
 }
+
+func TestPrintGenerated(t *testing.T) {
+	dir := writeFiles(t, map[string]string{".drone.star": programStar, "ci/lib.star": programStarLib})
+	var out, errOut bytes.Buffer
+	if code := PrintGenerated(dir, "", &out, &errOut); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"---\nkind: pipeline\n", "name: build-a", "name: build-b", "echo hello from b on"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("generated YAML lacks %q:\n%s", want, out.String())
+		}
+	}
+}
