@@ -72,6 +72,9 @@ func Lint(dir, file string, strict bool, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout, e.Error())
 	}
+	if len(list) > 0 && name != file {
+		fmt.Fprintf(stderr, "ferry lint: the line numbers of %s are those of the generated YAML; ferry lint --print shows it\n", name)
+	}
 	if failed {
 		return ExitInvalid
 	}
