@@ -150,7 +150,19 @@ func runWoodpecker(name string, src []byte, o *Options) ([]byte, []string, error
 		}
 		warnings = append(warnings, c.warnings...)
 	}
+	// Woodpecker names two events differently: its steps read "manual" and
+	// "deployment" in CI_PIPELINE_EVENT where ferry says custom and
+	// promote.
+	wpEvent := map[string]string{"custom": "manual", "promote": "deployment"}[o.Input.Build.Event]
 	for _, d := range docs {
+		if wpEvent != "" {
+			env := lookup(d.doc, "environment")
+			if env == nil {
+				env = mapping()
+			}
+			setKey(env, "CI_PIPELINE_EVENT", str(wpEvent))
+			setKey(d.doc, "environment", env)
+		}
 		var deps []string
 		for _, dep := range d.deps {
 			if v, ok := variants[dep]; ok {

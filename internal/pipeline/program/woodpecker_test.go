@@ -185,3 +185,23 @@ func TestWoodpeckerEmptyDependsOnStartsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestWoodpeckerEventNames(t *testing.T) {
+	in := pushMain
+	in.Build.Event = "custom"
+	out, _, err := Convert(context.Background(), ".woodpecker.yml", []byte("steps:\n  a:\n    image: x\n"), Options{Input: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pipeline.Parse("w", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Pipelines[0].Environment["CI_PIPELINE_EVENT"].Raw; got != "manual" {
+		t.Errorf("CI_PIPELINE_EVENT = %v, want manual (Woodpecker's name for a manual build)", got)
+	}
+	out, _, _ = Convert(context.Background(), ".woodpecker.yml", []byte("steps:\n  a:\n    image: x\n"), Options{Input: pushMain})
+	if strings.Contains(string(out), "CI_PIPELINE_EVENT") {
+		t.Errorf("a push needs no override:\n%s", out)
+	}
+}
