@@ -357,3 +357,21 @@ pipeline manifest type=docker platform=linux/amd64 depends_on=[build-amd64 build
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestStarlarkLoadsAreRootRelative checks that load() names files from the
+// repository's root, also from a loaded file in a subdirectory, as large
+// real programs (a tree of files under scripts/drone/) expect.
+func TestStarlarkLoadsAreRootRelative(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"scripts/drone/pipelines/build.star": "load('scripts/drone/steps/lib.star', 'step')\ndef build():\n    return {'kind': 'pipeline', 'name': 'build', 'steps': [step('go')]}\n",
+		"scripts/drone/steps/lib.star":       "def step(n):\n    return {'name': n, 'image': 'golang', 'commands': ['go test']}\n",
+	})
+	src := "load('scripts/drone/pipelines/build.star', 'build')\ndef main(ctx):\n    return [build()]\n"
+	out, _, err := Convert(context.Background(), ".drone.star", []byte(src), Options{Input: pushMain, Read: readDir(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "image: golang") {
+		t.Errorf("output:\n%s", out)
+	}
+}

@@ -23,7 +23,7 @@ var starlarkOptions = &syntax.FileOptions{}
 func runStarlark(ctx context.Context, name string, src []byte, o *Options) ([]byte, error) {
 	thread := &starlark.Thread{Name: "ferry", Print: func(*starlark.Thread, string) {}}
 	thread.SetMaxExecutionSteps(o.MaxSteps)
-	thread.Load = starlarkLoader(name, o)
+	thread.Load = starlarkLoader(o)
 
 	stop := watch(ctx, thread, o.MaxMemory)
 	defer stop()
@@ -139,7 +139,7 @@ func watch(ctx context.Context, thread *starlark.Thread, maxMem uint64) (stop fu
 // starlarkLoader returns the load() of a program: files of the
 // repository, read through o.Read, each executed once, at most
 // o.MaxImports of them.
-func starlarkLoader(root string, o *Options) func(*starlark.Thread, string) (starlark.StringDict, error) {
+func starlarkLoader(o *Options) func(*starlark.Thread, string) (starlark.StringDict, error) {
 	type entry struct {
 		globals starlark.StringDict
 		err     error
@@ -150,11 +150,10 @@ func starlarkLoader(root string, o *Options) func(*starlark.Thread, string) (sta
 		if o.Read == nil {
 			return nil, fmt.Errorf("load(%q): loading other files is not allowed here", module)
 		}
-		from := root
-		if len(thread.CallStack()) > 0 {
-			from = thread.CallStack().At(0).Pos.Filename()
-		}
-		p, err := cleanImport(from, module)
+		// Module names are relative to the repository's root, as drone
+		// CLI resolves them from the checkout (a file under scripts/ loads
+		// "scripts/drone/lib.star", not "lib.star").
+		p, err := cleanImport("", module)
 		if err != nil {
 			return nil, fmt.Errorf("load(%q): %w", module, err)
 		}
