@@ -28,8 +28,11 @@ lint: ## Run gofmt, go vet and golangci-lint.
 bench: ## Run the benchmarks and print ratios against their baselines.
 	bash scripts/bench.sh
 
-fuzz: ## Fuzz the YAML parser, the log masker, the webhook parsers and the slug and git URL validators, a minute each.
+fuzz: ## Fuzz the YAML parser, the pipeline programs, the Woodpecker converter, the log masker, the webhook parsers and the slug and git URL validators, a minute each.
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=60s ./internal/pipeline
+	$(GO) test -run='^$$' -fuzz='^FuzzStarlark$$' -fuzztime=60s ./internal/pipeline/program
+	$(GO) test -run='^$$' -fuzz='^FuzzJsonnetOutput$$' -fuzztime=60s ./internal/pipeline/program
+	$(GO) test -run='^$$' -fuzz='^FuzzWoodpecker$$' -fuzztime=60s ./internal/pipeline/program
 	$(GO) test -run='^$$' -fuzz='^FuzzLineWriter$$' -fuzztime=60s ./internal/logs
 	$(GO) test -run='^$$' -fuzz='^FuzzGitHubHook$$' -fuzztime=60s ./internal/forge
 	$(GO) test -run='^$$' -fuzz='^FuzzGiteaHook$$' -fuzztime=60s ./internal/forge

@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 count="${BENCH_COUNT:-1}"
 
 echo "== local backend: fixed cost, extra step, log lines; the binary's start against the fork/exec floor, programs run before the first step, peak RSS and anonymous memory (internal/cli)"
-go test -run '^$' -bench . -benchtime "${BENCHTIME:-30x}" -count "$count" ./internal/cli/
+go test -run '^$' -bench 'Local|Process' -benchtime "${BENCHTIME:-30x}" -count "$count" ./internal/cli/
+
+echo "== ferry lint on a 1 MiB file of many pipelines (internal/cli)"
+go test -run '^$' -bench 'Lint1MB' -benchtime "${LINT_BENCHTIME:-20x}" -count "$count" ./internal/cli/
 
 echo "== log masking and line splitting (internal/logs)"
 go test -run '^$' -bench . -count "$count" ./internal/logs/

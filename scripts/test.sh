@@ -22,6 +22,9 @@ echo "== golangci-lint"
 
 echo "== fuzz (short)"
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline
+go test -run='^$' -fuzz='^FuzzStarlark$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline/program
+go test -run='^$' -fuzz='^FuzzJsonnetOutput$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline/program
+go test -run='^$' -fuzz='^FuzzWoodpecker$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline/program
 go test -run='^$' -fuzz='^FuzzLineWriter$' -fuzztime="${FUZZTIME:-15s}" ./internal/logs
 # The webhook parsers and the repo validators: short, since CI time counts.
 for target in FuzzGitHubHook FuzzGiteaHook FuzzGitLabHook; do

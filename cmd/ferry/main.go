@@ -143,12 +143,19 @@ func lintCommand() *ucli.Command {
 		Name:      "lint",
 		Usage:     "validate a config file and print every problem as FILE:LINE:COL: message",
 		ArgsUsage: "[FILE]",
-		Flags:     []ucli.Flag{maxConfigSizeFlag()},
+		Flags: []ucli.Flag{
+			maxConfigSizeFlag(),
+			&ucli.BoolFlag{Name: "strict", Usage: "treat warnings (unknown keys, legacy forms Drone tolerates) as errors"},
+			&ucli.BoolFlag{Name: "print", Usage: "print the YAML a .drone.star, .drone.jsonnet or Woodpecker config generates, instead of linting it"},
+		},
 		Action: func(_ context.Context, c *ucli.Command) error {
 			if c.Args().Len() > 1 {
 				return fmt.Errorf("lint takes at most one FILE, got %d arguments", c.Args().Len())
 			}
-			return exitCode(cli.LintMax("", c.Args().First(), c.Int64("max-config-size"), os.Stdout, os.Stderr))
+			if c.Bool("print") {
+				return exitCode(cli.PrintGenerated("", c.Args().First(), os.Stdout, os.Stderr))
+			}
+			return exitCode(cli.LintMax("", c.Args().First(), c.Bool("strict"), c.Int64("max-config-size"), os.Stdout, os.Stderr))
 		},
 	}
 }

@@ -664,7 +664,9 @@ func TestCloneDisabledAndBadConfig(t *testing.T) {
 	noClone := testJob(repo, "", execPipeline("- name: ls\n  commands:\n  - ls -A | wc -l\n"))
 	noClone.Clone.Disable = true
 	a := s.enqueue(noClone, localLabels)
-	bad := testJob(repo, "", "kind: pipeline\ntype: exec\nname: build\nsteps:\n- name: x\n  commandz: [true]\n")
+	// An unknown key is only a warning (Drone ignores it); a dependency on
+	// a step that does not exist is an error.
+	bad := testJob(repo, "", "kind: pipeline\ntype: exec\nname: build\nsteps:\n- name: x\n  commands: [true]\n  depends_on: [nowhere]\n")
 	b := s.enqueue(bad, localLabels)
 	other := testJob(repo, "", execPipeline("- name: x\n  commands: [true]\n"))
 	other.Pipeline = "nope"
@@ -676,7 +678,7 @@ func TestCloneDisabledAndBadConfig(t *testing.T) {
 	if sj := s.get(a); sj.complete.Status != "success" || !slices.Equal(sj.logs["ls"], []string{"+ ls -A | wc -l", "0"}) {
 		t.Errorf("clone-disabled job: %+v, logs %q (want an empty workspace)", sj.complete, sj.logs["ls"])
 	}
-	if sj := s.get(b); sj.complete.Status != "error" || !strings.Contains(sj.complete.Error, "commandz") {
+	if sj := s.get(b); sj.complete.Status != "error" || !strings.Contains(sj.complete.Error, "nowhere") {
 		t.Errorf("bad config: complete %+v", sj.complete)
 	}
 	if sj := s.get(c); sj.complete.Status != "error" || !strings.Contains(sj.complete.Error, `no pipeline named "nope"`) {

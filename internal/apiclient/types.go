@@ -212,13 +212,16 @@ type Build struct {
 	Params       map[string]string `json:"params,omitempty"`
 	Status       Status            `json:"status"`
 	Error        string            `json:"error,omitempty"`
-	Approval     string            `json:"approval,omitempty"`
-	ApprovedBy   string            `json:"approved_by,omitempty"`
-	Created      time.Time         `json:"created"`
-	Started      time.Time         `json:"started,omitzero"`
-	Finished     time.Time         `json:"finished,omitzero"`
-	Updated      time.Time         `json:"updated"`
-	Pipelines    []*Pipeline       `json:"pipelines,omitempty"`
+	// Warnings are the pipeline file's problems that Drone tolerates, one
+	// "FILE:LINE:COL: warning: message" line each.
+	Warnings   []string    `json:"warnings,omitempty"`
+	Approval   string      `json:"approval,omitempty"`
+	ApprovedBy string      `json:"approved_by,omitempty"`
+	Created    time.Time   `json:"created"`
+	Started    time.Time   `json:"started,omitzero"`
+	Finished   time.Time   `json:"finished,omitzero"`
+	Updated    time.Time   `json:"updated"`
+	Pipelines  []*Pipeline `json:"pipelines,omitempty"`
 }
 
 // Pipeline is one pipeline of a build (schema Pipeline).

@@ -177,6 +177,13 @@ func (a *API) printBuild(b *apiclient.Build) {
 	if b.Error != "" {
 		row(w, "  error:", b.Error)
 	}
+	for i, warning := range b.Warnings {
+		label := ""
+		if i == 0 {
+			label = "  warnings:"
+		}
+		row(w, label, warning)
+	}
 	_ = w.Flush()
 	a.printPipelines(b)
 }

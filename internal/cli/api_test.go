@@ -670,3 +670,23 @@ func TestAPIUsersAndTokens(t *testing.T) {
 		t.Fatalf("lease with the agent token: %s, want 204 (no job)", res.Status)
 	}
 }
+
+// TestAPIBuildInfoShowsWarnings checks that `ferry build info` lists the
+// pipeline file's warnings (issue 11), one per line.
+func TestAPIBuildInfoShowsWarnings(t *testing.T) {
+	srv := apitest.NewServer(t)
+	warned := "kind: pipeline\ntype: exec\nname: hello\nsteps:\n- name: greet\n  secrets: [api_key]\n  commands: [echo hi]\n  comands: [oops]\n"
+	url := apitest.GitRepo(t, "acme", "app", map[string]string{".drone.yml": warned})
+	e := newAPIEnv(t, srv, apitest.AdminToken)
+	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, PollInterval: new(apiclient.Duration(0)), Trusted: new(true)}))
+	e.run("build start", e.api.BuildStart(ctx, "acme/app", cli.BuildStartOptions{}))
+	out := e.run("build info", e.api.BuildInfo(ctx, "acme/app", 1))
+	for _, want := range []string{
+		`warnings:  .drone.yml:6:3: warning: "secrets" on a step is Drone 0.8's form`,
+		`.drone.yml:8:3: warning: unknown key "comands" in step is ignored`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("build info lacks %q:\n%s", want, out)
+		}
+	}
+}

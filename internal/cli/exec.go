@@ -24,6 +24,7 @@ import (
 	"github.com/ferryci/ferry/internal/backend/local"
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/pipeline"
+	"github.com/ferryci/ferry/internal/pipeline/program"
 	"github.com/ferryci/ferry/internal/runtime"
 )
 
@@ -99,6 +100,44 @@ func Exec(ctx context.Context, o ExecOptions) int {
 	return code
 }
 
+// runProgram runs a .drone.star or .drone.jsonnet file with the build's
+// context, or converts a Woodpecker config, and returns the YAML it
+// generates under the name its messages use, with the conversion's
+// warnings; Drone YAML files are returned as they are. Files the program
+// loads or imports are read from dir.
+func runProgram(ctx context.Context, dir, name string, data []byte, meta *compiler.Metadata, trusted bool) (string, []byte, []string, error) {
+	if program.Kind(name) == "" {
+		return name, data, nil, nil
+	}
+	// The program's own name is relative to the repository's root: it
+	// loads and imports files relative to it.
+	if filepath.IsAbs(name) {
+		if rel, err := filepath.Rel(dir, name); err == nil && !strings.HasPrefix(rel, "..") {
+			name = filepath.ToSlash(rel)
+		}
+	}
+	out, warnings, err := program.Convert(ctx, name, data, program.Options{
+		Input: program.FromMetadata(meta, nil, name, trusted),
+		Read: func(p string) ([]byte, error) {
+			return os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		},
+		List: func(p string) ([]string, error) {
+			entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(p)))
+			names := make([]string, 0, len(entries))
+			for _, e := range entries {
+				if !e.IsDir() {
+					names = append(names, e.Name())
+				}
+			}
+			return names, err
+		},
+	})
+	if err != nil {
+		return name, nil, nil, err
+	}
+	return program.GeneratedName(name), out, warnings, nil
+}
+
 // plan is one selected pipeline, compiled.
 type plan struct {
 	p       *pipeline.Pipeline
@@ -131,6 +170,13 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 		return 0, err
 	}
 	meta := metadata(ctx, dir, o)
+	var convWarnings []string
+	if name, data, convWarnings, err = runProgram(ctx, dir, name, data, meta, o.Trusted); err != nil {
+		return 0, invalidf("%v", err)
+	}
+	for _, w := range convWarnings {
+		fmt.Fprintln(o.Stderr, w)
+	}
 
 	env := compiler.Environ(meta)
 	for k, v := range extraEnv {
@@ -144,8 +190,10 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(cfg.Pipelines) == 0 {
-		return 0, invalidf("%s: no pipelines found", name)
+	// Warnings are what Drone tolerates; the pipelines run as Drone runs
+	// them, and the user hears about them first.
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(o.Stderr, w.Error())
 	}
 
 	selected, err := selectPipelines(cfg, o.Pipelines)
@@ -155,7 +203,7 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 
 	runID := newRunID()
 	var plans []*plan
-	var skipped []*pipeline.Pipeline
+	var skipped, unsupported []*pipeline.Pipeline
 	for i, p := range cfg.Pipelines {
 		if !selected[p.Name] {
 			continue
@@ -174,6 +222,7 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 			default:
 				fmt.Fprintf(o.Stderr, "ferry exec: skipping pipeline %q: type %q is not supported; run it with --backend docker or --backend local\n", p.Name, p.Type)
 				skipped = append(skipped, p)
+				unsupported = append(unsupported, p)
 				continue
 			}
 		}
@@ -199,6 +248,15 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 			fmt.Fprintf(o.Stderr, "ferry exec: warning: %s\n", w)
 		}
 		plans = append(plans, &plan{p: p, spec: res.Spec, backend: kind})
+	}
+	if len(plans) == 0 && len(unsupported) > 0 {
+		// Nothing ran because of a type ferry does not run, most often a
+		// typo ("type: exce"): that is not a success.
+		names := make([]string, len(unsupported))
+		for i, p := range unsupported {
+			names[i] = fmt.Sprintf("%q (type %q)", p.Name, p.Type)
+		}
+		return 0, invalidf("%s: nothing ran: ferry does not run pipeline %s; ferry runs types docker and exec", name, strings.Join(names, ", "))
 	}
 
 	backends, closeBackends, err := openBackends(ctx, plans, o.Logger)

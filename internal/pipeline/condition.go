@@ -88,6 +88,9 @@ type MatchContext struct {
 // exclude list skips the build only when every changed path is excluded;
 // with no paths in m it is ignored.
 func (c Conditions) Match(m MatchContext) bool {
+	if len(c.Any) > 0 && !slices.ContainsFunc(c.Any, func(a Conditions) bool { return a.Match(m) }) {
+		return false
+	}
 	return c.Branch.Match(m.Branch) &&
 		c.Event.Match(m.Event) &&
 		c.Ref.Match(m.Ref) &&
@@ -103,6 +106,9 @@ func (c Conditions) Match(m MatchContext) bool {
 // the pipeline is passing: always, unless a status condition leaves out
 // "success".
 func (c Conditions) RunsOnSuccess() bool {
+	if len(c.Any) > 0 && !slices.ContainsFunc(c.Any, Conditions.RunsOnSuccess) {
+		return false
+	}
 	return c.Status.Match("success")
 }
 
@@ -111,5 +117,18 @@ func (c Conditions) RunsOnSuccess() bool {
 // as in Drone (a step without a status condition is skipped after a
 // failure).
 func (c Conditions) RunsOnFailure() bool {
+	if len(c.Any) > 0 {
+		// An alternative runs on failure when its status and the common
+		// one both allow it, and one of them names it.
+		return c.Status.Match("failure") && slices.ContainsFunc(c.Any, func(a Conditions) bool {
+			return a.Status.Match("failure") && (!a.Status.IsEmpty() || !c.Status.IsEmpty())
+		})
+	}
 	return !c.Status.IsEmpty() && c.Status.Match("failure")
+}
+
+// UsesPaths reports whether the conditions, or one of their alternatives,
+// look at the changed files: the caller then has to list them.
+func (c Conditions) UsesPaths() bool {
+	return !c.Paths.IsEmpty() || slices.ContainsFunc(c.Any, Conditions.UsesPaths)
 }

@@ -108,3 +108,38 @@ func TestRunsOnStatus(t *testing.T) {
 		})
 	}
 }
+
+func TestAnyAlternatives(t *testing.T) {
+	c := Conditions{
+		Branch: Condition{Include: []string{"main", "renovate/*"}},
+		Any: []Conditions{
+			{Event: Condition{Include: []string{"pull_request"}}},
+			{Event: Condition{Include: []string{"push"}}, Paths: Condition{Include: []string{"**/*.go"}}},
+		},
+	}
+	for _, tc := range []struct {
+		m    MatchContext
+		want bool
+	}{
+		{MatchContext{Branch: "main", Event: "pull_request"}, true},
+		{MatchContext{Branch: "main", Event: "push", Paths: []string{"a/b.go"}}, true},
+		{MatchContext{Branch: "main", Event: "push", Paths: []string{"README.md"}}, false},
+		{MatchContext{Branch: "main", Event: "tag"}, false},
+		{MatchContext{Branch: "dev", Event: "pull_request"}, false},
+	} {
+		if got := c.Match(tc.m); got != tc.want {
+			t.Errorf("Match(%+v) = %v, want %v", tc.m, got, tc.want)
+		}
+	}
+	if !c.UsesPaths() {
+		t.Error("UsesPaths = false; an alternative has a paths condition")
+	}
+	failure := Conditions{Any: []Conditions{{Status: Condition{Include: []string{"failure"}}}, {Event: Condition{Include: []string{"push"}}}}}
+	if !failure.RunsOnFailure() || !failure.RunsOnSuccess() {
+		t.Errorf("RunsOnFailure %v RunsOnSuccess %v; want both (one alternative each)", failure.RunsOnFailure(), failure.RunsOnSuccess())
+	}
+	onlyFailure := Conditions{Any: []Conditions{{Status: Condition{Include: []string{"failure"}}}}}
+	if !onlyFailure.RunsOnFailure() || onlyFailure.RunsOnSuccess() {
+		t.Errorf("RunsOnFailure %v RunsOnSuccess %v; want only on failure", onlyFailure.RunsOnFailure(), onlyFailure.RunsOnSuccess())
+	}
+}

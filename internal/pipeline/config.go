@@ -11,6 +11,10 @@ type Config struct {
 	Pipelines []*Pipeline
 	// Secrets are the "kind: secret" documents (external secret references).
 	Secrets []*SecretDoc
+	// Warnings are the problems Parse found that Drone tolerates (unknown
+	// keys, legacy forms, values Drone ignores), ordered by position. The
+	// config runs as Drone would run it; show them to the user.
+	Warnings Errors
 
 	// pos records where values were written, for Validate's messages. It
 	// is nil for a Config built in code; Validate then falls back to the
@@ -236,6 +240,10 @@ type Conditions struct {
 	Action   Condition
 	Instance Condition
 	Paths    Condition
+	// Any are alternatives, of which at least one must match besides the
+	// conditions above: a ferry extension ("any: [{...}, {...}]") that
+	// Woodpecker's list of conditions converts to.
+	Any []Conditions
 }
 
 // Condition is a list of glob patterns to include and to exclude. See

@@ -56,6 +56,13 @@ func (d *decoder) errorf(n *yaml.Node, key, format string, args ...any) {
 	d.errorAt(d.posOf(n), key, format, args...)
 }
 
+// warnf records a warning at n: something Drone tolerates (see
+// Error.Warning).
+func (d *decoder) warnf(n *yaml.Node, key, format string, args ...any) {
+	d.errorf(n, key, format, args...)
+	d.errs[len(d.errs)-1].Warning = true
+}
+
 // visit charges one node against the budget and reports whether decoding
 // may go on.
 func (d *decoder) visit(n *yaml.Node) bool {
@@ -215,11 +222,14 @@ func (d *decoder) mergeSources(v *yaml.Node, what, key string) [][]pair {
 	}
 }
 
-// checkKeys reports every key of ps that is not in valid. Two kinds of
-// extra keys are let through because real Drone files use them to hold
-// anchors (Drone ignores keys it does not know): keys starting with "x-",
-// the extension-field convention of Docker Compose, and keys whose value
-// defines an anchor ("defaults: &defaults {...}"). Neither is a typo.
+// checkKeys warns about every key of ps that is not in valid: Drone's
+// parser ignores keys it does not know, and so does ferry, but a typo
+// deserves a word. Two kinds of extra keys are let through silently
+// because real Drone files use them to hold anchors: keys starting with
+// "x-", the extension-field convention of Docker Compose, and keys whose
+// value defines an anchor ("defaults: &defaults {...}"). Neither is a typo.
+// Known legacy forms (Drone 0.8's, keys written one level too high or too
+// low) get a warning that names the form to write instead.
 //
 // It returns the valid keys it suggested in place of unknown ones, so that
 // a caller can tell that "imagee" was meant as the image.
@@ -231,13 +241,18 @@ func (d *decoder) checkKeys(ps []pair, valid []string, what, key string) (meant 
 		if slices.Contains(valid, p.key.Value) {
 			continue
 		}
-		msg := fmt.Sprintf("unknown key %q in %s; ", p.key.Value, what)
+		k := join(key, p.key.Value)
+		if hint := legacyHint(what, p.key.Value); hint != "" {
+			d.warnf(p.key, k, "%s", hint)
+			continue
+		}
+		msg := fmt.Sprintf("unknown key %q in %s is ignored; ", p.key.Value, what)
 		if s := closest(p.key.Value, valid); s != "" {
 			msg += fmt.Sprintf("did you mean %q? ", s)
 			meant = append(meant, s)
 		}
 		msg += "valid keys are: " + strings.Join(slices.Sorted(slices.Values(valid)), ", ")
-		d.errorf(p.key, join(key, p.key.Value), "%s", msg)
+		d.warnf(p.key, k, "%s", msg)
 	}
 	return meant
 }
@@ -443,7 +458,7 @@ func (d *decoder) fromSecret(ps []pair, what, key string) (name string, isRef bo
 	}
 	for _, p := range ps {
 		if p.key.Value != "from_secret" {
-			d.errorf(p.key, join(key, p.key.Value), "unexpected key %q next to from_secret in %s; a secret reference holds only from_secret", p.key.Value, what)
+			d.warnf(p.key, join(key, p.key.Value), "unexpected key %q next to from_secret in %s is ignored; a secret reference holds only from_secret", p.key.Value, what)
 		}
 	}
 	name, ok := d.str(ref.val, what+".from_secret", join(key, "from_secret"))

@@ -20,10 +20,15 @@ type Error struct {
 	Key string
 	// Msg says what is wrong and what would be valid.
 	Msg string
+	// Warning marks a problem that Drone tolerates: an unknown or
+	// misplaced key, a legacy form, a value Drone ignores. The pipeline
+	// still runs; the message says what Drone (and ferry) do instead.
+	Warning bool
 }
 
 // Error formats the problem as "FILE:LINE:COL: message", the form
-// compilers and editors understand.
+// compilers and editors understand; a warning reads "FILE:LINE:COL:
+// warning: message".
 func (e *Error) Error() string {
 	var b strings.Builder
 	if e.File != "" {
@@ -34,6 +39,9 @@ func (e *Error) Error() string {
 	b.WriteByte(':')
 	b.WriteString(strconv.Itoa(e.Column))
 	b.WriteString(": ")
+	if e.Warning {
+		b.WriteString("warning: ")
+	}
 	b.WriteString(e.Msg)
 	return b.String()
 }
@@ -78,4 +86,16 @@ func (es Errors) sorted() Errors {
 		)
 	})
 	return out
+}
+
+// split separates the warnings from the errors, keeping the order.
+func (es Errors) split() (errs, warnings Errors) {
+	for _, e := range es {
+		if e.Warning {
+			warnings = append(warnings, e)
+		} else {
+			errs = append(errs, e)
+		}
+	}
+	return errs, warnings
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -55,14 +56,27 @@ func FormatBytes(n int64) string {
 	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 }
 
-// defaultFiles are the names Load looks for, in order.
-var defaultFiles = []string{".ferry.yml", ".ferry.yaml", ".drone.yml", ".drone.yaml"}
+// defaultFiles are the names Load looks for, in order: ferry's own, then
+// Drone's YAML, then Drone's programs (Starlark before Jsonnet, the order
+// of Drone's converters), then Woodpecker's (its directory first, as
+// Woodpecker looks). Programs and Woodpecker files are converted by
+// package program before Parse.
+var defaultFiles = []string{".ferry.yml", ".ferry.yaml", ".drone.yml", ".drone.yaml", ".drone.star", ".drone.jsonnet",
+	WoodpeckerDir, ".woodpecker.yaml", ".woodpecker.yml"}
+
+// WoodpeckerDir is Woodpecker's directory of workflow files. Load returns
+// it with no content: package program reads its files.
+const WoodpeckerDir = ".woodpecker"
+
+// DefaultFiles returns the config file names looked for when a repository
+// names none, in the order Load tries them.
+func DefaultFiles() []string { return slices.Clone(defaultFiles) }
 
 // Load reads a pipeline file. When file is not empty it is read, relative
 // to dir unless it is absolute. Otherwise Load reads the first of
-// .ferry.yml, .ferry.yaml, .drone.yml and .drone.yaml that exists in dir:
-// ferry's own names first, then Drone's, so a repository moving from Drone
-// can keep its .drone.yml and add a .ferry.yml beside it. Load returns a
+// DefaultFiles that exists in dir: ferry's own names first, then Drone's,
+// so a repository moving from Drone can keep its .drone.yml and add a
+// .ferry.yml beside it. Load returns a
 // name for the file and its content. When no file is found the error wraps
 // fs.ErrNotExist.
 //
@@ -83,6 +97,9 @@ func LoadMax(dir string, file string, max int64) (string, []byte, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
 		}
+		if isWoodpeckerDir(p) {
+			return file, nil, nil
+		}
 		data, err := readMax(file, p, max)
 		if err != nil {
 			return file, nil, err
@@ -91,6 +108,12 @@ func LoadMax(dir string, file string, max int64) (string, []byte, error) {
 	}
 	for _, name := range defaultFiles {
 		p := filepath.Join(dir, name)
+		if name == WoodpeckerDir {
+			if isWoodpeckerDir(p) {
+				return displayName(dir, name), nil, nil
+			}
+			continue
+		}
 		data, err := readMax(displayName(dir, name), p, max)
 		if err == nil {
 			return displayName(dir, name), data, nil
@@ -132,6 +155,15 @@ func readMax(name, path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	return data, nil
+}
+
+// isWoodpeckerDir reports whether p is a directory named .woodpecker.
+func isWoodpeckerDir(p string) bool {
+	if filepath.Base(filepath.Clean(p)) != WoodpeckerDir {
+		return false
+	}
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // displayName names a default file for messages: relative when dir is the

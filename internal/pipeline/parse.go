@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v4"
 )
@@ -29,6 +31,9 @@ var pipelineKeys = []string{
 	"kind", "type", "name", "version", "platform", "workspace", "clone", "trigger",
 	"depends_on", "environment", "services", "steps", "volumes", "node",
 	"concurrency", "image_pull_secrets",
+	// Accepted as Drone accepts them, with no effect on a docker pipeline:
+	// resources are the Kubernetes runner's requests and limits.
+	"resources",
 }
 
 var stepKeys = []string{
@@ -38,11 +43,14 @@ var stepKeys = []string{
 	"extra_hosts", "dns", "dns_search", "shm_size", "mem_limit",
 	"memswap_limit", "cpu_period", "cpu_quota", "cpu_shares", "cpu_set",
 	"devices", "timeout",
+	// Accepted as Drone accepts it, with no effect: services are reached by
+	// name on the pipeline's network, whatever ports they list.
+	"ports",
 }
 
 var conditionKeys = []string{
 	"branch", "event", "ref", "repo", "status", "target", "cron", "action",
-	"instance", "paths",
+	"instance", "paths", "any",
 }
 
 // Parse reads a pipeline file: one or more YAML documents separated by
@@ -61,11 +69,78 @@ func Parse(file string, data []byte) (*Config, error) {
 	for _, doc := range splitDocuments(data) {
 		d.document(cfg, doc)
 	}
-	errs := append(d.errs, Validate(cfg)...)
-	if len(errs) > 0 {
-		return nil, errs.sorted()
+	all := append(d.errs, Validate(cfg)...).sorted()
+	errs, warnings := all.split()
+	if len(errs) == 0 && len(cfg.Pipelines) == 0 && !d.exhausted {
+		errs = Errors{{File: file, Line: 1, Column: 1, Msg: NoPipelines}}
+		all = append(errs, all...)
 	}
+	if len(errs) > 0 {
+		return nil, all
+	}
+	cfg.Warnings = warnings
+	prune(cfg)
 	return cfg, nil
+}
+
+// NoPipelines is the message for a file that holds no pipeline. ferry lint,
+// ferry exec and the server all refuse such a file: a build that would run
+// nothing is more likely a mistake (an empty file, the wrong file, every
+// document of another kind) than an intent.
+const NoPipelines = `no pipelines found; a pipeline is a YAML document with "kind: pipeline" and a list of steps`
+
+// prune applies what Drone does with the forms Parse only warns about:
+// "pull: default" and unknown pull or failure policies are the defaults,
+// dependencies on pipelines that are not in the file are dropped, a
+// volume with neither host nor temp is not created, and mounts of volumes
+// the pipeline does not create are skipped.
+func prune(cfg *Config) {
+	names := make(map[string]bool, len(cfg.Pipelines))
+	for _, p := range cfg.Pipelines {
+		names[p.Name] = true
+	}
+	for _, p := range cfg.Pipelines {
+		p.DependsOn = slices.DeleteFunc(p.DependsOn, func(dep string) bool { return !names[dep] })
+		for _, v := range p.Volumes {
+			if v.Temp != nil && v.Temp.Medium != "memory" {
+				v.Temp.Medium = ""
+			}
+			if v.Temp != nil {
+				v.Host = nil // both: Drone makes it a temp volume
+			}
+		}
+		runnable := p.Type == TypeDocker || p.Type == TypeExec
+		declared := map[string]bool{}
+		vols := p.Volumes[:0]
+		for _, v := range p.Volumes {
+			if runnable && v.Host == nil && v.Temp == nil {
+				continue
+			}
+			declared[v.Name] = true
+			vols = append(vols, v)
+		}
+		p.Volumes = vols
+		for _, s := range append(append([]*Step(nil), p.Services...), p.Steps...) {
+			if !slices.Contains(pullPolicies, s.Pull) {
+				s.Pull = ""
+			}
+			switch s.Failure {
+			case "ignore", "fail-fast":
+			default:
+				s.Failure = ""
+			}
+			if d, err := time.ParseDuration(s.Timeout); err != nil || d <= 0 {
+				s.Timeout = ""
+			}
+			mounts := s.Volumes[:0]
+			for _, m := range s.Volumes {
+				if declared[m.Name] {
+					mounts = append(mounts, m)
+				}
+			}
+			s.Volumes = mounts
+		}
+	}
 }
 
 // chunk is one YAML document of a file.
@@ -216,7 +291,9 @@ func (d *decoder) document(cfg *Config, doc chunk) {
 	case "pipeline":
 		cfg.Pipelines = append(cfg.Pipelines, d.pipeline(n, ps))
 	case "secret":
-		cfg.Secrets = append(cfg.Secrets, d.secret(n, ps))
+		if s := d.secret(n, ps); s != nil {
+			cfg.Secrets = append(cfg.Secrets, s)
+		}
 	case "signature", "template", "cron", "registry":
 		// Valid, and of no use to ferry; see validKinds.
 	default:
@@ -241,7 +318,15 @@ func (d *decoder) pipeline(n *yaml.Node, ps []pair) *Pipeline {
 			if t, ok := d.str(kv.val, "pipeline.type", "type"); ok && t != "" {
 				p.Type = t
 			}
-			d.pos.set(p, "type", 0, d.posOf(d.derefOr(kv.val, kv.key)))
+			at := d.derefOr(kv.val, kv.key)
+			d.pos.set(p, "type", 0, d.posOf(at))
+			if !slices.Contains(knownTypes, p.Type) {
+				msg := fmt.Sprintf("unknown pipeline type %q; ", p.Type)
+				if s := closest(p.Type, knownTypes); s != "" {
+					msg += fmt.Sprintf("did you mean %q? ", s)
+				}
+				d.warnf(at, "type", "%sferry runs docker and exec pipelines, and does not run this one (Drone's types are: %s)", msg, strings.Join(knownTypes, ", "))
+			}
 		}
 	}
 	strict := p.Type == TypeDocker || p.Type == TypeExec
@@ -362,7 +447,11 @@ func (d *decoder) steps(n *yaml.Node, kind, key string, strict bool) []*Step {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, key, "%ss must be a list of %ss, got %s", kind, kind, describe(n))
+		hint := ""
+		if n.Kind == yaml.MappingNode {
+			hint = fmt.Sprintf(" (a map of %ss by name is Drone 0.8's format; Drone 1.x reads a list of {name: ..., image: ...})", kind)
+		}
+		d.errorf(n, key, "%ss must be a list of %ss, got %s%s", kind, kind, describe(n), hint)
 		return nil
 	}
 	var out []*Step
@@ -382,13 +471,9 @@ func (d *decoder) step(n *yaml.Node, kind, key string, strict bool) *Step {
 	s := &Step{Pos: d.posOf(n)}
 	ps := d.pairs(n, kind, key)
 	if strict {
-		// A misspelt name or image is reported as unknown; do not report
-		// it missing as well.
-		for _, k := range d.checkKeys(ps, stepKeys, kind, key) {
-			if k == "name" || k == "image" {
-				d.pos.markBad(s, k)
-			}
-		}
+		// A misspelt key is ignored, as Drone ignores it: a misspelt image
+		// leaves the step without one, which stays an error.
+		d.checkKeys(ps, stepKeys, kind, key)
 	}
 	for _, kv := range ps {
 		name, v := kv.key.Value, kv.val
@@ -563,6 +648,10 @@ func (d *decoder) volumes(n *yaml.Node, key string, strict bool) []*Volume {
 			switch p.key.Value {
 			case "name":
 				v.Name, _ = d.str(p.val, "volume.name", pk)
+			case "path":
+				if strict {
+					d.pos.markBad(v, "source") // warned by checkKeys
+				}
 			case "host":
 				hs, ok := d.mapping(p.val, "volume.host", pk)
 				if !ok {
@@ -626,6 +715,13 @@ func (d *decoder) conditions(n *yaml.Node, c *Conditions, what, key string) {
 			target = &c.Instance
 		case "paths":
 			target = &c.Paths
+		case "any":
+			for i, item := range d.mapList(p.val, what+".any", join(key, "any"), "conditions") {
+				var alt Conditions
+				d.conditions(item, &alt, what+".any", index(join(key, "any"), i))
+				c.Any = append(c.Any, alt)
+			}
+			continue
 		default:
 			continue
 		}
@@ -697,11 +793,15 @@ func (d *decoder) secret(n *yaml.Node, ps []pair) *SecretDoc {
 			}
 		}
 	}
+	// Drone ignores a secret document it cannot use; so does ferry, with a
+	// warning.
 	switch {
 	case s.Name == "":
-		d.errorf(n, "name", `secret has no name; a "kind: secret" document needs the name that steps use in from_secret`)
+		d.warnf(n, "name", `secret has no name, so it is ignored; a "kind: secret" document needs the name that steps use in from_secret`)
+		return nil
 	case s.Data == "" && s.Path == "" && s.Key == "":
-		d.errorf(n, "", "secret %q has neither data nor get.path and get.name; give one of them", s.Name)
+		d.warnf(n, "", "secret %q has neither data nor get.path and get.name, so it is ignored; give one of them", s.Name)
+		return nil
 	}
 	return s
 }

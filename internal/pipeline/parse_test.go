@@ -78,21 +78,7 @@ func TestBadFiles(t *testing.T) {
 			if !errors.As(err, &errs) {
 				t.Fatalf("error is %T, want Errors", err)
 			}
-			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(f, ".yml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("missing golden file (run with -update and review it): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("errors differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
-			}
+			checkGolden(t, strings.TrimSuffix(f, ".yml")+".err", err.Error()+"\n")
 			for _, e := range errs {
 				if e.File != filepath.Base(f) || e.Line < 1 || e.Column < 1 || e.Msg == "" {
 					t.Errorf("incomplete error %#v", e)
@@ -382,6 +368,14 @@ func TestEmptyAndDocumentMarkers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse("f.yml", []byte(tc.src))
+			if tc.pipelines == 0 {
+				// ferry lint, ferry exec and the server agree: a file
+				// without pipelines is an error.
+				if err == nil || err.Error() != "f.yml:1:1: "+NoPipelines {
+					t.Fatalf("Parse = %v, want the no-pipelines error", err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -449,5 +443,80 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 	_, err := Parse("laughs.yml", []byte(b.String()))
 	if err == nil || !strings.Contains(err.Error(), "aliases") {
 		t.Fatalf("want an error about aliases, got %v", err)
+	}
+}
+
+// TestWarnFiles checks every testdata/warn file: Parse accepts it, as Drone
+// does, and reports exactly the warnings of its golden .warn file.
+func TestWarnFiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/warn/*.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no warn files: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg := mustParse(t, f)
+			if len(cfg.Warnings) == 0 {
+				t.Fatal("Parse gave no warning")
+			}
+			checkGolden(t, strings.TrimSuffix(f, ".yml")+".warn", cfg.Warnings.Error()+"\n")
+			for _, w := range cfg.Warnings {
+				if !w.Warning || !strings.Contains(w.Error(), ": warning: ") {
+					t.Errorf("not marked as a warning: %v", w)
+				}
+			}
+		})
+	}
+}
+
+// TestTolerantFormsRunAsDrone checks what Parse makes of the forms it only
+// warns about: what Drone does with them.
+func TestTolerantFormsRunAsDrone(t *testing.T) {
+	cfg := mustParse(t, "testdata/warn/legacy-forms.yml")
+	p := cfg.Pipelines[0]
+	if len(p.Volumes) != 1 || p.Volumes[0].Name != "scratch" {
+		t.Errorf("volumes = %+v; the volume with only a path is not created, as in Drone", p.Volumes)
+	}
+	build := p.Steps[0]
+	if build.Pull != "" {
+		t.Errorf("pull = %q; pull: default is the default policy", build.Pull)
+	}
+	if len(build.Volumes) != 1 || build.Volumes[0].Name != "scratch" {
+		t.Errorf("mounts = %+v; the mount of a volume that is not created is skipped", build.Volumes)
+	}
+	if publish := p.Steps[1]; !publish.When.Event.IsEmpty() || !publish.When.Ref.IsEmpty() {
+		t.Errorf("event/ref written under the step became conditions: %+v; Drone ignores them", publish.When)
+	}
+	if !p.Trigger.Branch.IsEmpty() {
+		t.Errorf("trigger = %+v; when inside trigger is ignored", p.Trigger)
+	}
+	if len(p.Services) != 1 || p.Services[0].Name != "database" {
+		t.Errorf("services = %+v", p.Services)
+	}
+
+	cfg = mustParse(t, "testdata/warn/missing-pipeline-dependency.yml")
+	for _, p := range cfg.Pipelines {
+		if len(p.DependsOn) != 0 {
+			t.Errorf("pipeline %q depends on %q; dependencies on missing pipelines are dropped", p.Name, p.DependsOn)
+		}
+	}
+}
+
+// checkGolden compares got with the golden file, or rewrites the file with
+// -update.
+func checkGolden(t *testing.T, golden, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("missing golden file (run with -update and review it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("problems differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
 	}
 }

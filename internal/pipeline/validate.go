@@ -57,6 +57,12 @@ func (v *validator) errorAt(pos Pos, key, format string, args ...any) {
 	})
 }
 
+// warnAt records a warning: something Drone tolerates (see Error.Warning).
+func (v *validator) warnAt(pos Pos, key, format string, args ...any) {
+	v.errorAt(pos, key, format, args...)
+	v.errs[len(v.errs)-1].Warning = true
+}
+
 // pipelineName is the name Drone gives a pipeline: "default" when unnamed.
 func pipelineName(p *Pipeline) string {
 	if p.Name == "" {
@@ -109,7 +115,9 @@ func (v *validator) pipelines(ps []*Pipeline) {
 			case dep == name:
 				v.errorAt(at, key, "pipeline %q depends on itself; remove %q from its depends_on", name, dep)
 			case byName[dep] == nil:
-				v.errorAt(at, key, "pipeline %q depends on %q, which is not a pipeline in this file; %s",
+				// Drone's server ignores a dependency on a pipeline that is
+				// not in the file (it is treated as finished).
+				v.warnAt(at, key, "pipeline %q depends on %q, which is not a pipeline in this file, so the dependency is ignored (as Drone does); %s",
 					name, dep, choices(dep, "pipelines are", order))
 			default:
 				if byName[name] == p {
@@ -243,15 +251,17 @@ func (v *validator) volumes(p *Pipeline) map[string]*Volume {
 		}
 		switch {
 		case vol.Host == nil && vol.Temp == nil:
-			v.errorAt(vol.Pos, key, "%s needs either host: {path: ...} or temp: {}", label)
+			if !v.pos.isBad(vol, "source") {
+				v.warnAt(vol.Pos, key, "%s has neither host: {path: ...} nor temp: {}, so Drone does not create it and steps that mount it get nothing; give it one of them", label)
+			}
 		case vol.Host != nil && vol.Temp != nil:
-			v.errorAt(vol.Pos, key, "%s has both host and temp; choose one", label)
+			v.warnAt(vol.Pos, key, "%s has both host and temp, so it is a temp volume (as in Drone); keep one", label)
 		case vol.Host != nil && vol.Host.Path == "":
 			v.errorAt(vol.Pos, join(key, "host.path"), "%s needs host.path, the directory on the host to mount", label)
 		case vol.Host != nil && !isAbs(p, vol.Host.Path):
 			v.errorAt(v.pos.get(vol, "host.path", 0, vol.Pos), join(key, "host.path"), "%s: host.path must be an absolute path, got %q", label, vol.Host.Path)
 		case vol.Temp != nil && vol.Temp.Medium != "" && vol.Temp.Medium != "memory":
-			v.errorAt(v.pos.get(vol, "temp.medium", 0, vol.Pos), join(key, "temp.medium"), `%s: temp.medium must be "memory" or left out, got %q`, label, vol.Temp.Medium)
+			v.warnAt(v.pos.get(vol, "temp.medium", 0, vol.Pos), join(key, "temp.medium"), `%s: unknown temp.medium %q, so the volume is a directory on disk (as Drone does); write "memory" for a tmpfs or leave it out`, label, vol.Temp.Medium)
 		}
 	}
 	return vols
@@ -276,23 +286,28 @@ func (v *validator) step(p *Pipeline, m member, vols map[string]*Volume) {
 			}
 		}
 	}
-	if s.Pull != "" && !slices.Contains(pullPolicies, s.Pull) {
-		v.errorAt(v.pos.get(s, "pull", 0, s.Pos), join(m.key, "pull"), "invalid pull policy %q; %s", s.Pull, choices(s.Pull, "valid values are", pullPolicies))
+	// Drone takes any other pull or failure value as the default policy;
+	// "pull: default" is its own name for it.
+	if s.Pull != "" && s.Pull != "default" && !slices.Contains(pullPolicies, s.Pull) {
+		v.warnAt(v.pos.get(s, "pull", 0, s.Pos), join(m.key, "pull"), "unknown pull policy %q, so the default applies (pull when the image is missing); %s", s.Pull, choices(s.Pull, "valid values are", pullPolicies))
 	}
 	switch s.Failure {
 	case "", "ignore", "fail-fast", "fast", "fast-fail":
 	default:
-		v.errorAt(v.pos.get(s, "failure", 0, s.Pos), join(m.key, "failure"),
-			`invalid failure policy %q; valid values are: ignore, fail-fast (or leave it out to fail the pipeline)`, s.Failure)
+		v.warnAt(v.pos.get(s, "failure", 0, s.Pos), join(m.key, "failure"),
+			`unknown failure policy %q, so a failure of this step fails the pipeline; valid values are: ignore, fail-fast (or leave it out)`, s.Failure)
 	}
+	// timeout is ferry's extension, a key Drone ignores: a value ferry
+	// cannot use is ignored too, with a warning, so that a Drone file that
+	// happens to have one still runs.
 	if s.Timeout != "" {
 		at := v.pos.get(s, "timeout", 0, s.Pos)
 		d, err := time.ParseDuration(s.Timeout)
 		switch {
 		case err != nil:
-			v.errorAt(at, join(m.key, "timeout"), `invalid timeout %q; use a duration such as "90s", "10m" or "1h30m"`, s.Timeout)
+			v.warnAt(at, join(m.key, "timeout"), `invalid timeout %q is ignored; use a duration such as "90s", "10m" or "1h30m"`, s.Timeout)
 		case d <= 0:
-			v.errorAt(at, join(m.key, "timeout"), "timeout must be longer than zero, got %q; leave it out for no limit", s.Timeout)
+			v.warnAt(at, join(m.key, "timeout"), "timeout %q is not longer than zero and is ignored; leave it out for no limit", s.Timeout)
 		}
 	}
 	declared := slices.Sorted(func(yield func(string) bool) {
@@ -308,8 +323,10 @@ func (v *validator) step(p *Pipeline, m member, vols map[string]*Volume) {
 		switch {
 		case mnt.Name == "":
 			v.errorAt(at, key, "volume mount of %s has no name; name one of the pipeline's volumes", m.label())
+		case slices.Contains(reservedVolumes, mnt.Name):
+			v.errorAt(at, join(key, "name"), "%s mounts volume %q, a name Drone reserves for itself; mount one of the pipeline's own volumes", m.label(), mnt.Name)
 		case vols[mnt.Name] == nil:
-			v.errorAt(at, join(key, "name"), "%s mounts volume %q, which the pipeline does not declare; %s", m.label(), mnt.Name, volumeChoices(mnt.Name, declared))
+			v.warnAt(at, join(key, "name"), "%s mounts volume %q, which the pipeline does not declare, so the mount is skipped (as Drone does); %s", m.label(), mnt.Name, volumeChoices(mnt.Name, declared))
 		}
 		switch {
 		case mnt.Path == "":
@@ -347,6 +364,9 @@ func volumeChoices(name string, declared []string) string {
 
 // conditions checks the patterns of a "when" or "trigger" block.
 func (v *validator) conditions(c *Conditions, what, key string, fallback Pos) {
+	for i := range c.Any {
+		v.conditions(&c.Any[i], what+".any", index(join(key, "any"), i), fallback)
+	}
 	for _, nc := range []struct {
 		name string
 		c    *Condition
@@ -364,17 +384,18 @@ func (v *validator) conditions(c *Conditions, what, key string, fallback Pos) {
 				at := v.pos.get(nc.c, list.field, i, fallback)
 				k := join(key, nc.name)
 				if !doublestar.ValidatePattern(pat) {
-					v.errorAt(at, k, "invalid pattern %q in %s.%s; check its brackets and braces (patterns are globs such as \"feature/*\")", pat, what, nc.name)
+					// Drone's matcher fails on it, so it never matches.
+					v.warnAt(at, k, "invalid pattern %q in %s.%s never matches; check its brackets and braces (patterns are globs such as \"feature/*\")", pat, what, nc.name)
 					continue
 				}
 				switch nc.name {
 				case "event":
 					if !matchesAny(pat, events) {
-						v.errorAt(at, k, "unknown event %q in %s; %s", pat, what, choices(pat, "valid events are", events))
+						v.warnAt(at, k, "unknown event %q in %s never matches; %s", pat, what, choices(pat, "valid events are", events))
 					}
 				case "status":
 					if !matchesAny(pat, statuses) {
-						v.errorAt(at, k, "invalid status %q in %s; %s", pat, what, choices(pat, "valid values are", statuses))
+						v.warnAt(at, k, "unknown status %q in %s never matches; %s", pat, what, choices(pat, "valid values are", statuses))
 					}
 				}
 			}

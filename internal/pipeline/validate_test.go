@@ -28,7 +28,7 @@ func TestValidateBuiltConfig(t *testing.T) {
 	}
 	errs := Validate(cfg)
 	want := []string{
-		`built:9:3: invalid pull policy "Always"; did you mean "always"? valid values are: always, if-not-exists, never`,
+		`built:9:3: warning: unknown pull policy "Always", so the default applies (pull when the image is missing); did you mean "always"? valid values are: always, if-not-exists, never`,
 		`built:9:3: dependency cycle between steps: a -> b -> a`,
 		`built:12:3: step "c" has commands but no image; docker pipelines need an image for every step`,
 	}

@@ -37,12 +37,15 @@ type buildJSON struct {
 	Params       map[string]string `json:"params,omitempty"`
 	Status       string            `json:"status"`
 	Error        string            `json:"error,omitempty"`
-	Approval     string            `json:"approval,omitempty"`
-	ApprovedBy   string            `json:"approved_by,omitempty"`
-	Created      time.Time         `json:"created"`
-	Started      time.Time         `json:"started,omitzero"`
-	Finished     time.Time         `json:"finished,omitzero"`
-	Updated      time.Time         `json:"updated"`
+	// Warnings are the pipeline file's problems that Drone tolerates,
+	// one "FILE:LINE:COL: warning: message" line each.
+	Warnings   []string  `json:"warnings,omitempty"`
+	Approval   string    `json:"approval,omitempty"`
+	ApprovedBy string    `json:"approved_by,omitempty"`
+	Created    time.Time `json:"created"`
+	Started    time.Time `json:"started,omitzero"`
+	Finished   time.Time `json:"finished,omitzero"`
+	Updated    time.Time `json:"updated"`
 	// Pipelines are only in the answer about one build.
 	Pipelines []*pipelineJSON `json:"pipelines,omitempty"`
 }
@@ -90,7 +93,7 @@ func toBuildJSON(b *store.Build, slug string) *buildJSON {
 		ID: b.ID, Repo: slug, Number: b.Number, Parent: b.Parent, Event: b.Event, Ref: b.Ref, Branch: b.Branch,
 		SourceBranch: b.SourceBranch, Commit: b.Commit, Before: b.Before, Message: b.Message, Author: b.Author,
 		AuthorEmail: b.AuthorEmail, Sender: b.Sender, PullRequest: b.PullRequest, Fork: b.Fork, Cron: b.Cron,
-		Params: b.Params, Status: string(b.Status), Error: b.Error, Approval: string(b.Approval),
+		Params: b.Params, Status: string(b.Status), Error: b.Error, Warnings: b.Warnings, Approval: string(b.Approval),
 		ApprovedBy: b.ApprovedBy, Created: b.Created, Started: b.Started, Finished: b.Finished, Updated: b.Updated,
 	}
 }
@@ -454,7 +457,7 @@ func (s *Server) restart(ctx context.Context, repo *store.Repo, old *store.Build
 		RepoID: old.RepoID, Parent: old.Number, Event: old.Event, Ref: old.Ref, Branch: old.Branch,
 		SourceBranch: old.SourceBranch, Commit: old.Commit, Before: old.Before, Message: old.Message,
 		Author: old.Author, AuthorEmail: old.AuthorEmail, Sender: by, PullRequest: old.PullRequest, Fork: old.Fork,
-		Cron: old.Cron, Params: old.Params, Status: store.StatusPending,
+		Cron: old.Cron, Params: old.Params, Status: store.StatusPending, Warnings: old.Warnings,
 	}
 	if old.Approval != store.ApprovalNone {
 		// Restarting takes the write role, which may approve.

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/pipeline"
+	"github.com/ferryci/ferry/internal/pipeline/program"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/trigger"
 )
@@ -57,8 +58,9 @@ func decodePayload(j *store.Job) (*jobPayload, error) {
 }
 
 // CreateBuild implements trigger.Builder. It reads the pipeline file at
-// ev.SHA (the repo's config path, or .ferry.yml, .ferry.yaml, .drone.yml,
-// .drone.yaml), substitutes ${VARIABLES}, and selects the pipelines whose
+// ev.SHA (the repo's config path, or the first of pipeline.DefaultFiles),
+// runs it when it is a program (.drone.star, .drone.jsonnet), substitutes
+// ${VARIABLES}, and selects the pipelines whose
 // trigger matches. With no pipeline file, or no matching pipeline, it
 // creates nothing and returns nil, nil. A file that does not parse gives a
 // build in status error whose Error holds the problems.
@@ -119,9 +121,34 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 	if err != nil {
 		return nil, fmt.Errorf("creating build: reading pipeline file: %w", err)
 	}
+	var convWarnings []string
+	if program.Kind(file) != "" {
+		// Run .drone.star and .drone.jsonnet, and convert Woodpecker
+		// workflows, here, once: the jobs carry the YAML they generate.
+		data, convWarnings, err = program.Convert(ctx, file, data, program.Options{
+			Input: program.FromMetadata(&meta, ev.Params, file, repo.Trusted),
+			Read: func(p string) ([]byte, error) {
+				return s.git.readFile(ctx, remote, ev.SHA, p, auth...)
+			},
+			List: func(dir string) ([]string, error) {
+				return s.git.listDir(ctx, remote, ev.SHA, dir, auth...)
+			},
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("creating build: %w", ctx.Err())
+			}
+			return s.createFailedBuild(ctx, repo, b, err.Error())
+		}
+		file = program.GeneratedName(file)
+	}
 	cfg, err := parseConfig(file, data, &meta, ev.Params)
 	if err != nil {
 		return s.createFailedBuild(ctx, repo, b, err.Error())
+	}
+	b.Warnings = append(b.Warnings, convWarnings...)
+	for _, w := range cfg.Warnings {
+		b.Warnings = append(b.Warnings, w.Error())
 	}
 	if needsPaths(cfg) && ev.ChangedPaths == nil && b.Event == store.EventPush && b.Before != "" && strings.Trim(b.Before, "0") != "" {
 		if paths, err := s.git.changedPaths(ctx, remote, b.Before, ev.SHA, auth...); err == nil {
@@ -207,14 +234,9 @@ func parseConfig(file string, data []byte, meta *compiler.Metadata, params map[s
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	cfg, err := pipeline.Parse(file, expanded)
-	if err != nil {
-		return nil, err
-	}
-	if len(cfg.Pipelines) == 0 {
-		return nil, fmt.Errorf("%s: no pipelines found", file)
-	}
-	return cfg, nil
+	// Parse refuses a file without pipelines, as ferry lint and ferry exec
+	// do.
+	return pipeline.Parse(file, expanded)
 }
 
 // expandConfig returns the pipeline file as the agent receives it.
@@ -232,11 +254,11 @@ func expandConfig(p *jobPayload) (string, error) {
 // the changed files.
 func needsPaths(cfg *pipeline.Config) bool {
 	for _, p := range cfg.Pipelines {
-		if !p.Trigger.Paths.IsEmpty() {
+		if p.Trigger.UsesPaths() {
 			return true
 		}
 		for _, st := range p.Steps {
-			if !st.When.Paths.IsEmpty() {
+			if st.When.UsesPaths() {
 				return true
 			}
 		}

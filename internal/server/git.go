@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -15,8 +16,9 @@ import (
 )
 
 // configFiles are the pipeline files looked for at a commit when the repo
-// names none, in order (the same order as pipeline.Load).
-var configFiles = []string{".ferry.yml", ".ferry.yaml", ".drone.yml", ".drone.yaml"}
+// names none, in order (the same order as pipeline.Load), but for
+// Woodpecker's directory, looked for when none of them exists.
+var configFiles = slices.DeleteFunc(pipeline.DefaultFiles(), func(f string) bool { return f == pipeline.WoodpeckerDir })
 
 // errNoConfig means a commit has no pipeline file.
 var errNoConfig = errors.New("no pipeline file")
@@ -41,10 +43,16 @@ func (g *gitReader) readConfig(ctx context.Context, remote, sha, path string, ma
 	if path != "" {
 		names = []string{path}
 	}
+	if path == pipeline.WoodpeckerDir {
+		return g.woodpeckerDir(ctx, remote, sha, opts...)
+	}
 	name, data, err := g.mirrors.Get(remote, opts...).ReadFirstMax(ctx, sha, max, names...)
 	var size *forge.FileSizeError
 	if errors.As(err, &size) {
 		return size.Path, nil, &pipeline.SizeError{File: size.Path, Size: size.Size, Max: size.Max}
+	}
+	if errors.Is(err, fs.ErrNotExist) && path == "" {
+		return g.woodpeckerDir(ctx, remote, sha, opts...)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil, fmt.Errorf("%w at commit %s (looked for %s)", errNoConfig, sha, strings.Join(names, ", "))
@@ -53,6 +61,59 @@ func (g *gitReader) readConfig(ctx context.Context, remote, sha, path string, ma
 		return "", nil, err
 	}
 	return name, data, nil
+}
+
+// woodpeckerDir finds Woodpecker's .woodpecker directory at commit sha:
+// its name, with no content (package program reads its files).
+func (g *gitReader) woodpeckerDir(ctx context.Context, remote, sha string, opts ...forge.GitOption) (string, []byte, error) {
+	if _, err := g.mirrors.Get(remote, opts...).Commit(ctx, sha); err != nil { // fetches the commit
+		return "", nil, err
+	}
+	files, err := g.listDir(ctx, remote, sha, pipeline.WoodpeckerDir, opts...)
+	if err != nil || len(files) == 0 {
+		return "", nil, fmt.Errorf("%w at commit %s (looked for %s)", errNoConfig, sha, strings.Join(pipeline.DefaultFiles(), ", "))
+	}
+	return pipeline.WoodpeckerDir, nil, nil
+}
+
+// listDir lists the names of the files in directory dir at commit sha
+// (which the mirror has fetched already: readConfig read it).
+func (g *gitReader) listDir(ctx context.Context, remote, sha, dir string, opts ...forge.GitOption) ([]string, error) {
+	if !validSHA(sha) {
+		return nil, fmt.Errorf("invalid commit sha %q", sha)
+	}
+	cmd := exec.CommandContext(ctx, "git", "--git-dir", g.mirrors.Get(remote, opts...).Dir(), "ls-tree", "--name-only", sha, dir+"/")
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("listing %s at %s: %w", dir, sha, err)
+	}
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			names = append(names, strings.TrimPrefix(l, dir+"/"))
+		}
+	}
+	return names, nil
+}
+
+// validSHA reports whether s is a full hexadecimal commit id.
+func validSHA(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// readFile reads one file at commit sha, for the files a pipeline program
+// loads or imports.
+func (g *gitReader) readFile(ctx context.Context, remote, sha, path string, opts ...forge.GitOption) ([]byte, error) {
+	_, data, err := g.mirrors.Get(remote, opts...).ReadFirst(ctx, sha, path)
+	return data, err
 }
 
 // commit describes commit sha.

@@ -66,7 +66,11 @@ type Build struct {
 	Params map[string]string
 	Status Status
 	// Error explains an error status.
-	Error      string
+	Error string
+	// Warnings are the problems found in the pipeline file that Drone
+	// tolerates (unknown keys, legacy forms), one "FILE:LINE:COL: warning:
+	// message" line each. The build runs regardless.
+	Warnings   []string
 	Approval   Approval
 	ApprovedBy string
 	Created    time.Time

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"html"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +107,32 @@ func TestOwns(t *testing.T) {
 		if got := Owns(path); got != want {
 			t.Errorf("Owns(%q) = %v, want %v", path, got, want)
 		}
+	}
+}
+
+// TestBuildPageShowsWarnings checks that the build page lists the
+// pipeline file's warnings (issue 11: where a user looking at the build
+// sees them), and shows no warning block for a clean file.
+func TestBuildPageShowsWarnings(t *testing.T) {
+	ui, err := New(Config{SessionKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func(b *apiclient.Build) string {
+		rec := httptest.NewRecorder()
+		ui.render(rec, 200, "build.html", &page{Title: "build", Session: &session{Login: "ann", CSRF: "c"},
+			Data: buildData{Repo: &apiclient.Repo{Slug: "acme/app"}, Build: b, DAG: &dag{}}})
+		if rec.Code != 200 {
+			t.Fatalf("render: %d %s", rec.Code, rec.Body.String())
+		}
+		return rec.Body.String()
+	}
+	w := `.drone.yml:8:3: warning: "secrets" on a step is Drone 0.8's form`
+	body := render(&apiclient.Build{Number: 1, Status: "success", Warnings: []string{w}})
+	if !strings.Contains(body, `id="build-warnings"`) || !strings.Contains(body, html.EscapeString(w)) || !strings.Contains(body, "1 warning in the pipeline file") {
+		t.Errorf("the build page lacks the warning:\n%s", body)
+	}
+	if body := render(&apiclient.Build{Number: 2, Status: "success"}); strings.Contains(body, "build-warnings") {
+		t.Error("a build without warnings shows a warnings block")
 	}
 }

@@ -18,7 +18,8 @@ func testBuilds(t *testing.T, s *store.Store) {
 		SourceBranch: "feature", Commit: "c0ffee", Before: "bad", Message: "fix: things\n\nbody",
 		Author: "alice", AuthorEmail: "alice@example.com", Sender: "alice", PullRequest: 7, Fork: true,
 		Params: map[string]string{"DEPLOY": "yes"}, Approval: store.ApprovalPending,
-		Status: store.StatusBlocked, Started: started,
+		Warnings: []string{".drone.yml:3:1: warning: unknown key \"stpes\" in pipeline is ignored"},
+		Status:   store.StatusBlocked, Started: started,
 	}
 	ps := []*store.Pipeline{
 		{Name: "build", Steps: []*store.Step{{Name: "clone"}, {Name: "test"}}, Job: &store.Job{Status: store.StatusBlocked}},

@@ -14,7 +14,7 @@ type builds struct{ *base }
 
 const buildCols = `id, repo_id, number, parent, event, ref, branch, source_branch, commit_sha, before_sha, message,
 	author, author_email, sender, pull_request, fork, cron, params, status, error, approval, approved_by,
-	created, started, finished, updated, version`
+	created, started, finished, updated, version, warnings`
 
 // buildColsB is buildCols of the builds table aliased b.
 var buildColsB = aliased("b", buildCols)
@@ -24,7 +24,10 @@ func scanBuild(s scanner) (*store.Build, error) {
 	err := s.Scan(&b.ID, &b.RepoID, &b.Number, &b.Parent, &b.Event, &b.Ref, &b.Branch, &b.SourceBranch, &b.Commit,
 		&b.Before, &b.Message, &b.Author, &b.AuthorEmail, &b.Sender, &b.PullRequest, &b.Fork, &b.Cron,
 		jcol(&b.Params), &b.Status, &b.Error, &b.Approval, &b.ApprovedBy,
-		tcol(&b.Created), tcol(&b.Started), tcol(&b.Finished), tcol(&b.Updated), &b.Version)
+		tcol(&b.Created), tcol(&b.Started), tcol(&b.Finished), tcol(&b.Updated), &b.Version, jcol(&b.Warnings))
+	if len(b.Warnings) == 0 {
+		b.Warnings = nil
+	}
 	return b, err
 }
 
@@ -45,14 +48,14 @@ func (s *builds) Create(ctx context.Context, b *store.Build, ps []*store.Pipelin
 		err = q.QueryRow(ctx,
 			`INSERT INTO builds (repo_id, number, parent, event, ref, branch, source_branch, commit_sha, before_sha,
 				message, author, author_email, sender, pull_request, fork, cron, params, status, error, approval,
-				approved_by, created, started, finished, updated, version)
+				approved_by, created, started, finished, updated, version, warnings)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-				$21, $22, $23, $24, $22, 1)
+				$21, $22, $23, $24, $22, 1, $25)
 			 RETURNING id`,
 			b.RepoID, b.Number, b.Parent, b.Event, b.Ref, b.Branch, b.SourceBranch, b.Commit, b.Before,
 			b.Message, b.Author, b.AuthorEmail, b.Sender, b.PullRequest, b.Fork, b.Cron, jsonArg(b.Params),
 			string(b.Status), b.Error, string(b.Approval), b.ApprovedBy, t, nullTime(b.Started),
-			nullTime(b.Finished)).Scan(&b.ID)
+			nullTime(b.Finished), jsonArg(b.Warnings)).Scan(&b.ID)
 		if err != nil {
 			return fmt.Errorf("inserting build: %w", err)
 		}

@@ -1,0 +1,207 @@
+package program
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ferryci/ferry/internal/pipeline"
+)
+
+// TestWoodpeckerConversion converts Woodpecker's constructs (as real
+// Woodpecker files write them, docs/compatibility.md) and compares the
+// pipelines with what Woodpecker runs.
+func TestWoodpeckerConversion(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		".woodpecker/build.yaml": `
+variables:
+  - &golang golang:1.22
+when:
+  - event: push
+    branch: main
+  - event: manual
+matrix:
+  GO: ["1.21", "1.22"]
+labels:
+  platform: linux/arm64
+  pool: fast
+skip_clone: true
+services:
+  database:
+    image: postgres:16
+    environment:
+      POSTGRES_PASSWORD: secret
+steps:
+  - name: test
+    image: golang:${GO}
+    commands:
+      - go test ./...
+    environment:
+      TOKEN:
+        from_secret: token
+    volumes:
+      - /var/run/docker.sock:/var/run/docker.sock
+  - name: script
+    image: alpine
+    commands: |
+      echo one
+      echo two
+    depends_on: [test]
+    when:
+      - status: [success, failure]
+`,
+		".woodpecker/deploy.yml": `
+depends_on: [build]
+runs_on: [success]
+steps:
+  publish:
+    image: plugins/docker
+    secrets: [docker_password, {source: token, target: api_token}]
+    settings:
+      repo: example/app
+    pull: true
+    group: publish
+    when:
+      event: [tag, deployment]
+      path:
+        include: ["src/**"]
+        on_empty: false
+`,
+		".woodpecker/notes.txt": "not a workflow",
+	})
+	in := pushMain
+	out, warnings, err := Convert(context.Background(), ".woodpecker", nil, Options{Input: in, Read: readDir(dir), List: listDir(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := steps(t, ".woodpecker (generated YAML)", out)
+	want := `pipeline build (GO=1.21) type=docker platform=linux/arm64 depends_on=[] trigger.branch=[]
+  step test image=golang:1.21 commands=["go test ./..."] env=map[TOKEN:{token <nil>}] when.event=[]
+  step script image=alpine commands=["echo one\necho two\n"] env=map[] when.event=[]
+pipeline build (GO=1.22) type=docker platform=linux/arm64 depends_on=[] trigger.branch=[]
+  step test image=golang:1.22 commands=["go test ./..."] env=map[TOKEN:{token <nil>}] when.event=[]
+  step script image=alpine commands=["echo one\necho two\n"] env=map[] when.event=[]
+pipeline deploy type=docker platform=/ depends_on=[build (GO=1.21) build (GO=1.22)] trigger.branch=[]
+  step publish image=plugins/docker commands=[] env=map[API_TOKEN:{token <nil>} DOCKER_PASSWORD:{docker_password <nil>}] when.event=[tag promote]
+`
+	if got != want {
+		t.Errorf("pipelines:\n%s\nwant:\n%s\nYAML:\n%s", got, want, out)
+	}
+	for _, w := range []string{
+		`.woodpecker/deploy.yml:11:5: warning: group (parallel steps) is not supported`,
+	} {
+		if !strings.Contains(strings.Join(warnings, "\n"), w) {
+			t.Errorf("warnings lack %q:\n%s", w, strings.Join(warnings, "\n"))
+		}
+	}
+	for _, w := range []string{
+		"any:", "- event: custom", "status:", "- success", "clone:\n  disable: true", "pool: fast", "GO: \"1.21\"",
+		"host:\n      path: /var/run/docker.sock", "pull: always", "paths:\n",
+	} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("generated YAML lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+func TestWoodpeckerErrors(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"no steps", "when:\n  event: push\n", ".woodpecker.yml:1:1: the workflow has no steps"},
+		{"yaml", "steps:\n  - name: a\n    image: [\n", ".woodpecker.yml:4:1: invalid YAML"},
+		{"steps shape", "steps: 3\n", ".woodpecker.yml:1:8: steps must be a list or a map of steps"},
+		{"matrix shape", "matrix:\n  GO: 1\nsteps: [{name: a, image: b}]\n", ".woodpecker.yml:2:7: matrix axis \"GO\" must be a list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Convert(context.Background(), ".woodpecker.yml", []byte(tc.src), Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func listDir(dir string) func(string) ([]string, error) {
+	return func(p string) ([]string, error) {
+		entries, err := readDirNames(dir, p)
+		return entries, err
+	}
+}
+
+func TestWoodpeckerAliasBombs(t *testing.T) {
+	bomb := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for i := range 9 {
+		name := string(rune('b' + i))
+		bomb += name + ": &" + name + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n"
+		prev = name
+	}
+	bomb += "steps:\n  - name: s\n    image: alpine\n    settings:\n      x: *" + prev + "\n"
+	_, _, err := Convert(context.Background(), ".woodpecker.yml", []byte(bomb), Options{})
+	if err == nil || !strings.Contains(err.Error(), "expands to more than") {
+		t.Fatalf("err = %v, want the expansion refused", err)
+	}
+}
+
+func TestWoodpeckerMergesListsIntoLists(t *testing.T) {
+	src := `variables:
+  - &paths ['go.*', '**/*.go']
+steps:
+  - name: test
+    image: golang
+    commands: [go test ./...]
+    when:
+      path:
+        - <<: *paths
+        - '.woodpecker/**'
+`
+	out, _, err := Convert(context.Background(), ".woodpecker.yml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pipeline.Parse("w", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := cfg.Pipelines[0].Steps[0].When.Paths.Include
+	if want := []string{"go.*", "**/*.go", ".woodpecker/**"}; !slices.Equal(got, want) {
+		t.Errorf("paths = %q, want %q", got, want)
+	}
+}
+
+func TestWoodpeckerEmptyDependsOnStartsAtOnce(t *testing.T) {
+	src := "steps:\n  a:\n    image: x\n    depends_on: []\n  b:\n    image: x\n    depends_on: []\n"
+	out, _, err := Convert(context.Background(), ".woodpecker.yml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pipeline.Parse("w", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, st := range cfg.Pipelines[0].Steps {
+		if !slices.Equal(st.DependsOn, []string{"clone"}) {
+			t.Errorf("step %s depends on %q, want [clone] (parallel after the clone)", st.Name, st.DependsOn)
+		}
+	}
+}
+
+func TestWoodpeckerEventNames(t *testing.T) {
+	in := pushMain
+	in.Build.Event = "custom"
+	out, _, err := Convert(context.Background(), ".woodpecker.yml", []byte("steps:\n  a:\n    image: x\n"), Options{Input: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pipeline.Parse("w", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Pipelines[0].Environment["CI_PIPELINE_EVENT"].Raw; got != "manual" {
+		t.Errorf("CI_PIPELINE_EVENT = %v, want manual (Woodpecker's name for a manual build)", got)
+	}
+	out, _, _ = Convert(context.Background(), ".woodpecker.yml", []byte("steps:\n  a:\n    image: x\n"), Options{Input: pushMain})
+	if strings.Contains(string(out), "CI_PIPELINE_EVENT") {
+		t.Errorf("a push needs no override:\n%s", out)
+	}
+}
