@@ -1,0 +1,517 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferryci/ferry/internal/artifact"
+	"github.com/ferryci/ferry/internal/node/hostcmd"
+	"github.com/ferryci/ferry/internal/node/lb"
+	"github.com/ferryci/ferry/internal/nodeproto"
+)
+
+// service is one service on the node: its directory ROOT/NAME holds
+// releases/ID (complete releases only), current (a symlink to one of them),
+// downloads/ (partial downloads) and state.json. All calls but status are
+// made by one goroutine at a time.
+type service struct {
+	name   string
+	cfg    *ServiceConfig
+	dir    string
+	keep   int
+	opts   artifact.Options
+	as     hostcmd.Identity
+	log    *slog.Logger
+	runner Runner
+	lb     lb.Driver
+
+	mu     sync.Mutex // guards state and status for status()
+	state  *State
+	status nodeproto.ServiceStatus
+	relEnv map[string]string
+}
+
+func newService(name string, cfg *ServiceConfig, c *Config, opts artifact.Options, log *slog.Logger) (*service, error) {
+	user := cfg.User
+	if user == "" {
+		user = c.User
+	}
+	as, err := hostcmd.Lookup(user)
+	if err != nil {
+		return nil, fmt.Errorf("services.%s: %w", name, err)
+	}
+	s := &service{
+		name: name,
+		cfg:  cfg,
+		dir:  filepath.Join(c.Root, name),
+		keep: c.Keep,
+		opts: opts,
+		as:   as,
+		log:  log.With("service", name),
+	}
+	s.runner = runModes[cfg.Run.Mode].new(s)
+	if cfg.LB != nil {
+		s.lb, err = lb.New(*cfg.LB, func(ctx context.Context, script string) error { return s.run(ctx, "", script) })
+		if err != nil {
+			return nil, fmt.Errorf("services.%s.lb: %w", name, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *service) releasesDir() string         { return filepath.Join(s.dir, "releases") }
+func (s *service) releaseDir(id string) string { return filepath.Join(s.dir, "releases", id) }
+func (s *service) currentLink() string         { return filepath.Join(s.dir, "current") }
+func (s *service) stateFile() string           { return filepath.Join(s.dir, "state.json") }
+
+// open prepares the service's directory after a start or a crash: reads
+// the state, removes unfinished unpacks and releases no state names, and
+// starts the app on the release `current` points to.
+func (s *service) open(ctx context.Context) error {
+	for _, d := range []string{s.releasesDir(), filepath.Join(s.dir, "downloads")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	st, err := ReadState(s.stateFile())
+	if err != nil {
+		return err
+	}
+	s.state = st
+	entries, err := os.ReadDir(s.releasesDir())
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if _, ok := st.Releases[e.Name()]; !ok {
+			s.log.Info("removing an unfinished or unknown release directory", "dir", e.Name())
+			if err := os.RemoveAll(filepath.Join(s.releasesDir(), e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	for id := range st.Releases {
+		if _, err := os.Stat(s.releaseDir(id)); err != nil {
+			delete(st.Releases, id)
+		}
+	}
+	cur := s.linkTarget()
+	if st.Applying != "" {
+		s.log.Warn("the node stopped during an apply; it will apply again", "release", st.Applying, "current", cur)
+	}
+	s.setStatus(func(ss *nodeproto.ServiceStatus) {
+		ss.Release, ss.Desired, ss.State, ss.Healthy = cur, st.Desired, nodeproto.StateRunning, cur != ""
+		if st.Failed != nil {
+			ss.State, ss.Error = nodeproto.StateFailed, st.Failed.Error
+		}
+	})
+	dir := ""
+	if cur != "" {
+		dir = s.releaseDir(cur)
+	}
+	return s.runner.Start(ctx, dir)
+}
+
+// linkTarget returns the release `current` points to, or "".
+func (s *service) linkTarget() string {
+	t, err := os.Readlink(s.currentLink())
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(t)
+}
+
+// apply runs the apply sequence for rel: install (download, verify,
+// unpack) unless the release is kept, drain, before hooks, switch, restart,
+// after hooks, health check, re-enable. A failure before the switch leaves
+// the previous release untouched; a failure after it switches back. A
+// release that is already current and complete is not applied again.
+func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
+	start := time.Now()
+	if err := rel.Validate(); err != nil {
+		return err
+	}
+	if rel.Image != nil {
+		return fmt.Errorf("release %s: image releases need the docker run mode, which this node does not have", rel.ID)
+	}
+	st := s.state
+	if st.Desired != rel.ID {
+		st.Desired = rel.ID
+		if err := s.save(); err != nil {
+			return err
+		}
+	}
+	if st.Current == rel.ID && st.Applying == "" && s.linkTarget() == rel.ID {
+		return nil
+	}
+	hooks := rel.Hooks
+	if hooks.IsZero() {
+		hooks = s.cfg.Hooks
+	}
+	health := rel.Health
+	if health == nil {
+		health = s.cfg.Health
+	}
+	old := s.linkTarget()
+	log := s.log.With("release", rel.ID, "previous", old)
+	s.setStatus(func(ss *nodeproto.ServiceStatus) { ss.Desired, ss.State, ss.Error = rel.ID, nodeproto.StateApplying, "" })
+	s.relEnv = map[string]string{
+		"FERRY_SERVICE":          s.name,
+		"FERRY_RELEASE":          rel.ID,
+		"FERRY_RELEASE_DIR":      s.releaseDir(rel.ID),
+		"FERRY_PREVIOUS_RELEASE": old,
+		"FERRY_CURRENT":          s.currentLink(),
+	}
+
+	kept, err := s.install(ctx, rel.ID, rel.Artifact)
+	if err != nil {
+		return s.fail(rel, "install", err, nil)
+	}
+	log.Info("release installed", "downloaded", !kept)
+
+	if s.lb != nil {
+		if err := s.lb.Drain(ctx); err != nil {
+			if !errors.Is(err, lb.ErrDrainTimeout) {
+				return s.fail(rel, "lb drain", err, s.ready)
+			}
+			log.Warn("switching with requests still in flight", "err", err)
+		}
+		log.Info("drained from the load balancer")
+	}
+	dir := s.releaseDir(rel.ID)
+	for i, h := range hooks.Before {
+		if err := s.run(ctx, dir, h); err != nil {
+			return s.fail(rel, fmt.Sprintf("before hook %d", i+1), err, s.ready)
+		}
+	}
+	st.Applying = rel.ID
+	if err := s.save(); err != nil {
+		return s.fail(rel, "saving state", err, s.ready)
+	}
+	if err := s.switchTo(rel.ID); err != nil {
+		return s.revert(rel, old, hooks, "switch", err)
+	}
+	log.Info("switched current")
+	if err := s.runner.Switch(ctx, dir); err != nil {
+		return s.revert(rel, old, hooks, "run", err)
+	}
+	for i, h := range hooks.After {
+		if err := s.run(ctx, dir, h); err != nil {
+			return s.revert(rel, old, hooks, fmt.Sprintf("after hook %d", i+1), err)
+		}
+	}
+	if health != nil {
+		if err := waitHealthy(ctx, health, s.run); err != nil {
+			return s.revert(rel, old, hooks, "health check", err)
+		}
+	}
+	if old != rel.ID {
+		st.Previous = old
+	}
+	st.Current, st.Applying, st.Failed, st.LastApply = rel.ID, "", nil, time.Since(start)
+	if err := s.save(); err != nil {
+		return err
+	}
+	s.prune()
+	if s.lb != nil {
+		if err := s.ready(ctx); err != nil {
+			s.setStatus(func(ss *nodeproto.ServiceStatus) { ss.Error = err.Error() })
+			return fmt.Errorf("release %s runs, but: %w", rel.ID, err)
+		}
+		log.Info("ready in the load balancer")
+	}
+	s.setStatus(func(ss *nodeproto.ServiceStatus) {
+		ss.Release, ss.State, ss.Healthy, ss.Error, ss.Duration = rel.ID, nodeproto.StateRunning, true, "", nodeproto.Duration(st.LastApply)
+	})
+	log.Info("release applied", "took", st.LastApply)
+	return nil
+}
+
+func (s *service) ready(ctx context.Context) error {
+	if s.lb == nil {
+		return nil
+	}
+	return s.lb.Ready(context.WithoutCancel(ctx))
+}
+
+// ApplyError is a failed apply: the step that failed and why.
+type ApplyError struct {
+	Service, Release, Step string
+	Err                    error
+	RolledBackTo           string
+}
+
+func (e *ApplyError) Error() string {
+	s := fmt.Sprintf("service %s: release %s: %s: %v", e.Service, e.Release, e.Step, e.Err)
+	if e.RolledBackTo != "" {
+		s += "; switched back to release " + e.RolledBackTo
+	}
+	return s
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// fail records a failure that happened before the switch; cleanup (the
+// load balancer's ready) runs first.
+func (s *service) fail(rel nodeproto.Release, step string, err error, cleanup func(context.Context) error) error {
+	ae := &ApplyError{Service: s.name, Release: rel.ID, Step: step, Err: err}
+	if cleanup != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if cerr := cleanup(ctx); cerr != nil {
+			s.log.Error("load balancer ready after a failure", "err", cerr)
+		}
+		cancel()
+	}
+	s.record(rel, ae)
+	return ae
+}
+
+// revert switches back to old after a failure past the switch, restarts
+// it and runs the rollback hooks.
+func (s *service) revert(rel nodeproto.Release, old string, hooks nodeproto.Hooks, step string, err error) error {
+	ae := &ApplyError{Service: s.name, Release: rel.ID, Step: step, Err: err}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s.log.Error("apply failed; switching back", "release", rel.ID, "step", step, "err", err, "to", old)
+	if old != "" && old != rel.ID {
+		dir := s.releaseDir(old)
+		if serr := s.switchTo(old); serr != nil {
+			s.log.Error("switching back", "err", serr)
+		} else if rerr := s.runner.Switch(ctx, dir); rerr != nil {
+			s.log.Error("restarting the previous release", "err", rerr)
+		}
+		s.relEnv["FERRY_FAILED_RELEASE"] = rel.ID
+		for _, h := range hooks.Rollback {
+			if herr := s.run(ctx, dir, h); herr != nil {
+				s.log.Error("rollback hook", "err", herr)
+			}
+		}
+		ae.RolledBackTo = old
+	} else {
+		_ = os.Remove(s.currentLink())
+		_ = s.runner.Stop(ctx)
+	}
+	if rerr := s.ready(ctx); rerr != nil {
+		s.log.Error("load balancer ready after a rollback", "err", rerr)
+	}
+	s.record(rel, ae)
+	return ae
+}
+
+func (s *service) record(rel nodeproto.Release, ae *ApplyError) {
+	st := s.state
+	sha := ""
+	if rel.Artifact != nil {
+		sha = rel.Artifact.SHA256
+	}
+	st.Applying = ""
+	st.Failed = &Failure{Release: rel.ID, SHA256: sha, Error: ae.Error(), Time: time.Now().UTC()}
+	if err := s.save(); err != nil {
+		s.log.Error("saving state", "err", err)
+	}
+	cur := s.linkTarget()
+	s.setStatus(func(ss *nodeproto.ServiceStatus) {
+		ss.Release, ss.State, ss.Error, ss.Healthy = cur, nodeproto.StateFailed, ae.Error(), cur != ""
+	})
+}
+
+// install makes releases/ID hold the verified artifact. It reports true
+// when the release was already there (no download).
+func (s *service) install(ctx context.Context, id string, art *nodeproto.Artifact) (bool, error) {
+	st := s.state
+	dst := s.releaseDir(id)
+	if k, ok := st.Releases[id]; ok && k.SHA256 == art.SHA256 {
+		if _, err := os.Stat(dst); err == nil {
+			return true, nil
+		}
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		if id == s.linkTarget() {
+			return false, fmt.Errorf("release %s is running with other content (sha256 %s); a release ID names one artifact", id, st.Releases[id].SHA256)
+		}
+		if err := os.RemoveAll(dst); err != nil {
+			return false, err
+		}
+		delete(st.Releases, id)
+	}
+	u, store, err := artifact.Parse(art.URL, s.opts)
+	if err != nil {
+		return false, err
+	}
+	format := art.Format
+	if format == "" {
+		format = "file"
+		if p := strings.ToLower(u.Path); strings.HasSuffix(p, ".tar.gz") || strings.HasSuffix(p, ".tgz") {
+			format = "tar.gz"
+		}
+	}
+	tmp, err := os.MkdirTemp(s.releasesDir(), ".tmp-"+id+"-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return false, err
+	}
+	partial := filepath.Join(s.dir, "downloads", art.SHA256+".partial")
+	pr, pw := io.Pipe()
+	unpacked := make(chan error, 1)
+	go func() {
+		var err error
+		if format == "tar.gz" {
+			err = unpackTarGz(pr, tmp)
+		} else {
+			err = writeSingle(pr, tmp, path.Base(u.Path))
+		}
+		// Read to the end even after a refusal, so the checksum is
+		// still verified: a tampered artifact is reported as such.
+		_, _ = io.Copy(io.Discard, pr)
+		unpacked <- err
+	}()
+	ferr := artifact.Fetch(ctx, store, u, art.SHA256, partial, pw, 3)
+	pw.CloseWithError(ferr)
+	uerr := <-unpacked
+	if ferr != nil {
+		return false, ferr
+	}
+	if uerr != nil {
+		return false, fmt.Errorf("unpacking %s: %w", artifact.Redact(u), uerr)
+	}
+	if err := syncfs(tmp); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return false, err
+	}
+	if err := artifact.SyncDir(s.releasesDir()); err != nil {
+		return false, err
+	}
+	st.Releases[id] = Kept{SHA256: art.SHA256, URL: artifact.Redact(u), Installed: time.Now().UTC()}
+	return false, s.save()
+}
+
+// syncfs flushes the file system holding dir: one call instead of an
+// fsync per unpacked file, before the release is renamed into place.
+func syncfs(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
+}
+
+// switchTo points `current` at releases/ID atomically: a new symlink
+// renamed over the old one.
+func (s *service) switchTo(id string) error {
+	tmp := s.currentLink() + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(filepath.Join("releases", id), tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.currentLink()); err != nil {
+		return err
+	}
+	return artifact.SyncDir(s.dir)
+}
+
+// prune removes the oldest releases beyond keep, never the current, the
+// previous or the one being applied.
+func (s *service) prune() {
+	st := s.state
+	ids := make([]string, 0, len(st.Releases))
+	for id := range st.Releases {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int { return st.Releases[b].Installed.Compare(st.Releases[a].Installed) })
+	n := 0
+	for _, id := range ids {
+		if id == st.Current || id == st.Previous || id == st.Applying {
+			n++
+		}
+	}
+	for _, id := range ids {
+		if id == st.Current || id == st.Previous || id == st.Applying {
+			continue
+		}
+		if n < s.keep {
+			n++
+			continue
+		}
+		if err := os.RemoveAll(s.releaseDir(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Error("removing an old release", "release", id, "err", err)
+			continue
+		}
+		delete(st.Releases, id)
+		s.log.Info("removed an old release", "release", id)
+	}
+	if err := s.save(); err != nil {
+		s.log.Error("saving state", "err", err)
+	}
+}
+
+func (s *service) save() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state.write(s.stateFile())
+}
+
+// cmd builds a command of this service: its user, its environment, in dir
+// ("" for the current release).
+func (s *service) cmd(dir, script string) hostcmd.Cmd {
+	if dir == "" {
+		dir = s.currentLink()
+	}
+	env := map[string]string{"FERRY_SERVICE": s.name}
+	for k, v := range s.relEnv {
+		env[k] = v
+	}
+	for k, v := range s.cfg.Env {
+		env[k] = v
+	}
+	return hostcmd.Cmd{Script: script, Dir: dir, Env: env, As: s.as}
+}
+
+// run runs a hook-like command to its end.
+func (s *service) run(ctx context.Context, dir, script string) error {
+	out, err := hostcmd.Run(ctx, s.cmd(dir, script))
+	if out != "" {
+		s.log.Info("command output", "command", script, "output", out)
+	}
+	return err
+}
+
+func (s *service) setStatus(f func(*nodeproto.ServiceStatus)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.Service = s.name
+	f(&s.status)
+	s.status.Time = time.Now().UTC()
+	s.status.Kept = s.status.Kept[:0]
+	for id := range s.state.Releases {
+		s.status.Kept = append(s.status.Kept, id)
+	}
+	slices.Sort(s.status.Kept)
+}
+
+// Status returns the service's actual state.
+func (s *service) Status() nodeproto.ServiceStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.status
+	ss.Kept = slices.Clone(ss.Kept)
+	return ss
+}
