@@ -38,6 +38,8 @@ func run(args []string) int {
 			execCommand(),
 			lintCommand(),
 			agentCommand(),
+			nodeCommand(),
+			artifactCommand(),
 			upCommand(),
 			serverCommand(),
 			repoCommand(),
