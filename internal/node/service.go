@@ -293,7 +293,7 @@ func (s *service) revert(rel nodeproto.Release, old string, hooks nodeproto.Hook
 		} else if rerr := s.runner.Switch(ctx, dir); rerr != nil {
 			s.log.Error("restarting the previous release", "err", rerr)
 		}
-		s.relEnv["FERRY_FAILED_RELEASE"] = rel.ID
+		s.relEnv["FERRY_RELEASE"], s.relEnv["FERRY_RELEASE_DIR"], s.relEnv["FERRY_FAILED_RELEASE"] = old, dir, rel.ID
 		for _, h := range hooks.Rollback {
 			if herr := s.run(ctx, dir, h); herr != nil {
 				s.log.Error("rollback hook", "err", herr)

@@ -3,6 +3,7 @@ package node
 import (
 	"archive/tar"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +34,7 @@ services:
         - echo "after $FERRY_RELEASE current=$(basename "$(readlink "$FERRY_CURRENT")") version=$(cat "$FERRY_CURRENT/version")" >> "$LOG"
       rollback:
         - echo "rollback to $FERRY_RELEASE from $FERRY_FAILED_RELEASE" >> "$LOG"
-    health: {type: command, command: 'test -f version', interval: 20ms, healthy_threshold: 2}
+    health: {type: command, command: 'test -f version && test ! -f unhealthy', interval: 20ms, healthy_threshold: 2, healthy_deadline: 1s}
 %s`, root, hookUser(), url, log, extra))
 	return cfg, root
 }
@@ -156,5 +157,154 @@ func TestStandaloneRefusesTamperedAndEscapingArtifacts(t *testing.T) {
 	}
 	if got := readLines(t, log); len(got) != hooksBefore {
 		t.Fatalf("hooks ran for a refused artifact:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// A hook failure before the switch, and a health check failing after it,
+// both leave the previous release running; the second runs the rollback
+// hooks.
+func TestStandaloneFailedUpdateLeavesThePreviousReleaseRunning(t *testing.T) {
+	srv := newArtifactServer(t)
+	v1 := appRelease(t, "v1")
+	id1 := releaseID(v1)
+	srv.publish("/app.tar.gz", v1)
+	log := filepath.Join(sharedDir(t), "hooks.log")
+	cfg, root := standaloneConfig(t, srv.URL+"/app.tar.gz", log, "")
+	startNode(t, cfg)
+	waitCurrent(t, root, "app", id1)
+
+	noVersion := tgz(t, entry{name: "other", body: "x"})
+	unhealthy := appRelease(t, "v3", entry{name: "unhealthy", body: "x"})
+	for _, tc := range []struct {
+		name     string
+		body     []byte
+		want     string
+		lastHook string
+	}{
+		{"before hook", noVersion, "before hook 2: \"test -f \\\"$FERRY_RELEASE_DIR/version\\\"\": exit status 1", "before " + releaseID(noVersion)},
+		{"health check", unhealthy, "health check: health check command: not healthy within healthy_deadline 1s: ", "rollback to " + id1 + " from " + releaseID(unhealthy)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.publish("/app.tar.gz", tc.body)
+			var st *State
+			waitFor(t, "the failure recorded", func() (bool, string) {
+				st = readState(t, root, "app")
+				return st.Failed != nil && st.Failed.SHA256 == sha(tc.body), fmt.Sprintf("%+v", st)
+			})
+			if !strings.Contains(st.Failed.Error, tc.want) {
+				t.Fatalf("error %q\nwant it to contain %q", st.Failed.Error, tc.want)
+			}
+			if st.Current != id1 || currentTarget(t, root, "app") != id1 || st.Applying != "" {
+				t.Fatalf("not on the previous release: %+v -> %s", st, currentTarget(t, root, "app"))
+			}
+			lines := readLines(t, log)
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, tc.lastHook) {
+				t.Fatalf("last hook %q, want %q…", last, tc.lastHook)
+			}
+		})
+	}
+}
+
+// Acceptance 7, node side: going back to a kept release downloads
+// nothing; it runs the hooks and switches.
+func TestStandaloneRollbackToAKeptReleaseDownloadsNothing(t *testing.T) {
+	srv := newArtifactServer(t)
+	v1, v2 := appRelease(t, "v1"), appRelease(t, "v2")
+	id1, id2 := releaseID(v1), releaseID(v2)
+	srv.publish("/app.tar.gz", v1)
+	log := filepath.Join(sharedDir(t), "hooks.log")
+	cfg, root := standaloneConfig(t, srv.URL+"/app.tar.gz", log, "")
+	startNode(t, cfg)
+	waitCurrent(t, root, "app", id1)
+	srv.publish("/app.tar.gz", v2)
+	waitCurrent(t, root, "app", id2)
+	downloads := srv.gets("/app.tar.gz")
+
+	srv.publish("/app.tar.gz", v1)
+	st := waitCurrent(t, root, "app", id1)
+	if n := srv.gets("/app.tar.gz"); n != downloads {
+		t.Fatalf("the rollback downloaded the artifact again (%d GETs, want %d)", n, downloads)
+	}
+	if st.Previous != id2 || currentTarget(t, root, "app") != id1 {
+		t.Fatalf("state %+v", st)
+	}
+	lines := readLines(t, log)
+	if got := lines[len(lines)-1]; got != "after "+id1+" current="+id1+" version=v1" {
+		t.Fatalf("last hook %q", got)
+	}
+}
+
+// Acceptance 5: kill -9 of the node while it unpacks leaves current on
+// the previous release; restarted, the node resumes the download where it
+// stopped and converges.
+func TestKillDuringUnpackLeavesCurrentOnThePreviousReleaseAndConverges(t *testing.T) {
+	srv := newArtifactServer(t)
+	v1 := appRelease(t, "v1")
+	id1 := releaseID(v1)
+	srv.publish("/app.tar.gz", v1)
+	log := filepath.Join(sharedDir(t), "hooks.log")
+	cfg, root := standaloneConfig(t, srv.URL+"/app.tar.gz", log, "")
+	n := startNode(t, cfg)
+	waitCurrent(t, root, "app", id1)
+
+	// A 2 MB release of incompressible files: its first half unpacks
+	// dozens of them before the server stalls.
+	var files []entry
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range 64 {
+		b := make([]byte, 32<<10)
+		for j := range b {
+			b[j] = byte(rnd.Uint32())
+		}
+		files = append(files, entry{name: fmt.Sprintf("data/%02d.bin", i), body: string(b)})
+	}
+	v2 := appRelease(t, "v2", files...)
+	id2 := releaseID(v2)
+	release := srv.stallNext("/app.tar.gz")
+	srv.publish("/app.tar.gz", v2)
+	<-srv.stalled
+	releases := filepath.Join(root, "app", "releases")
+	waitFor(t, "files unpacked into a temporary directory", func() (bool, string) {
+		tmps, _ := filepath.Glob(filepath.Join(releases, ".tmp-"+id2+"-*", "data", "*.bin"))
+		return len(tmps) > 0, fmt.Sprint(tmps)
+	})
+	n.kill9()
+
+	if got := currentTarget(t, root, "app"); got != id1 {
+		t.Fatalf("after kill -9 during unpack, current -> %q, want %s", got, id1)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "app", "current", "version")); err != nil || string(b) != "v1\n" {
+		t.Fatalf("current/version = %q, %v", b, err)
+	}
+	if st := readState(t, root, "app"); st.Current != id1 || st.Applying != "" {
+		t.Fatalf("state after the kill: %+v", st)
+	}
+	partial, err := os.Stat(filepath.Join(root, "app", "downloads", sha(v2)+".partial"))
+	if err != nil || partial.Size() == 0 {
+		t.Fatalf("no partial download kept: %v", err)
+	}
+
+	release()
+	startNode(t, cfg)
+	waitCurrent(t, root, "app", id2)
+	reqs := srv.requestsOf("/app.tar.gz")
+	last := reqs[len(reqs)-1]
+	if want := fmt.Sprintf("GET /app.tar.gz bytes=%d-", partial.Size()); last != want {
+		t.Fatalf("the restarted node fetched with %q, want %q (resuming the download)", last, want)
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(releases, ".tmp-*")); len(tmps) > 0 {
+		t.Fatalf("unfinished unpacks left: %v", tmps)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "app", "current", "data", "63.bin")); err != nil || len(b) != 32<<10 {
+		t.Fatalf("current/data/63.bin: %d bytes, %v", len(b), err)
+	}
+	var v2hooks []string
+	for _, l := range readLines(t, log) {
+		if strings.Contains(l, " "+id2+" ") {
+			v2hooks = append(v2hooks, l)
+		}
+	}
+	if len(v2hooks) != 2 {
+		t.Fatalf("hooks of v2: %q, want one before and one after", v2hooks)
 	}
 }
