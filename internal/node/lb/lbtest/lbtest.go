@@ -1,0 +1,121 @@
+// Package lbtest starts a real HAProxy (Debian's haproxy) for tests, with
+// its runtime API on a unix socket.
+package lbtest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// HAProxy is a running haproxy.
+type HAProxy struct {
+	// Socket is the admin stats socket.
+	Socket string
+	// Frontend is host:port of the HTTP frontend.
+	Frontend string
+}
+
+// FreePort returns a loopback address with a port that was free a moment
+// ago.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Start runs haproxy with an HTTP frontend balancing round-robin over
+// servers (name → host:port) in backend "be", health-checked every 100 ms.
+// It is skipped without haproxy, unless CI=true.
+func Start(t testing.TB, servers map[string]string) *HAProxy {
+	t.Helper()
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		msg := "haproxy is not installed (scripts/test-deps.sh installs Debian's haproxy)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	// A short directory: unix socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "hap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	h := &HAProxy{Socket: filepath.Join(dir, "admin.sock"), Frontend: FreePort(t)}
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, `global
+  stats socket %s level admin
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  retries 3
+  option redispatch
+frontend fe
+  bind %s
+  default_backend be
+backend be
+  balance roundrobin
+  option httpchk GET /
+`, h.Socket, h.Frontend)
+	for _, name := range sortedNames(servers) {
+		fmt.Fprintf(&cfg, "  server %s %s check inter 100ms fall 2 rise 1\n", name, servers[name])
+	}
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "-f", path, "-db")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("haproxy output:\n%s", out.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("unix", h.Socket)
+		if err == nil {
+			c.Close()
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("haproxy did not open its socket: %v\n%s", err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func sortedNames(m map[string]string) []string {
+	var n []string
+	for k := range m {
+		n = append(n, k)
+	}
+	for i := range n {
+		for j := i + 1; j < len(n); j++ {
+			if n[j] < n[i] {
+				n[i], n[j] = n[j], n[i]
+			}
+		}
+	}
+	return n
+}
