@@ -39,7 +39,7 @@ services:
 	return cfg, root
 }
 
-func appRelease(t *testing.T, version string, more ...entry) []byte {
+func appRelease(t testing.TB, version string, more ...entry) []byte {
 	return tgz(t, append([]entry{
 		{name: "version", body: version + "\n"},
 		{name: "bin/", typ: tar.TypeDir, mode: 0o755},
