@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs and starts everything the test suite needs on a fresh Debian
 # machine: busybox-static (the test images are built from it), git,
-# PostgreSQL on loopback, stress-ng (the CPU hog of the stress check), and
-# pinned golangci-lint and gotestsum. Idempotent and quick
-# when everything is already there. Exports nothing: scripts/test.sh sets the
+# PostgreSQL on loopback, stress-ng (the CPU hog of the stress check),
+# chromium, HAProxy (the node's load-balancer driver), a pinned versitygw (the
+# S3 server of the artifact store tests), and pinned golangci-lint and
+# gotestsum. Idempotent and quick when everything is already there. Exports nothing: scripts/test.sh sets the
 # variables the tests read.
 set -euo pipefail
 
@@ -19,6 +20,8 @@ command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
 command -v stress-ng >/dev/null || need_apt+=(stress-ng)
 # The UI's browser tests drive Debian's chromium (headless) through chromedp.
 command -v chromium >/dev/null || need_apt+=(chromium fonts-dejavu-core)
+# The tests start their own haproxy; the packaged service stays stopped.
+command -v haproxy >/dev/null || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-deps: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -58,4 +61,14 @@ GOTESTSUM_VERSION=v1.13.0
 if ! "$root/bin/gotestsum" --version 2>/dev/null | grep -q "${GOTESTSUM_VERSION#v}"; then
   echo "test-deps: building gotestsum $GOTESTSUM_VERSION"
   GOBIN="$root/bin" go install "gotest.tools/gotestsum@$GOTESTSUM_VERSION"
+fi
+
+# versitygw, pinned: a real S3-compatible server (posix backend) for the S3
+# artifact store tests, which start it from ./bin.
+VERSITYGW_VERSION=v1.8.0
+# (--version prints "git" for a go install build; the module version is in
+# the binary's build information.)
+if ! go version -m "$root/bin/versitygw" 2>/dev/null | grep -Eq "^\s+mod\s+github.com/versity/versitygw\s+$VERSITYGW_VERSION\s"; then
+  echo "test-deps: building versitygw $VERSITYGW_VERSION"
+  GOBIN="$root/bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 fi

@@ -35,7 +35,7 @@ func newProtoServer(t *testing.T, token string) *protoServer {
 	mux.HandleFunc("POST "+nodeproto.PathRegister, func(w http.ResponseWriter, r *http.Request) {
 		var req nodeproto.RegisterRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		p.mu.Lock()
@@ -68,7 +68,7 @@ func newProtoServer(t *testing.T, token string) *protoServer {
 	mux.HandleFunc("POST "+nodeproto.PathReport, func(w http.ResponseWriter, r *http.Request) {
 		var rep nodeproto.Report
 		if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		p.mu.Lock()

@@ -100,7 +100,7 @@ services:
 				if err == nil {
 					body, err = io.ReadAll(res.Body)
 					res.Body.Close()
-					if err == nil && res.StatusCode != 200 {
+					if err == nil && res.StatusCode != http.StatusOK {
 						err = fmt.Errorf("status %s", res.Status)
 					}
 				}

@@ -159,18 +159,8 @@ func (n *Node) runConnected(ctx context.Context) error {
 	c := nodeproto.NewClient(n.cfg.Server.URL, token, nil)
 	wait := n.cfg.Server.PollWait
 	backoff := newBackoff()
-	for {
-		_, err := c.Register(ctx, &nodeproto.RegisterRequest{Name: n.cfg.Name, Labels: n.cfg.Labels, Version: n.version, Services: n.Statuses()})
-		if err == nil {
-			break
-		}
-		if errors.Is(err, nodeproto.ErrUnauthorized) {
-			return err
-		}
-		n.log.Warn("registering with the server", "err", err)
-		if backoff.wait(ctx) != nil {
-			return nil
-		}
+	if err := n.register(ctx, c, backoff); err != nil {
+		return ignoreCancel(ctx, err)
 	}
 	n.log.Info("registered", "server", n.cfg.Server.URL, "name", n.cfg.Name)
 	backoff.reset()
@@ -178,11 +168,8 @@ func (n *Node) runConnected(ctx context.Context) error {
 	for ctx.Err() == nil {
 		ds, err := c.Desired(ctx, version, wait)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, nodeproto.ErrUnauthorized) {
-				return err
+			if ctx.Err() != nil || errors.Is(err, nodeproto.ErrUnauthorized) {
+				return ignoreCancel(ctx, err)
 			}
 			n.log.Warn("polling the desired state", "err", err)
 			_ = backoff.wait(ctx)
@@ -210,6 +197,31 @@ func (n *Node) runConnected(ctx context.Context) error {
 		n.report(ctx, c, version)
 	}
 	return nil
+}
+
+// register introduces the node, retrying until the server answers; a
+// refused token is final.
+func (n *Node) register(ctx context.Context, c *nodeproto.Client, b *backoff) error {
+	for {
+		_, err := c.Register(ctx, &nodeproto.RegisterRequest{Name: n.cfg.Name, Labels: n.cfg.Labels, Version: n.version, Services: n.Statuses()})
+		if err == nil || errors.Is(err, nodeproto.ErrUnauthorized) {
+			return err
+		}
+		n.log.Warn("registering with the server", "err", err)
+		if werr := b.wait(ctx); werr != nil {
+			return werr
+		}
+	}
+}
+
+// ignoreCancel returns nil when ctx ended (the node is stopping), else err.
+func ignoreCancel(ctx context.Context, err error) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	default:
+		return err
+	}
 }
 
 func (n *Node) report(ctx context.Context, c *nodeproto.Client, version string) {

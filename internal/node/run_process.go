@@ -10,8 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/ferryci/ferry/internal/node/hostcmd"
 )
 
 func init() {
@@ -129,11 +127,13 @@ func (r *processRunner) supervise(dir string, sv *supervised) {
 			pid := cmd.Process.Pid
 			_ = syscall.Kill(-pid, syscall.SIGTERM)
 			select {
-			case <-exited:
+			case err := <-exited:
+				log.Debug("process exited after SIGTERM", "status", err)
 			case <-time.After(stopTimeout):
 				log.Warn("process: still running after stop_timeout; killing it", "pid", pid)
 				_ = syscall.Kill(-pid, syscall.SIGKILL)
-				<-exited
+				err := <-exited
+				log.Debug("process killed", "status", err)
 			}
 			// Whatever else is left in its process group goes too.
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
@@ -195,5 +195,3 @@ func procStart(pid int) (string, error) {
 	}
 	return f[19], nil
 }
-
-var _ = hostcmd.Cmd{}

@@ -167,7 +167,9 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 	}
 	old := s.linkTarget()
 	log := s.log.With("release", rel.ID, "previous", old)
-	s.setStatus(func(ss *nodeproto.ServiceStatus) { ss.Desired, ss.State, ss.Error = rel.ID, nodeproto.StateApplying, "" })
+	s.setStatus(func(ss *nodeproto.ServiceStatus) {
+		ss.Desired, ss.State, ss.Error = rel.ID, nodeproto.StateApplying, ""
+	})
 	s.relEnv = map[string]string{
 		"FERRY_SERVICE":          s.name,
 		"FERRY_RELEASE":          rel.ID,

@@ -107,7 +107,7 @@ func extract(tr *tar.Reader, h *tar.Header, dir string) error {
 			return &UnsafeArchiveError{Entry: h.Name, Reason: "a directory over an earlier entry of another kind"}
 		}
 		return nil
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		if err := removeNonDir(target, h.Name); err != nil {
 			return err
 		}
