@@ -138,9 +138,11 @@ services:
 		served := ok.Load()
 		writeFile(t, filepath.Join(gate, "go-"+s), "")
 		waitCurrent(t, roots[s], "web", releaseID(v2))
-		if st, err := drivers[s].State(ctx); err != nil || st.Drained() || st.Op != 2 {
-			t.Fatalf("%s after its update: %+v, %v; want ready and up", s, st, err)
-		}
+		// The state is saved before the node re-enables the server.
+		waitFor(t, s+" ready and up in haproxy after its update", func() (bool, string) {
+			st, err := drivers[s].State(ctx)
+			return err == nil && !st.Drained() && st.Op == 2, fmt.Sprint(st, err)
+		})
 		waitFor(t, "requests served after "+s+"'s update", func() (bool, string) { return ok.Load() > served+20, "" })
 	}
 	close(stop)
