@@ -39,6 +39,18 @@ services:
 	return cfg, root
 }
 
+// waitFailed waits until the state records the failure of the artifact
+// with the given sha256.
+func waitFailed(t *testing.T, root, sum string) *State {
+	t.Helper()
+	var st *State
+	waitFor(t, "the failure recorded", func() (bool, string) {
+		st = readState(t, root, "app")
+		return st.Failed != nil && st.Failed.SHA256 == sum, fmt.Sprintf("%+v", st)
+	})
+	return st
+}
+
 func appRelease(t testing.TB, version string, more ...entry) []byte {
 	return tgz(t, append([]entry{
 		{name: "version", body: version + "\n"},
@@ -135,11 +147,7 @@ func TestStandaloneRefusesTamperedAndEscapingArtifacts(t *testing.T) {
 				sum = sha(tc.body)
 			}
 			srv.publishWithSum("/app.tar.gz", tc.body, sum)
-			var st *State
-			waitFor(t, "the failure recorded", func() (bool, string) {
-				st = readState(t, root, "app")
-				return st.Failed != nil && st.Failed.SHA256 == sum, fmt.Sprintf("%+v", st)
-			})
+			st := waitFailed(t, root, sum)
 			if !strings.Contains(st.Failed.Error, "service app: release "+sum[:16]+": install: ") || !strings.Contains(st.Failed.Error, tc.want) {
 				t.Fatalf("error %q\nwant it to contain %q", st.Failed.Error, tc.want)
 			}
@@ -186,11 +194,7 @@ func TestStandaloneFailedUpdateLeavesThePreviousReleaseRunning(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.publish("/app.tar.gz", tc.body)
-			var st *State
-			waitFor(t, "the failure recorded", func() (bool, string) {
-				st = readState(t, root, "app")
-				return st.Failed != nil && st.Failed.SHA256 == sha(tc.body), fmt.Sprintf("%+v", st)
-			})
+			st := waitFailed(t, root, sha(tc.body))
 			if !strings.Contains(st.Failed.Error, tc.want) {
 				t.Fatalf("error %q\nwant it to contain %q", st.Failed.Error, tc.want)
 			}
