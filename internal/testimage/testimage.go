@@ -43,6 +43,9 @@ const BusyboxRef = "ferry-test/busybox:latest"
 // PluginRef is the reference Plugin tags its image with.
 const PluginRef = "ferry-test/plugin:latest"
 
+// NodeRef is the reference Node tags its image with.
+const NodeRef = "ferry-test/node:latest"
+
 // BusyboxPath is where the static busybox binary is read from on the host
 // (Debian: apt-get install busybox-static).
 const BusyboxPath = "/bin/busybox"
@@ -157,6 +160,47 @@ func Plugin(ctx context.Context, cli *client.Client) (string, error) {
 		return "", errors.New("locating the plugin source: no caller information")
 	}
 	return GoBinary(ctx, cli, PluginRef, filepath.Join(filepath.Dir(file), "plugin"))
+}
+
+// Node returns NodeRef, the image of a deploy target for multi-host deploy
+// tests: everything Busybox's image holds, plus /bin/ferry (cmd/ferry,
+// static) and /bin/webapp (./webapp, the tiny HTTP app releases run). Its
+// default command is `ferry node --config /etc/ferry/node.yml`.
+func Node(ctx context.Context, cli *client.Client) (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("locating the sources: no caller information")
+	}
+	here := filepath.Dir(file)
+	bb, err := loadBusybox()
+	if err != nil {
+		return "", err
+	}
+	ferry, err := compile(ctx, cli, filepath.Join(here, "..", "..", "cmd", "ferry"))
+	if err != nil {
+		return "", err
+	}
+	webapp, err := compile(ctx, cli, filepath.Join(here, "webapp"))
+	if err != nil {
+		return "", err
+	}
+	changes := []string{`CMD ["/bin/ferry", "node", "--config", "/etc/ferry/node.yml"]`}
+	err = ensure(ctx, cli, NodeRef, changes, func(tw *tar.Writer) error {
+		if err := writeBusybox(tw, bb, ""); err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "etc/ferry/", Mode: 0o755}); err != nil {
+			return err
+		}
+		if err := writeFile(tw, "bin/ferry", 0o755, ferry); err != nil {
+			return err
+		}
+		return writeFile(tw, "bin/webapp", 0o755, webapp)
+	})
+	if err != nil {
+		return "", err
+	}
+	return NodeRef, nil
 }
 
 // busybox is the host's busybox binary and the applets it provides.

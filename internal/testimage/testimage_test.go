@@ -165,3 +165,39 @@ func TestPlugin(t *testing.T) {
 		t.Errorf("shell: exit %d, output %q", code, out)
 	}
 }
+
+// The node image runs `ferry node` standalone on a release of the webapp
+// (a version file), supervising the app as nobody, and the app answers.
+func TestNodeImageDeploysTheWebapp(t *testing.T) {
+	cli := testimage.Client(t)
+	ref, err := testimage.Node(t.Context(), cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `set -e
+ferry --version
+mkdir -p /tmp/rel && echo v7 > /tmp/rel/version && tar -C /tmp/rel -czf /tmp/app.tar.gz version
+sha256sum /tmp/app.tar.gz > /tmp/app.tar.gz.sha256
+cat > /etc/ferry/node.yml <<'YAML'
+root: /var/lib/ferry-node
+user: nobody
+services:
+  web:
+    watch: {url: /tmp/app.tar.gz, check_interval: 100ms}
+    run: {mode: process, command: exec webapp}
+    health: {type: http, url: "http://127.0.0.1:8080/health", interval: 50ms}
+YAML
+ferry node --check --config /etc/ferry/node.yml
+ferry node --config /etc/ferry/node.yml 2>/tmp/node.log &
+for i in $(seq 300); do
+  if wget -qO- http://127.0.0.1:8080/ 2>/dev/null; then exit 0; fi
+  sleep 0.1
+done
+cat /tmp/node.log
+exit 1
+`
+	out, code := run(t, cli, ref, nil, []string{"/bin/sh", "-c"}, []string{script})
+	if code != 0 || !strings.Contains(out, "ferry version") || !strings.Contains(out, "/etc/ferry/node.yml: ok") || !strings.HasSuffix(out, "v7\n") {
+		t.Fatalf("exit code %d, output:\n%s", code, out)
+	}
+}
