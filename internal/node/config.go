@@ -112,13 +112,21 @@ type RunConfig struct {
 	// (e.g. "systemctl restart app").
 	Restart string `yaml:"restart"`
 	// Command is the process mode's shell command, run in the release
-	// directory and restarted when it exits.
+	// directory and restarted when it exits; in the docker mode, the
+	// container's command (sh -c), replacing the image's.
 	Command string `yaml:"command"`
 	// StopTimeout is how long a process has after SIGTERM (default 10s).
 	StopTimeout time.Duration `yaml:"stop_timeout"`
 	// RestartDelay is the pause before restarting a crashed process
 	// (default 1s).
 	RestartDelay time.Duration `yaml:"restart_delay"`
+	// Image runs each release in the docker mode.
+	Image string `yaml:"image"`
+	// Network is the docker mode's network (default bridge).
+	Network string `yaml:"network"`
+	// Mount is where the docker mode mounts the release, read-only, as the
+	// container's working directory (default /release).
+	Mount string `yaml:"mount"`
 }
 
 // LoadConfig reads and validates a node configuration file.

@@ -33,7 +33,7 @@ func TestParseConfigErrorsNameTheField(t *testing.T) {
 		{"keep: 1\nservices: {app: {watch: {url: /x}}}", "keep: 1: keep at least 2 releases"},
 		{"services: {app: {watch: {url: /x}, health: {type: ping}}}", `services.app.health: type "ping": want one of command, http, tcp`},
 		{"services: {app: {watch: {url: /x}, health: {type: tcp, address: nope}}}", `services.app.health: address "nope": the tcp check needs host:port`},
-		{"services: {app: {watch: {url: /x}, run: {mode: systemd}}}", `services.app.run.mode: "systemd": want one of command, none, process`},
+		{"services: {app: {watch: {url: /x}, run: {mode: systemd}}}", `services.app.run.mode: "systemd": want one of command, docker, none, process`},
 		{"services: {app: {watch: {url: /x}, run: {mode: process}}}", "services.app.run: the process mode needs command"},
 		{"services: {app: {watch: {url: /x}, lb: {driver: nginx}}}", `services.app.lb.driver: "nginx": want one of haproxy, hook`},
 		{"services: {app: {watch: {url: /x, format: zip}}}", `services.app.watch.format: "zip": want tar.gz or file`},

@@ -54,7 +54,8 @@ func validateHealth(hc *nodeproto.HealthCheck) error {
 	if hc.Interval < 0 || hc.Timeout < 0 || hc.MinHealthyTime < 0 || hc.HealthyDeadline < 0 || hc.HealthyThreshold < 0 {
 		return errors.New("interval, timeout, healthy_threshold, min_healthy_time and healthy_deadline must not be negative")
 	}
-	return k.validate(hc)
+	// {container_ip} (docker run mode) is known only when the check runs.
+	return k.validate(withContainerIP(hc, "127.0.0.1"))
 }
 
 // waitHealthy probes until the check passes healthy_threshold times in a

@@ -42,6 +42,7 @@ type service struct {
 	state  *State
 	status nodeproto.ServiceStatus
 	relEnv map[string]string
+	health *nodeproto.HealthCheck // the check of the release being applied
 }
 
 func newService(name string, cfg *ServiceConfig, c *Config, opts artifact.Options, log *slog.Logger) (*service, error) {
@@ -165,6 +166,7 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 	if health == nil {
 		health = s.cfg.Health
 	}
+	s.health = health
 	old := s.linkTarget()
 	log := s.log.With("release", rel.ID, "previous", old)
 	s.setStatus(func(ss *nodeproto.ServiceStatus) {
@@ -216,6 +218,9 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 		}
 	}
 	if health != nil {
+		if c, ok := s.runner.(interface{ ContainerIP() string }); ok {
+			health = withContainerIP(health, c.ContainerIP())
+		}
 		if err := waitHealthy(ctx, health, s.run); err != nil {
 			return s.revert(rel, old, hooks, "health check", err)
 		}
@@ -288,6 +293,7 @@ func (s *service) revert(rel nodeproto.Release, old string, hooks nodeproto.Hook
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	s.log.Error("apply failed; switching back", "release", rel.ID, "step", step, "err", err, "to", old)
+	s.health = nil // the previous release passed its check when it was applied
 	if old != "" && old != rel.ID {
 		dir := s.releaseDir(old)
 		if serr := s.switchTo(old); serr != nil {
