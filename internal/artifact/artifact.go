@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrNotFound is returned (wrapped) when an object does not exist.
@@ -197,6 +198,15 @@ func Fetch(ctx context.Context, s Store, u *url.URL, want, partial string, w io.
 		}
 		if ctx.Err() != nil || errors.Is(err, ErrNotFound) || attempt >= retries || errors.Is(err, errWrite) {
 			return fmt.Errorf("downloading %s (%d bytes so far): %w", Redact(u), have, err)
+		}
+		if n == 0 { // no progress: wait before the next attempt (0.5 s, 1 s, 2 s, …)
+			t := time.NewTimer(min(time.Duration(500<<attempt)*time.Millisecond, 10*time.Second))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("downloading %s (%d bytes so far): %w", Redact(u), have, context.Cause(ctx))
+			case <-t.C:
+			}
 		}
 	}
 	got := hex.EncodeToString(h.Sum(nil))

@@ -96,6 +96,12 @@ func (s *service) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cur := s.linkTarget()
+	if _, ok := st.Releases[cur]; cur != "" && !ok {
+		// The state was lost; the running release stays, its sha256 unknown.
+		s.log.Warn("the current release is not in the state; keeping it", "release", cur)
+		st.Releases[cur] = Kept{Installed: time.Now().UTC()}
+	}
 	for _, e := range entries {
 		if _, ok := st.Releases[e.Name()]; !ok {
 			s.log.Info("removing an unfinished or unknown release directory", "dir", e.Name())
@@ -109,7 +115,6 @@ func (s *service) open(ctx context.Context) error {
 			delete(st.Releases, id)
 		}
 	}
-	cur := s.linkTarget()
 	if st.Applying != "" {
 		s.log.Warn("the node stopped during an apply; it will apply again", "release", st.Applying, "current", cur)
 	}
@@ -182,14 +187,14 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 
 	kept, err := s.install(ctx, rel.ID, rel.Artifact)
 	if err != nil {
-		return s.fail(rel, "install", err, nil)
+		return s.fail(ctx, rel, "install", err, nil)
 	}
 	log.Info("release installed", "downloaded", !kept)
 
 	if s.lb != nil {
 		if err := s.lb.Drain(ctx); err != nil {
 			if !errors.Is(err, lb.ErrDrainTimeout) {
-				return s.fail(rel, "lb drain", err, s.ready)
+				return s.fail(ctx, rel, "lb drain", err, s.ready)
 			}
 			log.Warn("switching with requests still in flight", "err", err)
 		}
@@ -198,23 +203,23 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 	dir := s.releaseDir(rel.ID)
 	for i, h := range hooks.Before {
 		if err := s.run(ctx, dir, h); err != nil {
-			return s.fail(rel, fmt.Sprintf("before hook %d", i+1), err, s.ready)
+			return s.fail(ctx, rel, fmt.Sprintf("before hook %d", i+1), err, s.ready)
 		}
 	}
 	st.Applying = rel.ID
 	if err := s.save(); err != nil {
-		return s.fail(rel, "saving state", err, s.ready)
+		return s.fail(ctx, rel, "saving state", err, s.ready)
 	}
 	if err := s.switchTo(rel.ID); err != nil {
-		return s.revert(rel, old, hooks, "switch", err)
+		return s.revert(ctx, rel, old, hooks, "switch", err)
 	}
 	log.Info("switched current")
 	if err := s.runner.Switch(ctx, dir); err != nil {
-		return s.revert(rel, old, hooks, "run", err)
+		return s.revert(ctx, rel, old, hooks, "run", err)
 	}
 	for i, h := range hooks.After {
 		if err := s.run(ctx, dir, h); err != nil {
-			return s.revert(rel, old, hooks, fmt.Sprintf("after hook %d", i+1), err)
+			return s.revert(ctx, rel, old, hooks, fmt.Sprintf("after hook %d", i+1), err)
 		}
 	}
 	if health != nil {
@@ -222,7 +227,7 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 			health = withContainerIP(health, c.ContainerIP())
 		}
 		if err := waitHealthy(ctx, health, s.run); err != nil {
-			return s.revert(rel, old, hooks, "health check", err)
+			return s.revert(ctx, rel, old, hooks, "health check", err)
 		}
 	}
 	if old != rel.ID {
@@ -273,22 +278,22 @@ func (e *ApplyError) Unwrap() error { return e.Err }
 
 // fail records a failure that happened before the switch; cleanup (the
 // load balancer's ready) runs first.
-func (s *service) fail(rel nodeproto.Release, step string, err error, cleanup func(context.Context) error) error {
+func (s *service) fail(ctx context.Context, rel nodeproto.Release, step string, err error, cleanup func(context.Context) error) error {
 	ae := &ApplyError{Service: s.name, Release: rel.ID, Step: step, Err: err}
 	if cleanup != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if cerr := cleanup(ctx); cerr != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		if cerr := cleanup(cctx); cerr != nil {
 			s.log.Error("load balancer ready after a failure", "err", cerr)
 		}
 		cancel()
 	}
-	s.record(rel, ae)
+	s.record(ctx, rel, ae)
 	return ae
 }
 
 // revert switches back to old after a failure past the switch, restarts
 // it and runs the rollback hooks.
-func (s *service) revert(rel nodeproto.Release, old string, hooks nodeproto.Hooks, step string, err error) error {
+func (s *service) revert(actx context.Context, rel nodeproto.Release, old string, hooks nodeproto.Hooks, step string, err error) error {
 	ae := &ApplyError{Service: s.name, Release: rel.ID, Step: step, Err: err}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -315,18 +320,23 @@ func (s *service) revert(rel nodeproto.Release, old string, hooks nodeproto.Hook
 	if rerr := s.ready(ctx); rerr != nil {
 		s.log.Error("load balancer ready after a rollback", "err", rerr)
 	}
-	s.record(rel, ae)
+	s.record(actx, rel, ae)
 	return ae
 }
 
-func (s *service) record(rel nodeproto.Release, ae *ApplyError) {
+// record saves the outcome of a failed apply. An apply cut short because
+// the node is stopping is not the release's failure: it is not recorded
+// as failed, so the restarted node applies it again.
+func (s *service) record(ctx context.Context, rel nodeproto.Release, ae *ApplyError) {
 	st := s.state
 	sha := ""
 	if rel.Artifact != nil {
 		sha = rel.Artifact.SHA256
 	}
 	st.Applying = ""
-	st.Failed = &Failure{Release: rel.ID, SHA256: sha, Error: ae.Error(), Time: time.Now().UTC()}
+	if ctx.Err() == nil {
+		st.Failed = &Failure{Release: rel.ID, SHA256: sha, Error: ae.Error(), Time: time.Now().UTC()}
+	}
 	if err := s.save(); err != nil {
 		s.log.Error("saving state", "err", err)
 	}
@@ -341,7 +351,7 @@ func (s *service) record(rel nodeproto.Release, ae *ApplyError) {
 func (s *service) install(ctx context.Context, id string, art *nodeproto.Artifact) (bool, error) {
 	st := s.state
 	dst := s.releaseDir(id)
-	if k, ok := st.Releases[id]; ok && k.SHA256 == art.SHA256 {
+	if k, ok := st.Releases[id]; ok && (k.SHA256 == art.SHA256 || k.SHA256 == "" && id == s.linkTarget()) {
 		if _, err := os.Stat(dst); err == nil {
 			return true, nil
 		}

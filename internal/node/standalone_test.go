@@ -312,3 +312,27 @@ func TestKillDuringUnpackLeavesCurrentOnThePreviousReleaseAndConverges(t *testin
 		t.Fatalf("hooks of v2: %q, want one before and one after", v2hooks)
 	}
 }
+
+// A node stopped (SIGTERM) in the middle of a download does not count the
+// release as failed: restarted, it resumes and applies it.
+func TestStopDuringADownloadIsNotAFailedRelease(t *testing.T) {
+	srv := newArtifactServer(t)
+	v1 := appRelease(t, "v1")
+	srv.publish("/app.tar.gz", v1)
+	log := filepath.Join(sharedDir(t), "hooks.log")
+	cfg, root := standaloneConfig(t, srv.URL+"/app.tar.gz", log, "")
+	n := startNode(t, cfg)
+	waitCurrent(t, root, "app", releaseID(v1))
+
+	v2 := appRelease(t, "v2", entry{name: "big", body: strings.Repeat("x", 1<<20)})
+	release := srv.stallNext("/app.tar.gz")
+	srv.publish("/app.tar.gz", v2)
+	<-srv.stalled
+	n.stop()
+	if st := readState(t, root, "app"); st.Failed != nil || st.Current != releaseID(v1) {
+		t.Fatalf("state after a stop mid-download: %+v %+v", st, st.Failed)
+	}
+	release()
+	startNode(t, cfg)
+	waitCurrent(t, root, "app", releaseID(v2))
+}

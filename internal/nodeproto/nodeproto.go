@@ -151,7 +151,7 @@ const (
 	StateRunning   = "running"   // the release runs and passed its health check
 	StateApplying  = "applying"  // downloading, unpacking, hooks or health check in progress
 	StateFailed    = "failed"    // the desired release failed; Release is the one still running
-	StateUnhealthy = "unhealthy" // the running release no longer passes its check
+	StateUnhealthy = "unhealthy" // the running release no longer passes its check (reserved: the node does not yet re-check a running release)
 )
 
 // Report is the node's actual state, sent after every change.
