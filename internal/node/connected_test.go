@@ -200,4 +200,12 @@ services:
 	if st.Release != "r1" || !strings.Contains(st.Error, "release r3: health check: ") || !strings.Contains(st.Error, "switched back to release r1") {
 		t.Fatalf("reported %+v", st)
 	}
+
+	// The server rolls the node's desired state back to r1, which runs:
+	// the node reports it running again.
+	ps.setDesired("app", rel("r1", "/v1.tar.gz", v1))
+	waitFor(t, "r1 reported running again", func() (bool, string) {
+		st, _ = ps.status("app")
+		return st.State == nodeproto.StateRunning && st.Desired == "r1" && st.Error == "", fmt.Sprintf("%+v", st)
+	})
 }

@@ -161,6 +161,17 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 		}
 	}
 	if st.Current == rel.ID && st.Applying == "" && s.linkTarget() == rel.ID {
+		// Converged; a failure of another release is history now (the
+		// desired state came back to the running release).
+		if st.Failed != nil && st.Failed.Release != rel.ID {
+			st.Failed = nil
+			if err := s.save(); err != nil {
+				return err
+			}
+			s.setStatus(func(ss *nodeproto.ServiceStatus) {
+				ss.Desired, ss.State, ss.Error, ss.Healthy = rel.ID, nodeproto.StateRunning, "", true
+			})
+		}
 		return nil
 	}
 	hooks := rel.Hooks
