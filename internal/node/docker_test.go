@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 
+	"github.com/ferryci/ferry/internal/nodeproto"
 	"github.com/ferryci/ferry/internal/testimage"
 )
 
@@ -138,5 +139,56 @@ services:
 	waitFor(t, "two checksum reads", func() (bool, string) { return srv.gets("/web.tar.gz.sha256") >= before+2, "" })
 	if cs2 := running(); len(cs2) != 1 || cs2[0].ID != cs[0].ID {
 		t.Fatalf("after a restart: %d containers, want the same one", len(cs2))
+	}
+}
+
+// An image release (connected mode) runs its image by digest in the docker
+// mode; the release is kept like an artifact.
+func TestDockerModeRunsAnImageRelease(t *testing.T) {
+	if hookUser() == "" {
+		t.Skip("the node's user must be nobody, which needs the test to run as root")
+	}
+	cli := testimage.Client(t)
+	ctx := t.Context()
+	_, file, _, _ := runtime.Caller(0)
+	ref, err := testimage.GoBinary(ctx, cli, "ferry-test/webapp:latest", filepath.Join(filepath.Dir(file), "..", "testimage", "webapp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cli.ImageInspect(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := newProtoServer(t, "tok")
+	dir := sharedDir(t)
+	root := filepath.Join(dir, "root")
+	tokenFile := filepath.Join(dir, "token")
+	writeFile(t, tokenFile, "tok")
+	cfg := filepath.Join(dir, "node.yml")
+	writeFile(t, cfg, fmt.Sprintf(`root: %s
+user: nobody
+server: {url: %q, token_file: %q, poll_wait: 2s}
+services:
+  web:
+    run: {mode: docker}
+    health: {type: http, url: "http://{container_ip}:8080/health", interval: 50ms}
+`, root, ps.URL, tokenFile))
+	owner := filepath.Join(root, "web")
+	label := filters.NewArgs(filters.Arg("label", labelService+"="+owner))
+	t.Cleanup(func() {
+		cs, _ := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: label})
+		for _, c := range cs {
+			_ = cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+		}
+	})
+	startNode(t, cfg)
+	ps.setDesired("web", nodeproto.Release{ID: "i1", Image: &nodeproto.Image{Ref: "ferry-test/webapp", Digest: info.ID}})
+	st := ps.waitRunning(t, "web", "i1")
+	if !slices.Equal(st.Kept, []string{"i1"}) {
+		t.Fatalf("reported %+v", st)
+	}
+	cs, err := cli.ContainerList(ctx, container.ListOptions{Filters: label})
+	if err != nil || len(cs) != 1 || cs[0].ImageID != info.ID || cs[0].Labels[labelRelease] != "i1" {
+		t.Fatalf("containers: %+v, %v", cs, err)
 	}
 }

@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/ferryci/ferry/internal/nodeproto"
@@ -25,9 +29,6 @@ const (
 func init() {
 	registerRunMode("docker", runMode{
 		validate: func(rc *RunConfig) error {
-			if rc.Image == "" {
-				return errors.New("the docker mode needs image")
-			}
 			if rc.StopTimeout < 0 {
 				return errors.New("stop_timeout must not be negative")
 			}
@@ -172,14 +173,22 @@ func (r *dockerRunner) run(ctx context.Context, dir string) (string, string, err
 		User:       strconv.Itoa(r.s.as.Uid()) + ":" + strconv.Itoa(r.s.as.Gid()),
 		Labels:     map[string]string{labelService: r.owner(), labelRelease: filepath.Base(dir)},
 	}
-	if rc.Command != "" {
-		cfg.Entrypoint = []string{"/bin/sh", "-c"}
-		cfg.Cmd = []string{rc.Command}
-	}
 	host := &container.HostConfig{
 		Binds:         []string{dir + ":" + mount + ":ro"},
 		NetworkMode:   container.NetworkMode(network),
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, imageFile)); err == nil {
+		// An image release runs its own image, in its own working
+		// directory, with nothing mounted.
+		cfg.Image, cfg.WorkingDir, host.Binds = strings.TrimSpace(string(b)), "", nil
+	}
+	if cfg.Image == "" {
+		return "", "", fmt.Errorf("docker: release %s is an artifact, which needs run.image to run it", filepath.Base(dir))
+	}
+	if rc.Command != "" {
+		cfg.Entrypoint = []string{"/bin/sh", "-c"}
+		cfg.Cmd = []string{rc.Command}
 	}
 	created, err := cli.ContainerCreate(ctx, cfg, host, nil, nil, "")
 	if err != nil {
@@ -234,6 +243,50 @@ func (r *dockerRunner) remove(ctx context.Context, id string) {
 		r.s.log.Warn("docker: removing a container", "container", short(id), "err", err)
 	}
 	r.s.log.Info("docker: container removed", "container", short(id))
+}
+
+// Pull finds the image of an image release locally, by REF@DIGEST or by
+// the image ID DIGEST (images built on the host have no registry digest),
+// or pulls REF@DIGEST.
+func (r *dockerRunner) Pull(ctx context.Context, img *nodeproto.Image) (string, error) {
+	cli, err := r.client()
+	if err != nil {
+		return "", err
+	}
+	byDigest := img.Ref + "@" + img.Digest
+	if _, err := cli.ImageInspect(ctx, byDigest); err == nil {
+		return byDigest, nil
+	}
+	if info, err := cli.ImageInspect(ctx, img.Digest); err == nil && info.ID == img.Digest {
+		return img.Digest, nil
+	}
+	rc, err := cli.ImagePull(ctx, byDigest, image.PullOptions{})
+	if err != nil {
+		return "", fmt.Errorf("docker: pulling %s: %w", byDigest, err)
+	}
+	defer rc.Close()
+	if err := readPull(rc); err != nil {
+		return "", fmt.Errorf("docker: pulling %s: %w", byDigest, err)
+	}
+	return byDigest, nil
+}
+
+// readPull drains a pull's progress stream and returns its error, if any.
+func readPull(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	for {
+		var msg struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if msg.Error != "" {
+			return errors.New(msg.Error)
+		}
+	}
 }
 
 func short(id string) string { return id[:min(12, len(id))] }

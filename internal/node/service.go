@@ -150,8 +150,8 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 	if err := rel.Validate(); err != nil {
 		return err
 	}
-	if rel.Image != nil {
-		return fmt.Errorf("release %s: image releases need the docker run mode, which this node does not have", rel.ID)
+	if _, ok := s.runner.(imagePuller); rel.Image != nil && !ok {
+		return fmt.Errorf("release %s: an image release needs run.mode docker, service %s has %s", rel.ID, s.name, s.cfg.Run.Mode)
 	}
 	st := s.state
 	if st.Desired != rel.ID {
@@ -196,7 +196,13 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 		"FERRY_CURRENT":          s.currentLink(),
 	}
 
-	kept, err := s.install(ctx, rel.ID, rel.Artifact)
+	var kept bool
+	var err error
+	if rel.Image != nil {
+		kept, err = s.installImage(ctx, rel.ID, rel.Image)
+	} else {
+		kept, err = s.install(ctx, rel.ID, rel.Artifact)
+	}
 	if err != nil {
 		return s.fail(ctx, rel, "install", err, nil)
 	}
@@ -429,6 +435,58 @@ func (s *service) install(ctx context.Context, id string, art *nodeproto.Artifac
 		return false, err
 	}
 	st.Releases[id] = Kept{SHA256: art.SHA256, URL: artifact.Redact(u), Installed: time.Now().UTC()}
+	return false, s.save()
+}
+
+// imagePuller is a runner that runs image releases.
+type imagePuller interface {
+	// Pull makes the image present locally and returns the reference to
+	// run it by.
+	Pull(ctx context.Context, img *nodeproto.Image) (string, error)
+}
+
+// imageFile, in the directory of an image release, names the image.
+const imageFile = ".ferry-image"
+
+// installImage makes releases/ID the record of an image release: the
+// image is pulled (or found) and its reference written to imageFile, so
+// that `current`, kept releases and rollbacks work as for artifacts.
+func (s *service) installImage(ctx context.Context, id string, img *nodeproto.Image) (bool, error) {
+	st := s.state
+	dst := s.releaseDir(id)
+	if k, ok := st.Releases[id]; ok && k.SHA256 == img.Digest {
+		if _, err := os.Stat(dst); err == nil {
+			return true, nil
+		}
+	}
+	ref, err := s.runner.(imagePuller).Pull(ctx, img)
+	if err != nil {
+		return false, err
+	}
+	if err := os.RemoveAll(dst); err != nil {
+		return false, err
+	}
+	tmp, err := os.MkdirTemp(s.releasesDir(), ".tmp-"+id+"-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return false, err
+	}
+	if err := artifact.WriteFileAtomic(filepath.Join(tmp, imageFile), 0o644, func(w io.Writer) error {
+		_, err := io.WriteString(w, ref+"\n")
+		return err
+	}); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return false, err
+	}
+	if err := artifact.SyncDir(s.releasesDir()); err != nil {
+		return false, err
+	}
+	st.Releases[id] = Kept{SHA256: img.Digest, URL: img.Ref + "@" + img.Digest, Installed: time.Now().UTC()}
 	return false, s.save()
 }
 
