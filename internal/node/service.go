@@ -116,7 +116,19 @@ func (s *service) open(ctx context.Context) error {
 		}
 	}
 	if st.Applying != "" {
-		s.log.Warn("the node stopped during an apply; it will apply again", "release", st.Applying, "current", cur)
+		// Stopped after a switch and before the apply ended: go back to
+		// the last release that completed; the apply runs again.
+		s.log.Warn("the node stopped during an apply; back to the last complete release, to apply again", "release", st.Applying, "current", st.Current)
+		if _, kept := st.Releases[st.Current]; st.Current != "" && kept && cur != st.Current {
+			if err := s.switchTo(st.Current); err != nil {
+				return err
+			}
+			cur = st.Current
+		}
+		st.Applying = ""
+		if err := s.save(); err != nil {
+			return err
+		}
 	}
 	s.setStatus(func(ss *nodeproto.ServiceStatus) {
 		ss.Release, ss.Desired, ss.State, ss.Healthy = cur, st.Desired, nodeproto.StateRunning, cur != ""

@@ -13,8 +13,9 @@ import (
 
 // standaloneConfig writes a node configuration for one standalone service
 // "app" watching url every 50 ms, whose hooks append to log, and returns
-// its path and root.
-func standaloneConfig(t *testing.T, url, log, extra string) (cfg, root string) {
+// its path and root. The after hooks of release block (if not empty)
+// create the file "after" next to log, then wait for a file "go" there.
+func standaloneConfig(t *testing.T, url, log, block string) (cfg, root string) {
 	t.Helper()
 	dir := sharedDir(t)
 	root = filepath.Join(dir, "root")
@@ -25,17 +26,18 @@ keep: 3
 services:
   app:
     watch: {url: %q, check_interval: 50ms}
-    env: {LOG: %q}
+    env: {LOG: %q, GATE: %q, BLOCK: %q}
     hooks:
       before:
         - echo "before $FERRY_RELEASE $(id -un) current=$(basename "$(readlink "$FERRY_CURRENT")") prev=$FERRY_PREVIOUS_RELEASE token=${FERRY_NODE_TOKEN:-none}" >> "$LOG"
         - test -f "$FERRY_RELEASE_DIR/version"
       after:
         - echo "after $FERRY_RELEASE current=$(basename "$(readlink "$FERRY_CURRENT")") version=$(cat "$FERRY_CURRENT/version")" >> "$LOG"
+        - '[ "$FERRY_RELEASE" != "$BLOCK" ] || { touch "$GATE/after"; while [ ! -e "$GATE/go" ]; do sleep 0.01; done; }'
       rollback:
         - echo "rollback to $FERRY_RELEASE from $FERRY_FAILED_RELEASE" >> "$LOG"
     health: {type: command, command: 'test -f version && test ! -f unhealthy', interval: 20ms, healthy_threshold: 2, healthy_deadline: 1s}
-%s`, root, hookUser(), url, log, extra))
+`, root, hookUser(), url, log, filepath.Dir(log), block))
 	return cfg, root
 }
 
@@ -335,4 +337,55 @@ func TestStopDuringADownloadIsNotAFailedRelease(t *testing.T) {
 	release()
 	startNode(t, cfg)
 	waitCurrent(t, root, "app", releaseID(v2))
+}
+
+// Acceptance 5, after the switch: kill -9 of the node while an after hook
+// runs. The restarted node puts `current` back on the last release that
+// completed, then applies the new one again from the kept directory.
+func TestKillAfterTheSwitchConvergesFromTheLastCompleteRelease(t *testing.T) {
+	srv := newArtifactServer(t)
+	v1, v2 := appRelease(t, "v1"), appRelease(t, "v2")
+	id1, id2 := releaseID(v1), releaseID(v2)
+	srv.publish("/app.tar.gz", v1)
+	gate := sharedDir(t)
+	log := filepath.Join(gate, "hooks.log")
+	cfg, root := standaloneConfig(t, srv.URL+"/app.tar.gz", log, id2)
+	n := startNode(t, cfg)
+	waitCurrent(t, root, "app", id1)
+
+	srv.publish("/app.tar.gz", v2)
+	waitFor(t, "v2's after hook", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(gate, "after"))
+		return err == nil, fmt.Sprint(err)
+	})
+	if st := readState(t, root, "app"); st.Applying != id2 || st.Current != id1 || currentTarget(t, root, "app") != id2 {
+		t.Fatalf("during the after hook: %+v, current -> %s", st, currentTarget(t, root, "app"))
+	}
+	n.kill9()
+	if err := os.Remove(filepath.Join(gate, "after")); err != nil {
+		t.Fatal(err)
+	}
+
+	startNode(t, cfg)
+	waitFor(t, "v2's after hook, again", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(gate, "after"))
+		return err == nil, fmt.Sprint(err)
+	})
+	writeFile(t, filepath.Join(gate, "go"), "")
+	waitCurrent(t, root, "app", id2)
+	var befores []string
+	for _, l := range readLines(t, log) {
+		if strings.HasPrefix(l, "before "+id2) {
+			befores = append(befores, l)
+		}
+	}
+	// Both before hooks of v2 ran with v1 current: the restarted node had
+	// switched back to it.
+	want := fmt.Sprintf("current=%s prev=%s", id1, id1)
+	if len(befores) != 2 || !strings.Contains(befores[0], want) || !strings.Contains(befores[1], want) {
+		t.Fatalf("v2's before hooks: %q, want two with %q", befores, want)
+	}
+	if n := srv.gets("/app.tar.gz"); n != 2 {
+		t.Fatalf("%d downloads; the re-apply must use the kept release", n)
+	}
 }
