@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -138,5 +139,48 @@ func TestParseNamesTheKnownSchemes(t *testing.T) {
 	_, _, err := Parse("ftp://x/y", Options{})
 	if err == nil || !strings.Contains(err.Error(), `scheme "ftp" is not one of file, http, https`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPushOverHTTPPutThenFetch(t *testing.T) {
+	var mu sync.Mutex
+	objects := map[string][]byte{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.Method {
+		case http.MethodPut:
+			b, _ := io.ReadAll(r.Body)
+			objects[r.URL.Path] = b
+			w.WriteHeader(http.StatusCreated)
+		case http.MethodGet:
+			b, ok := objects[r.URL.Path]
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			http.ServeContent(w, r, "", fixedTime, bytes.NewReader(b))
+		}
+	}))
+	defer srv.Close()
+	src := filepath.Join(t.TempDir(), "app.tgz")
+	if err := os.WriteFile(src, []byte("over http"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Push(context.Background(), src, srv.URL+"/dav/", Options{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, s, _ := Parse(res.URL, Options{})
+	var out bytes.Buffer
+	if err := Fetch(context.Background(), s, u, res.SHA256, filepath.Join(t.TempDir(), "p"), &out, 0); err != nil || out.String() != "over http" {
+		t.Fatalf("fetched %q, %v", out.String(), err)
+	}
+	if got, err := ReadChecksum(context.Background(), s, ChecksumURL(u)); err != nil || got != res.SHA256 {
+		t.Fatalf("checksum %q %v", got, err)
+	}
+	missing, _, _ := Parse(srv.URL+"/dav/nope", Options{})
+	if _, err := s.Open(context.Background(), missing, 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a missing object: %v", err)
 	}
 }
