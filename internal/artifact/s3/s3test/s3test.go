@@ -78,4 +78,3 @@ func repoRoot(t testing.TB) string {
 		dir = parent
 	}
 }
-
