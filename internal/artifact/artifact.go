@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -85,12 +86,7 @@ func Register(f NewFunc, schemes ...string) {
 func Schemes() []string {
 	mu.RLock()
 	defer mu.RUnlock()
-	var s []string
-	for k := range registry {
-		s = append(s, k)
-	}
-	slices.Sort(s)
-	return s
+	return slices.Sorted(maps.Keys(registry))
 }
 
 // Parse parses an artifact URL and returns it with the store that serves

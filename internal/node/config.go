@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -192,12 +193,7 @@ func (c *Config) validate() error {
 	if len(c.Services) == 0 {
 		bad("services", "no service configured")
 	}
-	names := make([]string, 0, len(c.Services))
-	for n := range c.Services {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range sortedKeys(c.Services) {
 		s := c.Services[name]
 		f := "services." + name
 		if !nodeproto.ValidID(name) {
@@ -272,11 +268,4 @@ func readSecret(path string) (string, error) {
 	return s, nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	k := make([]string, 0, len(m))
-	for n := range m {
-		k = append(k, n)
-	}
-	slices.Sort(k)
-	return k
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

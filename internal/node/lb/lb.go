@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -76,12 +77,7 @@ func Register(name string, f NewFunc) {
 func Names() []string {
 	mu.RLock()
 	defer mu.RUnlock()
-	var n []string
-	for k := range drivers {
-		n = append(n, k)
-	}
-	slices.Sort(n)
-	return n
+	return slices.Sorted(maps.Keys(drivers))
 }
 
 // New creates the driver c names.

@@ -5,10 +5,12 @@ package lbtest
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +73,7 @@ backend be
   balance roundrobin
   option httpchk GET /
 `, h.Socket, h.Frontend)
-	for _, name := range sortedNames(servers) {
+	for _, name := range slices.Sorted(maps.Keys(servers)) {
 		fmt.Fprintf(&cfg, "  server %s %s check inter 100ms fall 2 rise 1\n", name, servers[name])
 	}
 	path := filepath.Join(dir, "haproxy.cfg")
@@ -103,19 +105,4 @@ backend be
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func sortedNames(m map[string]string) []string {
-	var n []string
-	for k := range m {
-		n = append(n, k)
-	}
-	for i := range n {
-		for j := i + 1; j < len(n); j++ {
-			if n[j] < n[i] {
-				n[i], n[j] = n[j], n[i]
-			}
-		}
-	}
-	return n
 }
