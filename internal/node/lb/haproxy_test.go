@@ -88,6 +88,21 @@ func TestHAProxyDrainWaitsForRequestsInFlightAndReadyWaitsForUp(t *testing.T) {
 		t.Fatalf("state after ready: %+v", st)
 	}
 
+	// The same runtime API over TCP.
+	tcp, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.AdminAddr, Backend: "be", Server: "s2"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tcp.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := tcp.(*lb.HAProxy).State(ctx); err != nil || !st.Drained() {
+		t.Fatalf("s2 over tcp: %+v, %v", st, err)
+	}
+	if err := tcp.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+
 	bad, _ := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: "nope"}, nil)
 	if err := bad.Drain(ctx); err == nil || !strings.Contains(err.Error(), "No such server") {
 		t.Fatalf("an unknown server: %v", err)

@@ -20,6 +20,9 @@ import (
 type HAProxy struct {
 	// Socket is the admin stats socket.
 	Socket string
+	// AdminAddr is host:port of the same runtime API over TCP, as nodes in
+	// containers reach it.
+	AdminAddr string
 	// Frontend is host:port of the HTTP frontend.
 	Frontend string
 }
@@ -55,10 +58,11 @@ func Start(t testing.TB, servers map[string]string) *HAProxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	h := &HAProxy{Socket: filepath.Join(dir, "admin.sock"), Frontend: FreePort(t)}
+	h := &HAProxy{Socket: filepath.Join(dir, "admin.sock"), AdminAddr: FreePort(t), Frontend: FreePort(t)}
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `global
   stats socket %s level admin
+  stats socket ipv4@%s level admin
 defaults
   mode http
   timeout connect 2s
@@ -72,7 +76,7 @@ frontend fe
 backend be
   balance roundrobin
   option httpchk GET /
-`, h.Socket, h.Frontend)
+`, h.Socket, h.AdminAddr, h.Frontend)
 	for _, name := range slices.Sorted(maps.Keys(servers)) {
 		fmt.Fprintf(&cfg, "  server %s %s check inter 100ms fall 2 rise 1\n", name, servers[name])
 	}
