@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +38,8 @@ func TestHAProxyDrainWaitsForRequestsInFlightAndReadyWaitsForUp(t *testing.T) {
 	}))
 	listenOn(t, a2, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("X-Server", "s2") }))
 	hp := lbtest.Start(t, map[string]string{"s1": a1, "s2": a2})
+	release := sync.OnceFunc(func() { close(slow) })
+	t.Cleanup(release) // before the servers close, which waits for their requests
 	d, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: "s1", DrainTimeout: 300 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +53,16 @@ func TestHAProxyDrainWaitsForRequestsInFlightAndReadyWaitsForUp(t *testing.T) {
 	// A request in flight on s1 holds the drain until it ends. Requests
 	// go round-robin: send them until one is held by s1.
 	done := make(chan error, 1)
+	stop := make(chan struct{})
+	defer close(stop)
 	go func() {
 		for {
+			select {
+			case <-stop:
+				done <- errors.New("the test ended")
+				return
+			default:
+			}
 			res, err := http.Get("http://" + hp.Frontend + "/slow")
 			if err != nil {
 				done <- err
@@ -64,7 +75,12 @@ func TestHAProxyDrainWaitsForRequestsInFlightAndReadyWaitsForUp(t *testing.T) {
 			}
 		}
 	}()
-	<-inSlow
+	select {
+	case <-inSlow:
+	case <-time.After(time.Minute):
+		st, err := h.State(ctx)
+		t.Fatalf("no request reached s1 in a minute; s1: %+v %v", st, err)
+	}
 	err = h.Drain(ctx)
 	if !errors.Is(err, lb.ErrDrainTimeout) || !strings.Contains(err.Error(), "1 sessions") {
 		t.Fatalf("drain with a request in flight: %v, want ErrDrainTimeout naming 1 session", err)
@@ -73,7 +89,7 @@ func TestHAProxyDrainWaitsForRequestsInFlightAndReadyWaitsForUp(t *testing.T) {
 	if err != nil || !st.Drained() {
 		t.Fatalf("state after drain: %+v %v", st, err)
 	}
-	close(slow)
+	release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,9 @@ func Start(t testing.TB, servers map[string]string) *HAProxy {
 defaults
   mode http
   timeout connect 2s
+  # Without it, a check must finish within its 100 ms interval, which a
+  # busy machine misses, and servers flap.
+  timeout check 5s
   timeout client 30s
   timeout server 30s
   retries 3
