@@ -36,7 +36,7 @@ services:
         - '[ "$FERRY_RELEASE" != "$BLOCK" ] || { touch "$GATE/after"; while [ ! -e "$GATE/go" ]; do sleep 0.01; done; }'
       rollback:
         - echo "rollback to $FERRY_RELEASE from $FERRY_FAILED_RELEASE" >> "$LOG"
-    health: {type: command, command: 'test -f version && test ! -f unhealthy', interval: 20ms, healthy_threshold: 2, healthy_deadline: 1s}
+    health: {type: command, command: 'test -f version && test ! -f unhealthy', interval: 20ms, healthy_threshold: 2, healthy_deadline: 5s}
 `, root, hookUser(), url, log, filepath.Dir(log), block))
 	return cfg, root
 }
@@ -192,7 +192,7 @@ func TestStandaloneFailedUpdateLeavesThePreviousReleaseRunning(t *testing.T) {
 		lastHook string
 	}{
 		{"before hook", noVersion, "before hook 2: \"test -f \\\"$FERRY_RELEASE_DIR/version\\\"\": exit status 1", "before " + releaseID(noVersion)},
-		{"health check", unhealthy, "health check: health check command: not healthy within healthy_deadline 1s: ", "rollback to " + id1 + " from " + releaseID(unhealthy)},
+		{"health check", unhealthy, "health check: health check command: not healthy within healthy_deadline 5s: ", "rollback to " + id1 + " from " + releaseID(unhealthy)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.publish("/app.tar.gz", tc.body)
