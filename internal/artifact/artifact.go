@@ -213,10 +213,22 @@ func Fetch(ctx context.Context, s Store, u *url.URL, want, partial string, w io.
 	return os.Remove(partial)
 }
 
+// IdleTimeout is how long a download may go without receiving a byte
+// before the attempt is abandoned and the next one resumes where it
+// stopped. Time spent waiting for w (an unpacker) does not count.
+var IdleTimeout = time.Minute
+
+// errIdle ends an attempt that received nothing for IdleTimeout.
+var errIdle = errors.New("no data received within the idle timeout")
+
 // errWrite marks a failure of the destination, which a retry cannot fix.
 var errWrite = errors.New("writing download")
 
 func fetchFrom(ctx context.Context, s Store, u *url.URL, offset int64, out io.Writer) (int64, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	idle := time.AfterFunc(IdleTimeout, func() { cancel(errIdle) })
+	defer idle.Stop()
 	r, err := s.Open(ctx, u, offset)
 	if err != nil {
 		return 0, err
@@ -227,10 +239,15 @@ func fetchFrom(ctx context.Context, s Store, u *url.URL, offset int64, out io.Wr
 	for {
 		m, rerr := r.Read(buf)
 		if m > 0 {
+			idle.Stop()
 			if _, werr := out.Write(buf[:m]); werr != nil {
 				return n, fmt.Errorf("%w: %w", errWrite, werr)
 			}
 			n += int64(m)
+			idle.Reset(IdleTimeout)
+		}
+		if rerr != nil && context.Cause(ctx) == errIdle {
+			return n, errIdle
 		}
 		if errors.Is(rerr, io.EOF) {
 			return n, nil

@@ -184,3 +184,46 @@ func TestPushOverHTTPPutThenFetch(t *testing.T) {
 		t.Fatalf("a missing object: %v", err)
 	}
 }
+
+// stallServer sends the first half of body, then sends nothing more until
+// the client gives up; later requests are served whole (with ranges).
+type stallServer struct {
+	body   []byte
+	mu     sync.Mutex
+	ranges []string
+}
+
+func (c *stallServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.ranges = append(c.ranges, r.Header.Get("Range"))
+	first := len(c.ranges) == 1
+	c.mu.Unlock()
+	if first {
+		w.Header().Set("Content-Length", strconv.Itoa(len(c.body)))
+		_, _ = w.Write(c.body[:len(c.body)/2])
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return
+	}
+	http.ServeContent(w, r, "a", fixedTime, bytes.NewReader(c.body))
+}
+
+func TestFetchAbandonsAStalledAttemptAndResumes(t *testing.T) {
+	old := IdleTimeout
+	IdleTimeout = 200 * time.Millisecond
+	defer func() { IdleTimeout = old }()
+	body := bytes.Repeat([]byte("stall "), 50_000)
+	ss := &stallServer{body: body}
+	srv := httptest.NewServer(ss)
+	defer srv.Close()
+	u, s, _ := Parse(srv.URL+"/a", Options{})
+	var out bytes.Buffer
+	if err := Fetch(context.Background(), s, u, sum(body), filepath.Join(t.TempDir(), "p"), &out, 1); err != nil {
+		t.Fatal(err)
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if !bytes.Equal(out.Bytes(), body) || len(ss.ranges) != 2 || ss.ranges[1] != "bytes="+strconv.Itoa(len(body)/2)+"-" {
+		t.Fatalf("got %d bytes, ranges %q", out.Len(), ss.ranges)
+	}
+}
