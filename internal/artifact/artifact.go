@@ -246,7 +246,7 @@ func fetchFrom(ctx context.Context, s Store, u *url.URL, offset int64, out io.Wr
 			n += int64(m)
 			idle.Reset(IdleTimeout)
 		}
-		if rerr != nil && context.Cause(ctx) == errIdle {
+		if rerr != nil && errors.Is(context.Cause(ctx), errIdle) {
 			return n, errIdle
 		}
 		if errors.Is(rerr, io.EOF) {
