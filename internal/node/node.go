@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -52,6 +53,9 @@ func New(cfg *Config, version string, log *slog.Logger) (*Node, error) {
 		}
 		n.services[name] = s
 		n.names = append(n.names, name)
+		if cfg.Server != nil && s.as.Uid() == os.Getuid() {
+			log.Warn("this service's hooks run as the node's own user and can read its token file; run the node as root with user set", "service", name)
+		}
 	}
 	return n, nil
 }
