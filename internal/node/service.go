@@ -267,18 +267,22 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 		return err
 	}
 	s.prune()
+	var rerr error
 	if s.lb != nil {
-		if err := s.ready(ctx); err != nil {
-			s.setStatus(func(ss *nodeproto.ServiceStatus) { ss.Error = err.Error() })
-			return fmt.Errorf("release %s runs, but: %w", rel.ID, err)
+		if rerr = s.ready(ctx); rerr != nil {
+			rerr = fmt.Errorf("service %s: release %s runs, but the load balancer does not send it requests: %w", s.name, rel.ID, rerr)
+		} else {
+			log.Info("ready in the load balancer")
 		}
-		log.Info("ready in the load balancer")
 	}
 	s.setStatus(func(ss *nodeproto.ServiceStatus) {
 		ss.Release, ss.State, ss.Healthy, ss.Error, ss.Duration = rel.ID, nodeproto.StateRunning, true, "", nodeproto.Duration(st.LastApply)
+		if rerr != nil {
+			ss.Error = rerr.Error()
+		}
 	})
 	log.Info("release applied", "took", st.LastApply)
-	return nil
+	return rerr
 }
 
 func (s *service) ready(ctx context.Context) error {
