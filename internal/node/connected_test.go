@@ -117,6 +117,20 @@ func (p *protoServer) status(svc string) (nodeproto.ServiceStatus, string) {
 	return nodeproto.ServiceStatus{}, last.Version
 }
 
+// reported tells whether any report had svc in state, desiring release.
+func (p *protoServer) reported(svc, state, desired string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.reports {
+		for _, s := range r.Services {
+			if s.Service == svc && s.State == state && s.Desired == desired {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (p *protoServer) waitRunning(t *testing.T, svc, id string) nodeproto.ServiceStatus {
 	t.Helper()
 	var st nodeproto.ServiceStatus
@@ -176,6 +190,9 @@ services:
 	}
 	ps.setDesired("app", rel("r2", "/v2.tar.gz", v2))
 	st := ps.waitRunning(t, "app", "r2")
+	if !ps.reported("app", nodeproto.StateApplying, "r2") {
+		t.Fatal("no report said r2 was being applied")
+	}
 	if strings.Join(st.Kept, ",") != "r1,r2" || !st.Healthy {
 		t.Fatalf("reported %+v", st)
 	}

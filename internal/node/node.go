@@ -193,7 +193,12 @@ func (n *Node) runConnected(ctx context.Context) error {
 			if f := s.state.Failed; f != nil && f.Release == rel.ID && s.state.Desired == rel.ID {
 				continue // failed already; the server decides what comes next
 			}
-			n.report(ctx, c, version)
+			if !s.converged(rel.ID) {
+				s.setStatus(func(ss *nodeproto.ServiceStatus) {
+					ss.Desired, ss.State, ss.Error = rel.ID, nodeproto.StateApplying, ""
+				})
+				n.report(ctx, c, version)
+			}
 			if err := s.apply(ctx, rel); err != nil {
 				n.log.Error("apply failed", "err", err)
 			}

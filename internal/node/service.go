@@ -143,6 +143,11 @@ func (s *service) open(ctx context.Context) error {
 	return s.runner.Start(ctx, dir)
 }
 
+// converged reports whether release id is current and complete.
+func (s *service) converged(id string) bool {
+	return s.state.Current == id && s.state.Applying == "" && s.linkTarget() == id
+}
+
 // linkTarget returns the release `current` points to, or "".
 func (s *service) linkTarget() string {
 	t, err := os.Readlink(s.currentLink())
@@ -172,7 +177,7 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 			return err
 		}
 	}
-	if st.Current == rel.ID && st.Applying == "" && s.linkTarget() == rel.ID {
+	if s.converged(rel.ID) {
 		// Converged; a failure of another release is history now (the
 		// desired state came back to the running release).
 		if st.Failed != nil && st.Failed.Release != rel.ID {
