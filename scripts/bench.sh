@@ -29,5 +29,6 @@ go test -run '^$' -bench 'Dispatch' -benchtime "${E2E_BENCHTIME:-1000x}" -count 
 echo "== server + agents: webhook-to-first-step latency and server RSS (internal/e2e)"
 go test -run '^$' -bench 'WebhookToStep|ServerIdleRSS' -benchtime 200x -count "$count" ./internal/e2e/
 
-echo "== ferry node: rollback to a kept release (internal/node)"
+echo "== ferry node: rollback to a kept release, 50 nodes converging on a new release (internal/node)"
 go test -run '^$' -bench 'RollbackToKeptRelease' -benchtime 200x -count "$count" ./internal/node/
+go test -run '^$' -bench 'FleetConvergence' -benchtime 20x -count "$count" ./internal/node/

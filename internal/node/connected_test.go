@@ -18,19 +18,26 @@ import (
 
 // protoServer is a test implementation of the server side of
 // internal/nodeproto (internal/server does not implement it yet): it holds
-// one node's desired state, answers long-polls, and keeps the reports.
+// one desired state for every node (a node is its token), answers
+// long-polls, and keeps the reports.
 type protoServer struct {
 	*httptest.Server
-	token   string
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced when desired changes
-	desired nodeproto.DesiredState
-	reg     *nodeproto.RegisterRequest
-	reports []nodeproto.Report
+	tokens   map[string]bool
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced when desired changes
+	desired  nodeproto.DesiredState
+	reg      *nodeproto.RegisterRequest
+	reports  []nodeproto.Report
+	byToken  map[string]nodeproto.Report // the last report of each node
+	reportCh chan struct{}               // closed and replaced on each report
 }
 
-func newProtoServer(t *testing.T, token string) *protoServer {
-	p := &protoServer{token: token, changed: make(chan struct{}), desired: nodeproto.DesiredState{Version: "0", Services: map[string]nodeproto.Release{}}}
+func newProtoServer(t testing.TB, tokens ...string) *protoServer {
+	p := &protoServer{tokens: map[string]bool{}, changed: make(chan struct{}), reportCh: make(chan struct{}), byToken: map[string]nodeproto.Report{},
+		desired: nodeproto.DesiredState{Version: "0", Services: map[string]nodeproto.Release{}}}
+	for _, tok := range tokens {
+		p.tokens[tok] = true
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+nodeproto.PathRegister, func(w http.ResponseWriter, r *http.Request) {
 		var req nodeproto.RegisterRequest
@@ -73,11 +80,15 @@ func newProtoServer(t *testing.T, token string) *protoServer {
 		}
 		p.mu.Lock()
 		p.reports = append(p.reports, rep)
+		p.byToken[r.Header.Get("Authorization")] = rep
+		close(p.reportCh)
+		p.reportCh = make(chan struct{})
 		p.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+p.token {
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !p.tokens[tok] {
 			http.Error(w, "bad token", http.StatusUnauthorized)
 			return
 		}

@@ -68,7 +68,7 @@ type artifactServer struct {
 	stalled  chan string
 }
 
-func newArtifactServer(t *testing.T) *artifactServer {
+func newArtifactServer(t testing.TB) *artifactServer {
 	a := &artifactServer{files: map[string][]byte{}, stall: map[string]chan struct{}{}, stalled: make(chan string, 10)}
 	a.Server = httptest.NewServer(http.HandlerFunc(a.serve))
 	t.Cleanup(func() {
@@ -166,7 +166,7 @@ func (a *artifactServer) requestsOf(path string) []string {
 
 // nodeProc is a running `ferry node`.
 type nodeProc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	out  *syncBuffer
 	done chan struct{}
@@ -190,7 +190,7 @@ func (s *syncBuffer) String() string {
 }
 
 // startNode runs `ferry node --config cfg`; the test's end stops it.
-func startNode(t *testing.T, cfg string) *nodeProc {
+func startNode(t testing.TB, cfg string) *nodeProc {
 	t.Helper()
 	p := &nodeProc{t: t, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(ferryBin, "node", "--config", cfg, "--log-level", "debug")
@@ -284,7 +284,7 @@ func currentTarget(t *testing.T, root, svc string) string {
 }
 
 // sharedDir makes a temporary directory every user may write.
-func sharedDir(t *testing.T) string {
+func sharedDir(t testing.TB) string {
 	d := t.TempDir()
 	if err := os.Chmod(d, 0o777); err != nil {
 		t.Fatal(err)
@@ -304,7 +304,7 @@ func hookUser() string {
 	return ""
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
