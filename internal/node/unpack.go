@@ -29,8 +29,8 @@ func (e *UnsafeArchiveError) Error() string {
 // links and hard links; an entry with an absolute path or a ".."
 // component, a link whose target leaves dir, an entry reached through a
 // symbolic link, or any other kind of entry is refused with an
-// *UnsafeArchiveError. Permission bits are kept (without setuid, setgid
-// and sticky); owners are not.
+// *UnsafeArchiveError. Permission bits are kept, less setuid, setgid,
+// sticky and the group's and others' write bits; owners are not.
 func unpackTarGz(r io.Reader, dir string) error {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
@@ -94,7 +94,8 @@ func extract(tr *tar.Reader, h *tar.Header, dir string) error {
 		return err
 	}
 	target := filepath.Join(parent, path.Base(name))
-	mode := fs.FileMode(h.Mode) & fs.ModePerm
+	// Releases are immutable: no write bit for group or others.
+	mode := fs.FileMode(h.Mode) & 0o755
 	switch h.Typeflag {
 	case tar.TypeDir:
 		fi, err := os.Lstat(target)

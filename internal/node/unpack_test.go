@@ -60,12 +60,16 @@ func TestUnpackKeepsFilesDirectoriesAndInnerLinks(t *testing.T) {
 		entry{name: "conf/current.ini", typ: tar.TypeSymlink, link: "app.ini"},
 		entry{name: "bin/app2", typ: tar.TypeLink, link: "bin/app"},
 		entry{name: "top", typ: tar.TypeSymlink, link: "conf/../bin"},
+		entry{name: "open", body: "x", mode: 0o4777},
 	)), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "bin/app")); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Fatalf("bin/app: %v %v", fi, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "open")); err != nil || fi.Mode() != 0o755 {
+		t.Fatalf("a 4777 file unpacked as %v, %v; want 0755", fi.Mode(), err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "conf/current.ini")); err != nil || string(b) != "x=1" {
 		t.Fatalf("conf/current.ini through its link: %q %v", b, err)
