@@ -65,7 +65,7 @@ func (h *HAProxy) Drain(ctx context.Context) error {
 				last = fmt.Sprintf("admin state %#x, %d sessions", st.Admin, cur)
 			}
 		}
-		if err != nil {
+		if err != nil && ctx.Err() == nil { // not the timeout cutting a command short
 			last = err.Error()
 		}
 		if wait(ctx) != nil {
@@ -87,7 +87,9 @@ func (h *HAProxy) Ready(ctx context.Context) error {
 		st, err := h.State(ctx)
 		switch {
 		case err != nil:
-			last = err.Error()
+			if ctx.Err() == nil { // not the timeout cutting a command short
+				last = err.Error()
+			}
 		case st.Op == opRunning && st.Admin&(admDrain|admMaint) == 0:
 			return nil
 		default:

@@ -40,7 +40,7 @@ func TestHAProxyDrainWaitsForRequestsInFlightAndReadyWaitsForUp(t *testing.T) {
 	hp := lbtest.Start(t, map[string]string{"s1": a1, "s2": a2})
 	release := sync.OnceFunc(func() { close(slow) })
 	t.Cleanup(release) // before the servers close, which waits for their requests
-	d, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: "s1", DrainTimeout: 300 * time.Millisecond}, nil)
+	d, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: "s1", DrainTimeout: 2 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
