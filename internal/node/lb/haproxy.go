@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,7 @@ func (h *HAProxy) Drain(ctx context.Context) error {
 				last = fmt.Sprintf("admin state %#x, %d sessions", st.Admin, cur)
 			}
 		}
-		if err != nil && ctx.Err() == nil { // not the timeout cutting a command short
+		if err != nil && !cutShort(ctx, err) {
 			last = err.Error()
 		}
 		if wait(ctx) != nil {
@@ -87,7 +88,7 @@ func (h *HAProxy) Ready(ctx context.Context) error {
 		st, err := h.State(ctx)
 		switch {
 		case err != nil:
-			if ctx.Err() == nil { // not the timeout cutting a command short
+			if !cutShort(ctx, err) {
 				last = err.Error()
 			}
 		case st.Op == opRunning && st.Admin&(admDrain|admMaint) == 0:
@@ -99,6 +100,13 @@ func (h *HAProxy) Ready(ctx context.Context) error {
 			return fmt.Errorf("haproxy %s/%s: not taking requests after %s (%s)", h.c.Backend, h.c.Server, h.c.ReadyTimeout, last)
 		}
 	}
+}
+
+// cutShort reports whether err is the wait's own deadline ending a
+// command (the dial and the connection share it), which says nothing of
+// HAProxy's state.
+func cutShort(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func wait(ctx context.Context) error {
