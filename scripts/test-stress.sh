@@ -16,7 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The packages with concurrency and timing-sensitive code: agents, pollers,
-# runtimes, backends, streams.
+# runtimes, backends, streams, the deploy node and its load balancer and
+# downloads.
 concurrent=(
   ./internal/agent
   ./internal/trigger
@@ -27,6 +28,9 @@ concurrent=(
   ./internal/logs
   ./internal/apiclient
   ./internal/conformance
+  ./internal/node
+  ./internal/node/lb
+  ./internal/artifact
 )
 count="${STRESS_COUNT:-3}"
 scope="${STRESS_SCOPE:-all}"
