@@ -3,9 +3,12 @@
 # embedded SQLite) builds a real local git repository holding the example
 # pipeline, prints the build's log, and exits with the build's status.
 # Pass --serve to keep the server running afterwards (Ctrl-C stops it).
+# Everything it writes (the repository and ferry's data) lives in one
+# temporary directory, removed when it ends.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-demo.XXXXXX")
+# Not exec: the shell must outlive ferry to run this trap.
 trap 'rm -rf "$work"' EXIT
 repo="$work/hello"
 mkdir -p "$repo"
@@ -15,4 +18,8 @@ git -C "$repo" -c user.name="ferry demo" -c user.email="demo@ferry.invalid" add 
 git -C "$repo" -c user.name="ferry demo" -c user.email="demo@ferry.invalid" commit -q -m "Add the example pipeline"
 once=--once
 [ "${1:-}" = "--serve" ] && once=
-exec "$root/bin/ferry" up $once --repo "$repo" --data-dir "$work/ferry-data" --addr "${FERRY_ADDR:-127.0.0.1:8080}" --log-level warn
+# Ctrl-C reaches ferry (same process group), which stops gracefully; the
+# shell waits for it, then removes $work.
+code=0
+"$root/bin/ferry" up $once --repo "$repo" --data-dir "$work/ferry-data" --addr "${FERRY_ADDR:-127.0.0.1:8080}" --log-level warn || code=$?
+exit "$code"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -88,7 +89,8 @@ func serverCommand() *ucli.Command {
 		Usage: "run the CI server: the API, webhooks, git polling, crons and the job queue",
 		Description: "All state lives in the store: embedded SQLite under --data-dir by default, or PostgreSQL\n" +
 			"with --database postgres://…, which several servers may share. SIGTERM or SIGINT shuts down gracefully.",
-		Flags: serverFlags(),
+		Flags:    serverFlags(),
+		Commands: []*ucli.Command{adminTokenCommand()},
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if c.Args().Len() > 0 {
 				return fmt.Errorf("server takes no arguments, got %q", c.Args().Slice())
@@ -106,6 +108,42 @@ func serverCommand() *ucli.Command {
 			}
 			defer srv.Close()
 			return srv.Run(ctx)
+		},
+	}
+}
+
+// adminTokenCommand mints a new admin API token on the store directly: the
+// way back in when the token printed on first start is lost.
+func adminTokenCommand() *ucli.Command {
+	d := server.DefaultConfig()
+	env := ucli.EnvVars
+	return &ucli.Command{
+		Name:  "admin-token",
+		Usage: "create a new API token for the admin user, on the store directly, and print it",
+		Description: "Works with no server running and no token: it opens the store of --data-dir (or --database).\n" +
+			"For `ferry up`, pass the data directory it printed at start.",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "data-dir", Value: d.DataDir, Usage: "the server's data `DIR`", Sources: env("FERRY_DATA_DIR")},
+			&ucli.StringFlag{Name: "database", Usage: "store `DSN` (default: DATA-DIR/ferry.db)", Sources: env("FERRY_DATABASE")},
+			&ucli.StringFlag{Name: "name", Value: "admin-token", Usage: "the token's `NAME`, shown in token lists"},
+		},
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if c.Args().Len() > 0 {
+				return fmt.Errorf("admin-token takes no arguments, got %q", c.Args().Slice())
+			}
+			cfg := server.DefaultConfig()
+			cfg.DataDir, cfg.Database = c.String("data-dir"), c.String("database")
+			if cfg.Database == "" {
+				if _, err := os.Stat(filepath.Join(cfg.DataDir, "ferry.db")); err != nil {
+					return fmt.Errorf("no ferry database in %s: pass the --data-dir the server uses (ferry up prints it at start)", cfg.DataDir)
+				}
+			}
+			tok, err := server.MintAdminToken(ctx, cfg, c.String("name"))
+			if err != nil {
+				return err
+			}
+			fmt.Println(tok)
+			return nil
 		},
 	}
 }

@@ -2,15 +2,18 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -26,7 +29,8 @@ import (
 type UpOptions struct {
 	// Server is the server's configuration; up fills in what is unset.
 	Server server.Config
-	// Repos are local git checkouts to register and build.
+	// Repos are local git checkouts to register and build; none means the
+	// current directory.
 	Repos []string
 	// PollInterval is how often the registered repos are polled.
 	PollInterval time.Duration
@@ -50,7 +54,27 @@ func Up(ctx context.Context, o UpOptions) int {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	code, err := up(ctx, o)
+	if len(o.Repos) == 0 {
+		o.Repos = []string{"."}
+	}
+	locals := make([]*localRepo, 0, len(o.Repos))
+	for _, dir := range o.Repos {
+		l, err := inspectLocalRepo(ctx, dir)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ferry up: %v\n", err)
+			return ExitInvalid
+		}
+		locals = append(locals, l)
+	}
+	if o.Server.DataDir == "" {
+		dir, err := DefaultUpDataDir(locals[0].abs)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ferry up: %v\n", err)
+			return ExitInvalid
+		}
+		o.Server.DataDir = dir
+	}
+	code, err := up(ctx, o, locals)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ferry up: %v\n", err)
 		return ExitFailed
@@ -58,7 +82,7 @@ func Up(ctx context.Context, o UpOptions) int {
 	return code
 }
 
-func up(ctx context.Context, o UpOptions) (int, error) {
+func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Host steps run in the agent's work dir: never inside the data dir,
@@ -67,6 +91,10 @@ func up(ctx context.Context, o UpOptions) (int, error) {
 	if inside(workDir, o.Server.DataDir) {
 		return 0, fmt.Errorf("the agent's work dir %s is inside the data dir %s; choose a --data-dir elsewhere (or another TMPDIR)", workDir, o.Server.DataDir)
 	}
+	// The admin token of a first start is printed last, below the builds,
+	// where a person sees it; not as a log line among the others.
+	var adminToken string
+	o.Server.OnAdminToken = func(tok string) { adminToken = tok }
 	srv, err := server.New(ctx, o.Server, o.Logger.With("component", "server"))
 	if err != nil {
 		return 0, err
@@ -79,6 +107,22 @@ func up(ctx context.Context, o UpOptions) (int, error) {
 	url := "http://" + ln.Addr().String()
 	if h, p, err := net.SplitHostPort(ln.Addr().String()); err == nil && (h == "::" || h == "0.0.0.0") {
 		url = "http://localhost:" + p
+	}
+
+	fmt.Fprintf(o.Stdout, "ferry is up at %s (data in %s)\n", url, o.Server.DataDir)
+
+	// The builds are created before the poller starts (in Serve), so that
+	// the poller never builds the same commit a second time.
+	var builds []*store.Build
+	for _, l := range locals {
+		b, err := buildLocalRepo(ctx, srv, l, o.PollInterval, o.Stdout)
+		if err != nil {
+			ln.Close()
+			return 0, err
+		}
+		if b != nil {
+			builds = append(builds, b)
+		}
 	}
 
 	var wg sync.WaitGroup
@@ -124,20 +168,6 @@ func up(ctx context.Context, o UpOptions) (int, error) {
 		cancel()
 		wg.Wait()
 	}()
-	fmt.Fprintf(o.Stdout, "ferry is up at %s (data in %s)\n", url, o.Server.DataDir)
-
-	var builds []*store.Build
-	for _, dir := range o.Repos {
-		b, err := buildLocalRepo(ctx, srv, dir, o.PollInterval)
-		if err != nil {
-			return 0, err
-		}
-		if b != nil {
-			builds = append(builds, b)
-			fmt.Fprintf(o.Stdout, "building %s at %.8s (build #%d)\n", dir, b.Commit, b.Number)
-		}
-	}
-
 	results := make(chan store.Status, len(builds))
 	for _, b := range builds {
 		go func() { results <- followBuild(ctx, srv.Store(), b.ID, o.Stdout) }()
@@ -149,11 +179,11 @@ func up(ctx context.Context, o UpOptions) (int, error) {
 		}
 	}
 	if o.Once {
+		printAdminToken(o.Stdout, adminToken, url, o.Server.DataDir)
 		return code, nil
 	}
-	if len(builds) > 0 {
-		fmt.Fprintln(o.Stdout, "watching for new commits; press Ctrl-C to stop")
-	}
+	fmt.Fprintln(o.Stdout, "watching for new commits; press Ctrl-C to stop")
+	printAdminToken(o.Stdout, adminToken, url, o.Server.DataDir)
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
@@ -180,27 +210,110 @@ func upBackends(ctx context.Context) string {
 	return agent.BackendDocker + "," + agent.BackendLocal
 }
 
-// buildLocalRepo registers the git checkout in dir (once) and starts a
-// build of its current branch. It returns nil when no pipeline matched.
-func buildLocalRepo(ctx context.Context, srv *server.Server, dir string, poll time.Duration) (*store.Build, error) {
+// localRepo is a git checkout that `ferry up` builds, as inspected before
+// the server starts.
+type localRepo struct {
+	dir, abs string
+	git      gitInfo
+	// config is the pipeline file's name; dirty names the pipeline files
+	// whose working copy differs from the commit (edited, added, deleted).
+	config string
+	dirty  []string
+}
+
+// inspectLocalRepo checks that dir is a git checkout with a commit and a
+// pipeline file, and notes uncommitted changes to its pipeline files. Its
+// errors say what to do instead.
+func inspectLocalRepo(ctx context.Context, dir string) (*localRepo, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	g := readGit(ctx, abs)
-	if g.SHA == "" {
-		return nil, fmt.Errorf("%s is not a git checkout with a commit", dir)
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory; --repo takes a git checkout", dir)
 	}
-	branch := g.Branch
+	top, err := exec.CommandContext(ctx, "git", "-C", abs, "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a git repository: ferry up builds the commits of a git checkout; "+
+			"run it in one or pass --repo DIR (ferry exec runs a pipeline file without git)", dir)
+	}
+	if t := strings.TrimSpace(string(top)); t != "" {
+		abs = t // a subdirectory builds the checkout it is in
+	}
+	l := &localRepo{dir: dir, abs: abs, git: readGit(ctx, abs)}
+	if l.git.SHA == "" {
+		return nil, fmt.Errorf("%s is a git repository without a commit; commit its pipeline file first", dir)
+	}
+	name, _, err := pipeline.Load(abs, "")
+	if err != nil {
+		return nil, fmt.Errorf("%s has no pipeline file (.ferry.yml, .ferry.yaml, .drone.yml or .drone.yaml); add one and commit it", dir)
+	}
+	l.config = filepath.Base(name)
+	out, err := exec.CommandContext(ctx, "git", append([]string{"-C", abs, "status", "--porcelain", "--"}, pipeline.DefaultFiles()...)...).Output()
+	if err == nil {
+		for line := range strings.SplitSeq(strings.TrimRight(string(out), "\n"), "\n") {
+			if len(line) > 3 {
+				l.dirty = append(l.dirty, line[3:])
+			}
+		}
+	}
+	return l, nil
+}
+
+// DefaultUpDataDir returns where `ferry up` keeps its state for the
+// checkout at abs when --data-dir is not given: outside the work tree, in
+// the user's state directory ($XDG_STATE_HOME, or ~/.local/state), under
+// the checkout's name and a hash of its path, so that two checkouts of the
+// same name do not share a database.
+func DefaultUpDataDir(abs string) (string, error) {
+	base := os.Getenv("XDG_STATE_HOME")
+	if !filepath.IsAbs(base) { // the XDG spec says to ignore a relative path
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("finding a directory for ferry's state: %w; pass --data-dir", err)
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(base, "ferry", fmt.Sprintf("%s-%x", filepath.Base(abs), sum[:4])), nil
+}
+
+// printAdminToken prints the admin token of a first start, and how to get
+// another one later.
+func printAdminToken(w io.Writer, tok, url, dataDir string) {
+	if tok == "" {
+		return
+	}
+	fmt.Fprintf(w, "\nadmin API token (shown once; keep it): %s\n", tok)
+	fmt.Fprintf(w, "  for the CLI: export FERRY_SERVER=%s FERRY_TOKEN=%s\n", url, tok)
+	fmt.Fprintf(w, "  to make another: ferry server admin-token --data-dir %s\n", shellQuote(dataDir))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// buildLocalRepo registers the checkout l (once) and builds its head as a
+// push of its branch, unless that commit was built as such already (by an
+// earlier `ferry up` or by the poller), in which case it returns that
+// build. It returns nil when no pipeline matched. What it builds, and
+// what it does not (uncommitted changes), is said on w.
+func buildLocalRepo(ctx context.Context, srv *server.Server, l *localRepo, poll time.Duration, w io.Writer) (*store.Build, error) {
+	branch := l.git.Branch
 	if branch == "" {
-		branch = "main"
+		branch = "main" // a detached HEAD: build it as the default branch
 	}
-	slug := "local/" + strings.ToLower(filepath.Base(abs))
+	ref := "refs/heads/" + branch
+	slug := "local/" + strings.ToLower(filepath.Base(l.abs))
 	st := srv.Store()
 	// The checkout is the user's own code, built on the user's own
 	// machine, as make would: it is trusted, so that its exec pipelines
 	// run (docs/security.md).
-	gitURL := "file://" + abs
+	gitURL := "file://" + l.abs
 	repo, err := st.Repos.GetBySlug(ctx, slug)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -212,12 +325,45 @@ func buildLocalRepo(ctx context.Context, srv *server.Server, dir string, poll ti
 		err = st.Repos.Update(ctx, repo)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("registering %s: %w", dir, err)
+		return nil, fmt.Errorf("registering %s: %w", l.dir, err)
 	}
-	return srv.CreateBuild(ctx, repo, &trigger.Event{
-		Kind: store.EventCustom, Ref: "refs/heads/" + branch, Branch: branch, SourceBranch: branch,
-		SHA: g.SHA, Message: g.Message, AuthorName: g.AuthorName, AuthorEmail: g.AuthorEmail, Sender: "ferry up",
+	if len(l.dirty) > 0 {
+		fmt.Fprintf(w, "%s: uncommitted changes to %s are not built: ferry up builds commits; commit them, or use ferry exec to run the files on disk\n",
+			l.dir, strings.Join(l.dirty, ", "))
+	}
+	prev, err := st.Builds.List(ctx, repo.ID, store.BuildFilter{Branch: branch, Event: store.EventPush, Limit: 20})
+	if err != nil {
+		return nil, fmt.Errorf("listing the builds of %s: %w", slug, err)
+	}
+	for _, b := range prev {
+		if b.Commit == l.git.SHA {
+			fmt.Fprintf(w, "%s: commit %.8s of %s was built already (build #%d, %s); not building it again\n",
+				l.dir, b.Commit, branch, b.Number, b.Status)
+			return b, nil
+		}
+	}
+	b, err := srv.CreateBuild(ctx, repo, &trigger.Event{
+		Kind: store.EventPush, Ref: ref, Branch: branch, SourceBranch: branch,
+		SHA: l.git.SHA, Message: l.git.Message, AuthorName: l.git.AuthorName, AuthorEmail: l.git.AuthorEmail, Sender: "ferry up",
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The poller must not build this commit again: move the branch in its
+	// baseline. A repo never polled has none, and its first poll records
+	// what is there without building it.
+	if refs, err := st.Repos.PollRefs(ctx, repo.ID); err == nil && refs != nil && refs[ref] != l.git.SHA {
+		refs[ref] = l.git.SHA
+		if err := st.Repos.SavePollRefs(ctx, repo.ID, refs); err != nil {
+			return nil, fmt.Errorf("recording the build of %s: %w", slug, err)
+		}
+	}
+	if b == nil {
+		fmt.Fprintf(w, "%s: no pipeline of %s matches a push to %s; nothing to build at %.8s\n", l.dir, l.config, branch, l.git.SHA)
+		return nil, nil
+	}
+	fmt.Fprintf(w, "%s: building commit %.8s of %s as a push (build #%d)\n", l.dir, b.Commit, branch, b.Number)
+	return b, nil
 }
 
 // followBuild prints the build's log lines as "[pipeline/step] line" until
@@ -246,11 +392,7 @@ func followBuild(ctx context.Context, st *store.Store, buildID int64, w io.Write
 			}
 		}
 		if done {
-			for _, p := range pipes {
-				for _, s := range p.Steps {
-					fmt.Fprintf(w, "  %-12s %-20s %s\n", p.Name, s.Name, s.Status)
-				}
-			}
+			buildSummary(w, pipes)
 			fmt.Fprintf(w, "build #%d: %s\n", b.Number, b.Status)
 			return b.Status
 		}
@@ -262,13 +404,27 @@ func followBuild(ctx context.Context, st *store.Store, buildID int64, w io.Write
 	}
 }
 
-// HasPipeline reports whether dir is a git checkout holding a pipeline file.
-func HasPipeline(dir string) bool {
-	if _, _, err := pipeline.Load(dir, ""); err != nil {
-		return false
+// buildSummary prints one row per step of a finished build, with the
+// columns of `ferry exec`'s summary.
+func buildSummary(w io.Writer, pipes []*store.Pipeline) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PIPELINE\tSTEP\tSTATUS\tEXIT\tDURATION")
+	for _, p := range pipes {
+		if len(p.Steps) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t%s\t%d\t-\n", p.Name, p.Status, p.ExitCode)
+		}
+		for _, s := range p.Steps {
+			exit, dur := "-", "-"
+			if !s.Started.IsZero() {
+				exit = fmt.Sprint(s.ExitCode)
+				if !s.Finished.IsZero() {
+					dur = s.Finished.Sub(s.Started).Round(time.Millisecond).String()
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, s.Name, s.Status, exit, dur)
+		}
 	}
-	_, err := os.Stat(filepath.Join(dir, ".git"))
-	return err == nil
+	_ = tw.Flush()
 }
 
 // inside reports whether path is dir or lies under it.

@@ -37,8 +37,13 @@ type Config struct {
 	SecretKeyFile string
 	// AdminToken, when set, becomes the admin user's API token on first
 	// start, for unattended provisioning. Otherwise a token is generated
-	// and printed to the log once.
+	// and printed to the log once (see OnAdminToken). MintAdminToken makes
+	// another one later.
 	AdminToken string
+	// OnAdminToken, when set, receives the token generated on first start
+	// instead of the log: `ferry up` prints it below its builds. It is not
+	// a flag.
+	OnAdminToken func(token string)
 	// MetricsToken, when set, is a bearer token that may read /metrics and
 	// nothing else, for Prometheus. Admin users' tokens may always read it.
 	MetricsToken string

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/store"
+	"github.com/ferryci/ferry/internal/store/database"
 )
 
 // adminLogin is the login of the user created on first start.
@@ -56,12 +57,54 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := s.store.Tokens.Create(ctx, t); err != nil {
 		return fmt.Errorf("creating the admin token: %w", err)
 	}
-	if generated {
-		s.log.Warn("ferry: admin token (shown once): " + tok)
+	if generated && s.cfg.OnAdminToken != nil {
+		s.cfg.OnAdminToken(tok)
+	} else if generated {
+		s.log.Warn("ferry: admin token (shown once): " + tok + " ; `ferry server admin-token` makes another")
 	} else {
 		s.log.Info("created the admin user with the token from --admin-token")
 	}
 	return nil
+}
+
+// MintAdminToken creates a new personal API token for the admin user (the
+// one created on first start, or else the first administrator) in the
+// store cfg names, and returns it. It works on the store directly, with no
+// server running and no token: it is how an operator who lost the token
+// printed on first start gets another. The server need not be stopped.
+func MintAdminToken(ctx context.Context, cfg Config, name string) (string, error) {
+	st, err := database.Open(ctx, cfg.databaseDSN())
+	if err != nil {
+		return "", fmt.Errorf("opening store: %w", err)
+	}
+	defer st.Close()
+	u, err := st.Users.GetByLogin(ctx, adminLogin)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !u.Admin) {
+		u = nil
+		users, lerr := st.Users.List(ctx)
+		if lerr != nil {
+			return "", fmt.Errorf("listing users: %w", lerr)
+		}
+		for _, c := range users {
+			if c.Admin {
+				u = c
+				break
+			}
+		}
+		if u == nil {
+			return "", errors.New("the store has no administrator yet; start the server once, and it creates one")
+		}
+	} else if err != nil {
+		return "", fmt.Errorf("finding the admin user: %w", err)
+	}
+	tok, hash, err := store.NewToken()
+	if err != nil {
+		return "", err
+	}
+	if err := st.Tokens.Create(ctx, &store.Token{Kind: store.TokenPersonal, UserID: u.ID, Name: name, Hash: hash}); err != nil {
+		return "", fmt.Errorf("creating the token: %w", err)
+	}
+	return tok, nil
 }
 
 var loginRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })
