@@ -40,6 +40,8 @@ type UpOptions struct {
 	ExecUser string
 
 	Stdout io.Writer
+	// Stderr receives the reason when up cannot start; default os.Stderr.
+	Stderr io.Writer
 	Logger *slog.Logger
 }
 
@@ -51,6 +53,9 @@ func Up(ctx context.Context, o UpOptions) int {
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
 	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -61,7 +66,7 @@ func Up(ctx context.Context, o UpOptions) int {
 	for _, dir := range o.Repos {
 		l, err := inspectLocalRepo(ctx, dir)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "ferry up: %v\n", err)
+			fmt.Fprintf(o.Stderr, "ferry up: %v\n", err)
 			return ExitInvalid
 		}
 		locals = append(locals, l)
@@ -69,14 +74,14 @@ func Up(ctx context.Context, o UpOptions) int {
 	if o.Server.DataDir == "" {
 		dir, err := DefaultUpDataDir(locals[0].abs)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "ferry up: %v\n", err)
+			fmt.Fprintf(o.Stderr, "ferry up: %v\n", err)
 			return ExitInvalid
 		}
 		o.Server.DataDir = dir
 	}
 	code, err := up(ctx, o, locals)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "ferry up: %v\n", err)
+		fmt.Fprintf(o.Stderr, "ferry up: %v\n", err)
 		return ExitFailed
 	}
 	return code
