@@ -235,6 +235,20 @@ type ExitError struct {
 func (e *ExitError) Error() string { return fmt.Sprintf("step %s: %v", e.Step, e.Err) }
 func (e *ExitError) Unwrap() error { return e.Err }
 
+// ImageError is returned, possibly wrapped, by a backend that could not
+// get a step's image (a failed pull). The runtime marks the steps that use
+// Image as failed with it, also when Setup returned it.
+type ImageError struct {
+	Image string
+	// Err is the registry's (or the Engine's) answer.
+	Err error
+}
+
+func (e *ImageError) Error() string {
+	return fmt.Sprintf("image %s could not be pulled: %v", e.Image, e.Err)
+}
+func (e *ImageError) Unwrap() error { return e.Err }
+
 // Labels every backend attaches to the resources it creates, so that
 // leftovers of a crashed run can be found and removed.
 const (

@@ -201,9 +201,15 @@ func (r *Runner) Run(ctx context.Context, spec *backend.Spec) *Result {
 
 	if err := r.backend.Setup(ctx, spec); err != nil {
 		res.Status, res.Error = StatusError, "setup: "+err.Error()
+		var imgErr *backend.ImageError
 		if ctx.Err() != nil {
 			res.Status = StatusKilled
 			res.Error = cancelReason(ctx)
+		} else if errors.As(err, &imgErr) {
+			// The step that needs the image failed, rather than being
+			// skipped with the reason only on the pipeline.
+			res.Error = "setup: " + imgErr.Error()
+			rn.failImage(imgErr)
 		}
 		rn.skipRemaining()
 		return res
@@ -352,6 +358,24 @@ func (rn *run) skip(s *backend.Step) {
 	sr.Status = StatusSkipped
 	rn.mu.Unlock()
 	rn.r.reporter.StepFinished(rn.spec, s, sr)
+}
+
+// failImage marks the first step (or else service) that uses the image
+// of err as failed with err, before anything ran.
+func (rn *run) failImage(err *backend.ImageError) {
+	for _, s := range append(append([]*backend.Step{}, rn.spec.Steps...), rn.spec.Services...) {
+		if s.Image != err.Image {
+			continue
+		}
+		rn.mu.Lock()
+		sr := rn.results[s]
+		sr.Status, sr.Error = StatusError, err.Error()
+		rn.failed = true
+		rn.failedBy = append(rn.failedBy, s.Name)
+		rn.mu.Unlock()
+		rn.r.reporter.StepFinished(rn.spec, s, sr)
+		return
+	}
 }
 
 func (rn *run) skipRemaining() {

@@ -3,6 +3,8 @@ package runtime_test
 import (
 	"context"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,8 +13,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ferryci/ferry/internal/backend"
+	"github.com/ferryci/ferry/internal/backend/docker"
 	"github.com/ferryci/ferry/internal/backend/local"
 	"github.com/ferryci/ferry/internal/runtime"
+	"github.com/ferryci/ferry/internal/testimage"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -273,5 +277,34 @@ func TestRunStagesSkipsDependentsOfFailures(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %s, want %s", k, got[k], v)
 		}
+	}
+}
+
+// TestImagePullFailureFailsTheStep runs a docker pipeline whose image
+// cannot be pulled (its registry refuses connections): the step that
+// needs it is failed with the image and the registry's answer, not
+// skipped, and the pipeline is an error.
+func TestImagePullFailureFailsTheStep(t *testing.T) {
+	cli := testimage.Client(t)
+	dir := t.TempDir()
+	const img = "127.0.0.1:1/ferry-test/absent:1"
+	spec := &backend.Spec{ID: "rt-pull-" + strconv.Itoa(os.Getpid()), Name: "p",
+		Labels:    map[string]string{"ferry.test": "runtime"},
+		Workspace: backend.Workspace{Base: "/drone", Path: "src", HostDir: dir},
+		Steps: []*backend.Step{
+			{ID: "a", Name: "a", Image: img, Commands: []string{"true"}, RunPolicy: backend.RunOnSuccess},
+			{ID: "b", Name: "b", Image: img, Commands: []string{"true"}, RunPolicy: backend.RunOnSuccess},
+		}}
+	rec := &recorder{}
+	res := runtime.New(docker.New(cli, docker.Options{}), runtime.WithReporter(rec)).Run(t.Context(), spec)
+	want := "image " + img + " could not be pulled: "
+	if res.Status != runtime.StatusError || !strings.Contains(res.Error, want) || !strings.Contains(res.Error, "connection refused") {
+		t.Errorf("pipeline %s (%q), want error naming the image and the registry's answer", res.Status, res.Error)
+	}
+	if a := res.Steps[0]; a.Status != runtime.StatusError || !strings.HasPrefix(a.Error, want) {
+		t.Errorf("step a: %s (%q), want error %q…", a.Status, a.Error, want)
+	}
+	if b := res.Steps[1]; b.Status != runtime.StatusSkipped {
+		t.Errorf("step b: %s, want skipped after a failed", b.Status)
 	}
 }

@@ -267,8 +267,10 @@ func TestStepsThatCannotStart(t *testing.T) {
 	}{
 		{"bad-entrypoint", &backend.Step{Image: f.busybox, Entrypoint: []string{"/no/such/binary"}}, "starting container"},
 		{"never-missing", &backend.Step{Image: "ferry-test/absent:latest", Pull: backend.PullNever}, `not present locally and the pull policy is "never"`},
-		{"default-missing", &backend.Step{Image: "ferry-test/absent:latest"}, "pulling image ferry-test/absent:latest"},
-		{"always-present", &backend.Step{Image: f.busybox, Pull: backend.PullAlways}, "pulling image " + f.busybox},
+		{"default-missing", &backend.Step{Image: "ferry-test/absent:latest"}, "image ferry-test/absent:latest could not be pulled: "},
+		{"always-present", &backend.Step{Image: f.busybox, Pull: backend.PullAlways}, "image " + f.busybox + " could not be pulled: "},
+		// A registry that refuses connections: its answer is named.
+		{"registry-down", &backend.Step{Image: "127.0.0.1:1/absent:1"}, `image 127.0.0.1:1/absent:1 could not be pulled: Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused`},
 		{"untrusted-privileged", &backend.Step{Image: f.busybox, Privileged: true}, "privileged mode needs a trusted pipeline"},
 		{"undeclared-volume", &backend.Step{Image: f.busybox, Mounts: []backend.Mount{{Name: "nope", Path: "/x"}}}, `volume "nope" is not declared`},
 	}
@@ -363,6 +365,11 @@ func TestWorkspaceFromHostDir(t *testing.T) {
 	if err := os.Symlink("a.txt", filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
+	// A ferry data directory (secret key and database) is never copied; a
+	// file that is only named secret.key is.
+	mustWrite(t, filepath.Join(dir, "ferry-data", "secret.key"), "0123\n", 0o600)
+	mustWrite(t, filepath.Join(dir, "ferry-data", "ferry.db"), "db\n", 0o600)
+	mustWrite(t, filepath.Join(dir, "keys", "secret.key"), "public\n", 0o644)
 
 	spec := f.spec()
 	spec.Workspace.HostDir = dir
@@ -371,8 +378,8 @@ func TestWorkspaceFromHostDir(t *testing.T) {
 	f.setup(spec)
 
 	out := f.mustRun(spec, f.sh("first", "pwd", "cat a.txt sub/b.txt", "./run.sh", "readlink link",
-		"stat -c '%a %u' run.sh sub/b.txt", "echo gamma > c.txt"), 0)
-	for _, want := range []string{"/drone/src/github.com/acme/app\n", "alpha\nbeta\n", "ran\n", "a.txt\n", "755 0\n600 0\n"} {
+		"stat -c '%a %u' run.sh sub/b.txt", "echo gamma > c.txt", "test ! -e ferry-data", "cat keys/secret.key"), 0)
+	for _, want := range []string{"/drone/src/github.com/acme/app\n", "alpha\nbeta\n", "ran\n", "a.txt\n", "755 0\n600 0\n", "public\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

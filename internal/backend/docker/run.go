@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -284,19 +285,38 @@ func wrapCreate(err error) error {
 	return fmt.Errorf("creating container: %w", err)
 }
 
-// pull pulls ref and waits for the pull to finish.
+// pull pulls ref and waits for the pull to finish. Its error is a
+// *backend.ImageError holding the registry's answer.
 func (e *engine) pull(ctx context.Context, ref string) error {
 	e.log.Debug("pulling image", "image", ref)
 	body, err := e.cli.ImagePull(ctx, ref, image.PullOptions{})
 	if err != nil {
-		return fmt.Errorf("pulling image %s: %w", ref, err)
+		return &backend.ImageError{Image: ref, Err: engineAnswer(err)}
 	}
 	defer body.Close()
 	if err := readProgress(body); err != nil {
-		return fmt.Errorf("pulling image %s: %w", ref, err)
+		return &backend.ImageError{Image: ref, Err: err}
 	}
 	return nil
 }
+
+// engineAnswer drops the client's "Error response from daemon: " prefix,
+// leaving what the Engine (or the registry through it) said; the error
+// still unwraps to err.
+func engineAnswer(err error) error {
+	if msg, ok := strings.CutPrefix(err.Error(), "Error response from daemon: "); ok {
+		return &answerError{msg: msg, err: err}
+	}
+	return err
+}
+
+type answerError struct {
+	msg string
+	err error
+}
+
+func (e *answerError) Error() string { return e.msg }
+func (e *answerError) Unwrap() error { return e.err }
 
 // readProgress drains an Engine progress stream (JSON messages) and returns
 // the first error it reports.

@@ -112,11 +112,26 @@ func pipelineImages(spec *backend.Spec) []pipelineImage {
 	return out
 }
 
+// isDataDir reports whether dir is a ferry server's data directory (one
+// with a secret.key beside a ferry.db or a mirrors directory), such as the
+// ./ferry-data an older `ferry up` wrote inside a checkout.
+func isDataDir(dir string) bool {
+	if fi, err := os.Lstat(filepath.Join(dir, "secret.key")); err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	for _, name := range []string{"ferry.db", "mirrors"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // writeTree writes the directory tree at root to w as a tar stream whose
 // entries sit under prefix (a slash-separated relative path, possibly
 // empty). Regular files, directories and symbolic links are copied with
 // their permissions and owned by root; other files (sockets, devices) are
-// skipped.
+// skipped, and so are ferry data directories (isDataDir).
 func writeTree(w io.Writer, root, prefix string) error {
 	root, err := filepath.EvalSymlinks(root)
 	if err != nil {
@@ -144,6 +159,9 @@ func writeTree(w io.Writer, root, prefix string) error {
 		}
 		if rel == "." {
 			return nil
+		}
+		if d.IsDir() && isDataDir(p) {
+			return fs.SkipDir // a ferry server's state: its secret key must not reach a step
 		}
 		info, err := d.Info()
 		if err != nil {
