@@ -7,13 +7,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/ferryci/ferry/internal/cli"
+	"github.com/ferryci/ferry/internal/pipeline"
 )
 
 func main() {
@@ -28,7 +31,12 @@ func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 func run(args []string) int {
 	ctx, stop := signalContext()
 	defer stop()
+	return runApp(ctx, newApp(), args, os.Stderr)
+}
 
+// newApp returns ferry's command tree, with the usage-error handling of
+// withUsageErrors.
+func newApp() *ucli.Command {
 	app := &ucli.Command{
 		Name:                      "ferry",
 		Usage:                     "build, test and deploy from commit to production",
@@ -53,16 +61,109 @@ func run(args []string) int {
 		},
 		EnableShellCompletion: true,
 	}
+	withUsageErrors(app)
+	return app
+}
+
+// runApp runs app with args and returns the exit code: the subcommand's,
+// or 2 with one line on stderr for a usage error.
+func runApp(ctx context.Context, app *ucli.Command, args []string, stderr io.Writer) int {
 	err := app.Run(ctx, args)
 	var code exitCode
 	if errors.As(err, &code) {
 		return int(code)
 	}
+	var ue *commandError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(stderr, ue.msg)
+		return cli.ExitInvalid
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "ferry: %v\n", err)
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return cli.ExitInvalid
 	}
 	return 0
+}
+
+// commandError is a usage error whose message names the command already
+// ("ferry exec: unknown flag --x").
+type commandError struct{ msg string }
+
+func (e *commandError) Error() string { return e.msg }
+
+// withUsageErrors makes every usage error of cmd and its subcommands one
+// line that names the problem and the closest command or flag, instead of
+// urfave/cli's help page followed by the error (twice): an unknown flag
+// ("exec: unknown flag --nosuchflag; did you mean --json?"), an unknown
+// command ("unknown command "frobnicate"; run ferry --help for the list"),
+// a flag value that does not parse. runApp prints it and exits 2.
+func withUsageErrors(cmd *ucli.Command) {
+	cmd.OnUsageError = func(_ context.Context, c *ucli.Command, err error, _ bool) error {
+		return usageError(c, err)
+	}
+	if len(cmd.Commands) > 0 && cmd.Action == nil {
+		// Without an action, urfave/cli takes an unknown command for a
+		// help topic ("No help topic for 'x'", exit 3).
+		cmd.Action = func(_ context.Context, c *ucli.Command) error {
+			if c.Args().Len() == 0 {
+				if c.Root() == c {
+					return ucli.ShowAppHelp(c)
+				}
+				return ucli.ShowSubcommandHelp(c)
+			}
+			return unknownCommand(c, c.Args().First())
+		}
+	}
+	for _, sub := range cmd.Commands {
+		withUsageErrors(sub)
+	}
+}
+
+// usageError rewrites a flag parsing error of c.
+func usageError(c *ucli.Command, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		name = strings.TrimLeft(name, "-")
+		var names []string
+		for _, f := range c.Flags {
+			for _, n := range f.Names() {
+				if len(n) > 1 { // one-letter aliases are near everything
+					names = append(names, n)
+				}
+			}
+		}
+		msg = fmt.Sprintf("unknown flag %s", dashed(name))
+		if s := pipeline.Closest(name, names); s != "" {
+			msg += fmt.Sprintf("; did you mean %s?", dashed(s))
+		} else {
+			msg += fmt.Sprintf("; run %s --help for the flags", c.FullName())
+		}
+	}
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		msg = "invalid value " + strings.Replace(rest, " for flag -", " for flag --", 1)
+	}
+	return &commandError{msg: c.FullName() + ": " + msg}
+}
+
+// unknownCommand is the error for an argument that names no subcommand of c.
+func unknownCommand(c *ucli.Command, name string) error {
+	var names []string
+	for _, sub := range c.VisibleCommands() {
+		names = append(names, sub.Names()...)
+	}
+	msg := fmt.Sprintf("%s: unknown command %q", c.FullName(), name)
+	if s := pipeline.Closest(name, names); s != "" {
+		return &commandError{msg: fmt.Sprintf("%s; did you mean %q?", msg, s)}
+	}
+	return &commandError{msg: fmt.Sprintf("%s; run %s --help for the list", msg, c.FullName())}
+}
+
+// dashed writes a flag name as it is typed.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM, with the
@@ -101,7 +202,7 @@ func execCommand() *ucli.Command {
 			&ucli.StringSliceFlag{Name: "secret", Usage: "provide secret `NAME=VALUE` (repeatable)"},
 			&ucli.StringFlag{Name: "secret-file", Usage: "read secrets from a dotenv `FILE`"},
 			&ucli.StringSliceFlag{Name: "env", Usage: "set `K=V` in every step's environment (repeatable)"},
-			&ucli.StringFlag{Name: "event", Usage: "trigger event for when/trigger: push, pull_request, tag, promote, rollback, cron, custom (default: push, or tag for a tag ref)"},
+			&ucli.StringFlag{Name: "event", Usage: "trigger event for when/trigger: " + strings.Join(pipeline.Events(), ", ") + " (default: push, or tag for a tag ref)"},
 			&ucli.StringFlag{Name: "branch", Usage: "branch for when/trigger (default: the checkout's branch)"},
 			&ucli.StringFlag{Name: "ref", Usage: "git ref for when/trigger (default: refs/heads/BRANCH)"},
 			&ucli.StringFlag{Name: "commit", Usage: "commit SHA (default: the checkout's HEAD)"},
@@ -134,6 +235,8 @@ func execCommand() *ucli.Command {
 				JSON:          c.Bool("json"),
 				Trusted:       c.Bool("trusted"),
 				MaxConfigSize: c.Int64("max-config-size"),
+				Stdout:        c.Root().Writer,
+				Stderr:        c.Root().ErrWriter,
 			})
 			return exitCode(code)
 		},

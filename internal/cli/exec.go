@@ -157,6 +157,13 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 	if o.Backend != "" && o.Backend != "docker" && o.Backend != "local" {
 		return 0, invalidf("--backend %q is not valid; use docker or local", o.Backend)
 	}
+	if o.Event != "" {
+		// An unknown event matches no trigger: everything would be
+		// skipped, and the run would look like a success.
+		if err := pipeline.CheckEvent(o.Event); err != nil {
+			return 0, invalidf("--event: %v", err)
+		}
+	}
 	name, data, err := pipeline.LoadMax(dir, o.File, o.MaxConfigSize)
 	if err != nil {
 		return 0, invalidf("%v", err)

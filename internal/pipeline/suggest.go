@@ -1,6 +1,10 @@
 package pipeline
 
-import "strings"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // closest returns the candidate nearest to s when it is near enough to be
 // a likely typo, or "" when none is. Near means few single-character edits
@@ -58,4 +62,22 @@ func editDistance(a, b string) int {
 		}
 	}
 	return d[len(a)][len(b)]
+}
+
+// Closest returns the candidate nearest to s when it is near enough to be
+// a likely typo, or "" when none is: the "did you mean" of the CLI's
+// commands and flags, as of the config's keys.
+func Closest(s string, candidates []string) string { return closest(s, candidates) }
+
+// Events returns the build events ferry knows, in the order messages list
+// them.
+func Events() []string { return slices.Clone(events) }
+
+// CheckEvent reports whether e is a build event ferry knows; if not, the
+// error suggests the closest and lists the valid ones.
+func CheckEvent(e string) error {
+	if slices.Contains(events, e) {
+		return nil
+	}
+	return fmt.Errorf("unknown event %q; %s", e, choices(e, "valid events are", events))
 }
