@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,4 +99,55 @@ func (es Errors) split() (errs, warnings Errors) {
 		}
 	}
 	return errs, warnings
+}
+
+// plainSyntax says a common YAML syntax error in the user's words: line is
+// the text of the line the parser stopped at, col its 1-based column, raw
+// the parser's message and ctxLine the line of the construct it was
+// reading (0 if none). It returns "" for errors it does not recognise,
+// which are reported in the parser's words.
+func plainSyntax(raw string, ctxLine int, line string, col int) string {
+	at := byte(0)
+	if col >= 1 && col <= len(line) {
+		at = line[col-1]
+	}
+	trimmed := strings.TrimLeft(line, " ")
+	switch {
+	case strings.Contains(raw, "tab character") || (at == '\t' && strings.Contains(raw, "cannot start any token")):
+		return "a tab character; YAML indents with spaces, not tabs: replace the tab with spaces"
+	case strings.Contains(raw, "cannot start any token") && at != 0:
+		return fmt.Sprintf("%q cannot start an unquoted value in YAML: put the value in quotes", string(at))
+	case strings.HasPrefix(raw, "mapping values are not allowed"):
+		key, value, ok := strings.Cut(strings.TrimPrefix(trimmed, "- "), ": ")
+		if ok && strings.Contains(value, ":") && col > len(line)-len(value) {
+			return fmt.Sprintf(`a colon inside an unquoted value: quote it, as in %s: "%s"`, key, strings.ReplaceAll(value, `"`, `\"`))
+		}
+		return "a \"key: value\" where none may be: is this line indented too far?"
+	case strings.Contains(raw, "expected '-' indicator"):
+		return "the items of a list do not line up" + since(ctxLine) + ": start every \"- \" item of a list in the same column"
+	case strings.Contains(raw, "did not find expected key"):
+		if q := trimmed; col > 1 && col <= len(line) {
+			if _, v, ok := strings.Cut(strings.TrimPrefix(q, "- "), ": "); ok && v != "" && (v[0] == '"' || v[0] == '\'') {
+				return "text after a quoted value: put the whole value in quotes"
+			}
+		}
+		return "this line does not line up with the keys of its map" + since(ctxLine) + ": keys of one map start in the same column"
+	case strings.Contains(raw, "expected ',' or ']'"):
+		return "a [list] that is not closed" + since(ctxLine) + ", or an item holding [ ] { } or a comma: close it with ] or quote the item"
+	case strings.Contains(raw, "expected ',' or '}'"):
+		return "a {map} that is not closed" + since(ctxLine) + ", or a value holding [ ] { } or a comma: close it with } or quote the value"
+	case strings.Contains(raw, "unexpected end of stream") && strings.Contains(raw, "quoted scalar"):
+		return "a quoted value is never closed" + since(ctxLine) + ": add the closing quote"
+	case strings.Contains(raw, "could not find expected ':'"):
+		return "a line that is neither \"key: value\" nor a \"- item\"" + since(ctxLine) + ": add the colon, or check the indentation"
+	}
+	return ""
+}
+
+// since names the line a construct starts at, for plainSyntax.
+func since(line int) string {
+	if line <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (it starts at line %d)", line)
 }

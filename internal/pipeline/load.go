@@ -72,9 +72,6 @@ const WoodpeckerDir = ".woodpecker"
 // names none, in the order Load tries them.
 func DefaultFiles() []string { return slices.Clone(defaultFiles) }
 
-// DefaultFiles returns the names Load looks for, in order.
-func DefaultFiles() []string { return slices.Clone(defaultFiles) }
-
 // Load reads a pipeline file. When file is not empty it is read, relative
 // to dir unless it is absolute. Otherwise Load reads the first of
 // DefaultFiles that exists in dir: ferry's own names first, then Drone's,

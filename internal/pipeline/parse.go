@@ -247,8 +247,13 @@ func (d *decoder) syntaxError(doc chunk, err error) {
 		if le.Mark.Line > 0 {
 			pos = Pos{Line: le.Mark.Line + doc.offset, Column: max(le.Mark.Column, 1)}
 		}
+		ctxLine := 0
 		if le.ContextMsg != "" && le.ContextMark.Line > 0 {
-			msg += fmt.Sprintf(" (%s that starts at line %d)", le.ContextMsg, le.ContextMark.Line+doc.offset)
+			ctxLine = le.ContextMark.Line + doc.offset
+			msg += fmt.Sprintf(" (%s that starts at line %d)", le.ContextMsg, ctxLine)
+		}
+		if plain := plainSyntax(le.Message+" "+le.ContextMsg, ctxLine, docLine(doc.data, le.Mark.Line), le.Mark.Column); plain != "" {
+			msg = plain
 		}
 	}
 	if strings.Contains(msg, "unknown escape character") {
@@ -256,6 +261,18 @@ func (d *decoder) syntaxError(doc chunk, err error) {
 			`write "\\\\" for one backslash in a double-quoted string, or use a single-quoted or plain one`
 	}
 	d.errorAt(pos, "", "invalid YAML: %s", msg)
+}
+
+// docLine returns line n (1-based) of data, without its line break.
+func docLine(data []byte, n int) string {
+	for i := 1; len(data) > 0; i++ {
+		line, rest, _ := bytes.Cut(data, []byte("\n"))
+		if i == n {
+			return strings.TrimSuffix(string(line), "\r")
+		}
+		data = rest
+	}
+	return ""
 }
 
 // document decodes one YAML document into cfg.
