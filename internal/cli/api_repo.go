@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ferryci/ferry/internal/apiclient"
@@ -15,6 +16,9 @@ import (
 func (a *API) RepoAdd(ctx context.Context, req *apiclient.RepoRequest) error {
 	if req.GitURL == nil || strings.TrimSpace(*req.GitURL) == "" {
 		return usagef("repo add needs the repository's GIT_URL")
+	}
+	if err := checkLocalPath(*req.GitURL); err != nil {
+		return err
 	}
 	if req.Slug != nil {
 		if err := CheckSlug(*req.Slug); err != nil {
@@ -155,6 +159,29 @@ func credential(c *apiclient.Credential) string {
 		return c.Kind + " (user " + c.Username + ")"
 	}
 	return c.Kind
+}
+
+// checkLocalPath refuses a git URL that is a path on this machine, which
+// git would take for one but the server does not, and suggests its
+// file:// URL.
+func checkLocalPath(u string) error {
+	u = strings.TrimSpace(u)
+	if strings.Contains(u, "://") {
+		return nil
+	}
+	isPath := filepath.IsAbs(u) || strings.HasPrefix(u, "./") || strings.HasPrefix(u, "../") || u == "." || u == ".."
+	if !isPath && !strings.Contains(u, ":") {
+		_, err := os.Stat(u) // a directory named like a relative path
+		isPath = err == nil
+	}
+	if !isPath {
+		return nil
+	}
+	abs, err := filepath.Abs(u)
+	if err != nil {
+		abs = u
+	}
+	return usagef("GIT_URL %q is a path, not a URL; did you mean file://%s ? (the server reads it from its own disk)", u, abs)
 }
 
 // RepoUpdate runs `ferry repo update`: it changes the fields req sets and

@@ -501,6 +501,20 @@ func TestAPIErrors(t *testing.T) {
 	}
 	admin.err.Reset()
 
+	// A path is not a URL: the file:// URL is suggested, before asking the
+	// server. A URL git cannot read is refused when added, with git's reason.
+	dir := t.TempDir()
+	msg = admin.fail("repo add a path", cli.ExitInvalid, admin.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &dir}))
+	if !strings.Contains(msg, "is a path, not a URL; did you mean file://"+dir+" ?") {
+		t.Fatalf("repo add PATH: stderr %q", msg)
+	}
+	msg = admin.fail("repo add an unreadable URL", cli.ExitFailed, admin.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: new("file:///does/not/exist")}))
+	if !strings.Contains(msg, "cannot read the git repository at file:///does/not/exist: there is no git repository there") ||
+		strings.Contains(msg, "Please make sure") || strings.Contains(msg, "exit status") {
+		t.Fatalf("repo add file:///does/not/exist: stderr %q", msg)
+	}
+	admin.err.Reset()
+
 	// A user who is no administrator.
 	admin.run("user add", admin.api.UserAdd(ctx, "bob", "", false))
 	tok, err := admin.api.Client.CreateUserToken(ctx, "bob", &apiclient.TokenRequest{Name: "test"})

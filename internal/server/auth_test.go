@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryci/ferry/internal/apiclient/apitest"
 	"github.com/ferryci/ferry/internal/server"
 )
 
@@ -39,6 +40,9 @@ func TestAuthMatrix(t *testing.T) {
 	ts.must(http.StatusOK, "PUT", "/api/repos/acme/app/perms/writer", adminToken, map[string]string{"role": "write"}, nil)
 
 	lease := `{"name":"a1","labels":{"backend":"none"},"capacity":1,"wait":0}`
+	// Repos are added only when git can read them.
+	strangerURL := apitest.GitRepoHTTP(t, "stranger", "app", map[string]string{"README": "x\n"})
+	toolsURL := apitest.GitRepo(t, "ops", "tools", map[string]string{"README": "x\n"})
 	cases := []struct {
 		name         string
 		method, path string
@@ -78,9 +82,9 @@ func TestAuthMatrix(t *testing.T) {
 		{"user cannot read metrics", "GET", "/metrics", reader, nil, 403},
 		{"writer cancels", "POST", "/api/repos/acme/app/builds/1/cancel", writer, nil, 200},
 		{"user cannot add a file:// repo", "POST", "/api/repos", stranger, `{"git_url":"file:///etc/secret/repo.git"}`, 403},
-		{"user adds an https repo", "POST", "/api/repos", stranger, `{"git_url":"https://git.example.com/stranger/app.git","default_branch":"main"}`, 201},
+		{"user adds an http repo", "POST", "/api/repos", stranger, `{"git_url":"` + strangerURL + `"}`, 201},
 		{"repo admin cannot point the repo at file://", "PATCH", "/api/repos/stranger/app", stranger, `{"git_url":"FILE:///x/y"}`, 403},
-		{"admin adds a file:// repo", "POST", "/api/repos", adminToken, `{"git_url":"file:///srv/git/ops/tools.git","default_branch":"main"}`, 201},
+		{"admin adds a file:// repo", "POST", "/api/repos", adminToken, `{"git_url":"` + toolsURL + `"}`, 201},
 	}
 	for _, tc := range cases {
 		code, body := ts.call(tc.method, tc.path, tc.token, tc.body)
@@ -168,6 +172,8 @@ func TestBadRequests(t *testing.T) {
 		{`{"git_url": "file:///x/y", "poll_interval": "soon"}`, "poll_interval", "invalid duration"},
 		{`{"git_url": "ftp://host/x/y"}`, "git_url", "must be an http"},
 		{`{"git_url": "file:///x/y", "forge": "bitbucket"}`, "forge", "is not one of"},
+		{`{"git_url": "file:///does/not/exist"}`, "git_url", "cannot read the git repository at file:///does/not/exist: there is no git repository there ("},
+		{`{"git_url": "http://127.0.0.1:1/acme/app.git"}`, "git_url", "nothing answers at that address ("},
 		{`{}`, "git_url", "git_url is required"},
 		{``, "", "request body is empty"},
 	}

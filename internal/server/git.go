@@ -147,17 +147,28 @@ func (g *gitReader) resolve(ctx context.Context, remote, ref string, opts ...for
 
 var errUnknownRef = errors.New("unknown ref")
 
-// defaultBranch guesses a remote's default branch: main, then master, then
-// the first branch in name order. It answers "main", with the error, when
-// the remote cannot be listed, and does not take longer than a few seconds.
-func (g *gitReader) defaultBranch(ctx context.Context, remote string, opts ...forge.GitOption) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// readableTimeout bounds the check that a new repo's URL can be read.
+const readableTimeout = 20 * time.Second
+
+// checkReadable lists the branches of remote, as the server and the agents
+// will have to, and returns the remote's default branch (see
+// defaultBranch), or git's error (forge.GitReason says it in plain words;
+// it wraps forge.ErrAuth when access was refused). It takes at most
+// readableTimeout.
+func (g *gitReader) checkReadable(ctx context.Context, remote string, opts ...forge.GitOption) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, readableTimeout)
 	defer cancel()
 	refs, err := forge.LsRemote(ctx, remote, opts...)
 	if err != nil {
-		g.log.Warn("listing the branches of a new repo; assuming the default branch is main", "url", remote, "err", err)
-		return "main", err
+		return "", err
 	}
+	return defaultBranch(refs), nil
+}
+
+// defaultBranch guesses a remote's default branch from its refs: main,
+// then master, then the first branch in name order; main when there are
+// none.
+func defaultBranch(refs map[string]string) string {
 	var branches []string
 	for ref := range refs {
 		if b, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
@@ -166,12 +177,12 @@ func (g *gitReader) defaultBranch(ctx context.Context, remote string, opts ...fo
 	}
 	for _, b := range []string{"main", "master"} {
 		if slices.Contains(branches, b) {
-			return b, nil
+			return b
 		}
 	}
 	if len(branches) == 0 {
-		return "main", nil
+		return "main"
 	}
 	slices.Sort(branches)
-	return branches[0], nil
+	return branches[0]
 }

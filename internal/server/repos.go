@@ -156,12 +156,17 @@ func (s *Server) createRepo(w http.ResponseWriter, r *http.Request) error {
 		}
 		cred = c
 	}
+	// A URL git cannot read would fail at every poll and build: refuse it
+	// now, saying why.
+	branch, err := s.git.checkReadable(ctx, repo.GitURL, forge.WithCredential(cred))
+	if errors.Is(err, forge.ErrAuth) {
+		return credentialRefused(repo, cred, err)
+	}
+	if err != nil {
+		return unreadable(repo, err)
+	}
 	if repo.DefaultBranch == "" {
-		var err error
-		repo.DefaultBranch, err = s.git.defaultBranch(ctx, repo.GitURL, forge.WithCredential(cred))
-		if errors.Is(err, forge.ErrAuth) {
-			return credentialRefused(repo, cred, err)
-		}
+		repo.DefaultBranch = branch
 	}
 	if repo.PollInterval > 0 {
 		repo.NextPoll = time.Now()
@@ -392,7 +397,7 @@ func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &req, maxBodySize, false); err != nil {
 		return err
 	}
-	oldForge := repo.Forge
+	oldForge, oldURL := repo.Forge, repo.GitURL
 	if err := s.applyRepo(r, repo, &req); err != nil {
 		return err
 	}
@@ -404,6 +409,21 @@ func (s *Server) updateRepo(w http.ResponseWriter, r *http.Request) error {
 	} else if req.GitURL != nil {
 		if err := s.credentialFits(r.Context(), repo); err != nil {
 			return err
+		}
+	}
+	if repo.GitURL != oldURL {
+		use := cred
+		if use.IsZero() {
+			if use, err = s.repoCredential(r.Context(), repo); err != nil {
+				return err
+			}
+		}
+		_, err := s.git.checkReadable(r.Context(), repo.GitURL, forge.WithCredential(use))
+		if errors.Is(err, forge.ErrAuth) {
+			return credentialRefused(repo, use, err)
+		}
+		if err != nil {
+			return unreadable(repo, err)
 		}
 	}
 	if err := s.store.Repos.Update(r.Context(), repo); errors.Is(err, store.ErrConflict) {
@@ -614,4 +634,18 @@ func (s *Server) deleteCron(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return notFound("cron %q not found", name)
+}
+
+// unreadable is the answer to a git URL that git cannot read for a reason
+// other than access (credentialRefused).
+func unreadable(repo *store.Repo, err error) error {
+	return badRequest("git_url", "cannot read the git repository at %s: %s", redactedURL(repo.GitURL), forge.GitReason(err))
+}
+
+// redactedURL returns a git URL without its password, for messages.
+func redactedURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
 }
