@@ -237,7 +237,31 @@ func pipelineNote(p *apiclient.Pipeline) string {
 
 // BuildCancel runs `ferry build cancel`.
 func (a *API) BuildCancel(ctx context.Context, slug string, number int64) error {
-	return a.buildAction(ctx, slug, number, "cancelling", a.Client.CancelBuild)
+	if err := CheckSlug(slug); err != nil {
+		return err
+	}
+	b, err := a.Client.CancelBuild(ctx, slug, number)
+	if err != nil {
+		return fmt.Errorf("cancelling build %d of %s: %w", number, slug, err)
+	}
+	if a.JSON {
+		return a.printJSON(b)
+	}
+	// Queued jobs end at once; a running one when its agent learns of the
+	// cancellation, at its next lease extension.
+	if b.Status.Done() {
+		fmt.Fprintf(a.Stdout, "build #%d of %s: cancelled (%s)\n", b.Number, b.Repo, b.Status)
+		return nil
+	}
+	stopping := 0
+	for _, p := range b.Pipelines {
+		if p.Job != nil && p.Job.Canceled && !p.Job.Status.Done() {
+			stopping++
+		}
+	}
+	fmt.Fprintf(a.Stdout, "build #%d of %s: cancelling; the agents are stopping %d running pipeline(s) (ferry build wait %s %d waits for the end)\n",
+		b.Number, b.Repo, stopping, b.Repo, b.Number)
+	return nil
 }
 
 // BuildApprove runs `ferry build approve`.

@@ -360,8 +360,9 @@ func TestAPIFollowLogs(t *testing.T) {
 		return out, done
 	}()
 	waitFor(t, "the second build's first line", func() bool { return strings.Contains(stuck.String(), "\nbefore\n") })
+	// The step runs: its agent stops it when it learns of the cancellation.
 	out := e.run("build cancel", e.api.BuildCancel(ctx, "acme/slow", 2))
-	if !strings.HasPrefix(out, "build #2 of acme/slow: ") {
+	if !strings.HasPrefix(out, "build #2 of acme/slow: cancelling; the agents are stopping 1 running pipeline(s)") {
 		t.Fatalf("build cancel output: %q", out)
 	}
 	select {
@@ -389,7 +390,9 @@ func TestAPIFollowLogs(t *testing.T) {
 	if msg := e.fail("build wait --timeout", cli.ExitFailed, e.api.BuildWait(ctx, "acme/slow", 3, cli.BuildWaitOptions{Interval: 20 * time.Millisecond, Timeout: 200 * time.Millisecond})); !strings.Contains(msg, "build 3 of acme/slow is not finished after 200ms") {
 		t.Fatalf("build wait --timeout: stderr %q", msg)
 	}
-	e.run("build cancel", e.api.BuildCancel(ctx, "acme/slow", 3))
+	if out := e.run("build cancel", e.api.BuildCancel(ctx, "acme/slow", 3)); !strings.HasPrefix(out, "build #3 of acme/slow: cancel") {
+		t.Fatalf("build cancel output: %q", out)
+	}
 }
 
 // waitFor polls cond for up to 30 seconds.
@@ -702,5 +705,18 @@ func TestAPIBuildInfoShowsWarnings(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("build info lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestAPIBuildCancelQueued cancels a build no agent has taken: it ends at
+// once, and the command says so ("cancelled"), not "running".
+func TestAPIBuildCancelQueued(t *testing.T) {
+	srv := apitest.NewServer(t) // no agent: the build stays queued
+	url := apitest.GitRepo(t, "acme", "app", map[string]string{".ferry.yml": pipelineYAML})
+	e := newAPIEnv(t, srv, apitest.AdminToken)
+	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, PollInterval: new(apiclient.Duration(0))}))
+	e.run("build start", e.api.BuildStart(ctx, "acme/app", cli.BuildStartOptions{}))
+	if out := e.run("build cancel", e.api.BuildCancel(ctx, "acme/app", 1)); out != "build #1 of acme/app: cancelled (killed)\n" {
+		t.Fatalf("build cancel output: %q", out)
 	}
 }
