@@ -242,8 +242,8 @@ func (s *Server) applyRepo(r *http.Request, repo *store.Repo, req *repoRequest) 
 		if d != 0 && d < minPollInterval {
 			return badRequest("poll_interval", "poll_interval must be 0 (no polling) or at least %s", minPollInterval)
 		}
-		if d > 0 && repo.PollInterval == 0 {
-			repo.NextPoll = time.Now()
+		if d > 0 && d != repo.PollInterval {
+			repo.NextPoll = nextPoll(repo.NextPoll, repo.PollInterval, d, time.Now())
 		}
 		repo.PollInterval = d
 	}
@@ -274,6 +274,25 @@ func (s *Server) applyRepo(r *http.Request, repo *store.Repo, req *repoRequest) 
 		repo.Active = *req.Active
 	}
 	return nil
+}
+
+// nextPoll is when a repo whose poll interval changes from old to d is
+// polled next: one new interval after its last poll was due, but never
+// more than one new interval from now, so that a shorter interval takes
+// effect at once rather than after the old one ends; at once when it was
+// not polled before or is overdue.
+func nextPoll(next time.Time, old, d time.Duration, now time.Time) time.Time {
+	if old <= 0 || next.IsZero() {
+		return now
+	}
+	t := next.Add(d - old)
+	if limit := now.Add(d); t.After(limit) {
+		t = limit
+	}
+	if t.Before(now) {
+		return now
+	}
+	return t
 }
 
 // gitURLForms says which git_url forms are valid, for messages.

@@ -170,6 +170,11 @@ func (p *Poller) pollDue(ctx context.Context, sem chan struct{}, wg *sync.WaitGr
 			pctx, cancel := context.WithDeadline(ctx, now.Add(timeout))
 			err := p.poll(pctx, repo)
 			cancel()
+			if err != nil && ctx.Err() == nil && p.removed(ctx, repo) {
+				// `repo rm` while it was polled: nothing went wrong.
+				p.logger.InfoContext(ctx, "the repo was removed while it was polled", "repo", repo.Slug)
+				return
+			}
 			if err != nil && ctx.Err() == nil {
 				p.logger.ErrorContext(ctx, "polling", "repo", repo.Slug, "err", err)
 			}
@@ -204,6 +209,12 @@ func nextPoll(due, claimed, finished time.Time, interval time.Duration) time.Tim
 		next = finished
 	}
 	return next.Truncate(time.Microsecond)
+}
+
+// removed reports whether repo was deleted from the store.
+func (p *Poller) removed(ctx context.Context, repo *store.Repo) bool {
+	_, err := p.repos.Get(ctx, repo.ID)
+	return errors.Is(err, store.ErrNotFound)
 }
 
 func (p *Poller) begin(id int64) bool {
