@@ -3,6 +3,7 @@
 # embedded SQLite) builds a real local git repository holding the example
 # pipeline, prints the build's log, and exits with the build's status.
 # Pass --serve to keep the server running afterwards (Ctrl-C stops it).
+# FERRY_BIN names another ferry binary (default: bin/ferry, built by make run).
 # Everything it writes (the repository and ferry's data) lives in one
 # temporary directory, removed when it ends.
 set -euo pipefail
@@ -21,5 +22,5 @@ once=--once
 # Ctrl-C reaches ferry (same process group), which stops gracefully; the
 # shell waits for it, then removes $work.
 code=0
-"$root/bin/ferry" up $once --repo "$repo" --data-dir "$work/ferry-data" --addr "${FERRY_ADDR:-127.0.0.1:8080}" --log-level warn || code=$?
+"${FERRY_BIN:-$root/bin/ferry}" up $once --repo "$repo" --data-dir "$work/ferry-data" --addr "${FERRY_ADDR:-127.0.0.1:8080}" --log-level warn || code=$?
 exit "$code"

@@ -242,8 +242,10 @@ func TestUpKeepsStateOutsideTheCheckout(t *testing.T) {
 	if !strings.HasPrefix(want, filepath.Join(state, "ferry", filepath.Base(repo)+"-")) || !strings.Contains(out, "(data in "+want+")") {
 		t.Fatalf("data dir %s is not under $XDG_STATE_HOME/ferry, or not the one used:\n%s", want, out)
 	}
-	if _, err := os.Stat(filepath.Join(want, "ferry.db")); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"ferry.db", "secret.key"} {
+		if _, err := os.Stat(filepath.Join(want, f)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) < 3 || !strings.HasPrefix(lines[len(lines)-3], "admin API token (shown once; keep it): ferry_") ||
@@ -268,5 +270,26 @@ func TestUpKeepsStateOutsideTheCheckout(t *testing.T) {
 	}
 	if u, err := st.Users.Get(context.Background(), tk.UserID); err != nil || !u.Admin {
 		t.Fatalf("the minted token belongs to %+v (%v), want an administrator", u, err)
+	}
+}
+
+// TestDemoLeavesNothingBehind runs scripts/demo.sh (what `make run` runs)
+// with its own TMPDIR: the build succeeds, and the temporary directory is
+// empty afterwards.
+func TestDemoLeavesNothingBehind(t *testing.T) {
+	bin := buildFerry(t)
+	tmp := t.TempDir()
+	cmd := exec.Command("bash", filepath.Join("..", "..", "scripts", "demo.sh"))
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "FERRY_BIN="+bin, "FERRY_ADDR=127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "build #1: success") {
+		t.Fatalf("demo.sh: %v\n%s", err, out)
+	}
+	left, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		t.Errorf("demo.sh left %s behind", filepath.Join(tmp, e.Name()))
 	}
 }
