@@ -3,7 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -44,4 +49,48 @@ func TestUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUpOutput runs `ferry up --once` through the real command tree, with
+// stdout and stderr in one stream as a terminal shows them: the server's
+// INFO lines ("build finished") do not interleave with the build's log by
+// default, and the admin token comes last.
+func TestUpOutput(t *testing.T) {
+	repo := t.TempDir()
+	if err := os.WriteFile(filepath.Join(repo, ".ferry.yml"), []byte("kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: a\n  commands: [echo one, echo two]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "-m", "init"}} {
+		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	var all bytes.Buffer
+	w := &lockedWriter{w: &all}
+	app := newApp()
+	app.Writer, app.ErrWriter = w, w
+	code := runApp(context.Background(), app, []string{"ferry", "up", "--once", "--repo", repo, "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"}, w)
+	out := all.String()
+	if code != 0 || !strings.Contains(out, "[ci/a] two") || !strings.Contains(out, "build #1: success") {
+		t.Fatalf("exit code %d, output:\n%s", code, out)
+	}
+	if strings.Contains(out, "build finished") || strings.Contains(out, "level=INFO") {
+		t.Errorf("server INFO lines among the build's output:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if !strings.Contains(strings.Join(lines[len(lines)-3:], "\n"), "admin API token (shown once; keep it): ferry_") {
+		t.Errorf("the admin token is not at the end:\n%s", out)
+	}
+}
+
+// lockedWriter serialises writes from the server's goroutines and up's.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	ucli "github.com/urfave/cli/v3"
@@ -60,7 +59,9 @@ func upCommand() *ucli.Command {
 				PollInterval: c.Duration("poll-interval"),
 				Once:         c.Bool("once"),
 				ExecUser:     c.String("exec-user"),
-				Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+				Stdout:       c.Root().Writer,
+				Stderr:       c.Root().ErrWriter,
+				Logger:       slog.New(slog.NewTextHandler(c.Root().ErrWriter, &slog.HandlerOptions{Level: level})),
 			}))
 		},
 	}

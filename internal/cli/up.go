@@ -243,7 +243,11 @@ func inspectLocalRepo(ctx context.Context, dir string) (*localRepo, error) {
 			"run it in one or pass --repo DIR (ferry exec runs a pipeline file without git)", dir)
 	}
 	if t := strings.TrimSpace(string(top)); t != "" {
-		abs = t // a subdirectory builds the checkout it is in
+		// A subdirectory builds the checkout it is in. git resolves
+		// symbolic links; keep the path as given when it is the top.
+		if r, err := filepath.EvalSymlinks(abs); err != nil || r != t {
+			abs = t
+		}
 	}
 	l := &localRepo{dir: dir, abs: abs, git: readGit(ctx, abs)}
 	if l.git.SHA == "" {
