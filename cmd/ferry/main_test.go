@@ -69,7 +69,8 @@ func TestUpOutput(t *testing.T) {
 	w := &lockedWriter{w: &all}
 	app := newApp()
 	app.Writer, app.ErrWriter = w, w
-	code := runApp(context.Background(), app, []string{"ferry", "up", "--once", "--repo", repo, "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"}, w)
+	data := t.TempDir()
+	code := runApp(context.Background(), app, []string{"ferry", "up", "--once", "--repo", repo, "--data-dir", data, "--addr", "127.0.0.1:0"}, w)
 	out := all.String()
 	if code != 0 || !strings.Contains(out, "[ci/a] two") || !strings.Contains(out, "build #1: success") {
 		t.Fatalf("exit code %d, output:\n%s", code, out)
@@ -80,6 +81,21 @@ func TestUpOutput(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if !strings.Contains(strings.Join(lines[len(lines)-3:], "\n"), "admin API token (shown once; keep it): ferry_") {
 		t.Errorf("the admin token is not at the end:\n%s", out)
+	}
+
+	// The command printed next to the token makes another one.
+	var tok, errb bytes.Buffer
+	app = newApp()
+	app.Writer, app.ErrWriter = &tok, &errb
+	if code := runApp(context.Background(), app, []string{"ferry", "server", "admin-token", "--data-dir", data}, &errb); code != 0 ||
+		!strings.HasPrefix(tok.String(), "ferry_") || strings.Count(tok.String(), "\n") != 1 {
+		t.Fatalf("server admin-token: exit code %d, stdout %q, stderr %q", code, tok.String(), errb.String())
+	}
+	app = newApp()
+	app.Writer, app.ErrWriter = &tok, &errb
+	if code := runApp(context.Background(), app, []string{"ferry", "server", "admin-token", "--data-dir", t.TempDir()}, &errb); code != 2 ||
+		!strings.Contains(errb.String(), "no ferry database in ") {
+		t.Fatalf("server admin-token on an empty dir: exit code %d, stderr %q", code, errb.String())
 	}
 }
 

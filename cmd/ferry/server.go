@@ -142,7 +142,7 @@ func adminTokenCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Println(tok)
+			fmt.Fprintln(c.Root().Writer, tok)
 			return nil
 		},
 	}
