@@ -346,8 +346,8 @@ func buildLocalRepo(ctx context.Context, srv *server.Server, l *localRepo, poll 
 	}
 	for _, b := range prev {
 		if b.Commit == l.git.SHA {
-			fmt.Fprintf(w, "%s: commit %.8s of %s was built already (build #%d, %s); not building it again\n",
-				l.dir, b.Commit, branch, b.Number, b.Status)
+			fmt.Fprintf(w, "%s: commit %.8s of %s was built already (build #%d, %s); not building it again (ferry build restart %s %d runs it again)\n",
+				l.dir, b.Commit, branch, b.Number, b.Status, slug, b.Number)
 			return b, nil
 		}
 	}
