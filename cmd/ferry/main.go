@@ -60,6 +60,9 @@ func newApp() *ucli.Command {
 			cronCommand(),
 		},
 		EnableShellCompletion: true,
+		// Errors come back to runApp, which prints them once; urfave/cli
+		// would print some itself and exit with codes of its own.
+		ExitErrHandler: func(context.Context, *ucli.Command, error) {},
 	}
 	withUsageErrors(app)
 	return app
@@ -76,6 +79,11 @@ func runApp(ctx context.Context, app *ucli.Command, args []string, stderr io.Wri
 	var ue *commandError
 	if errors.As(err, &ue) {
 		fmt.Fprintln(stderr, ue.msg)
+		return cli.ExitInvalid
+	}
+	// `ferry help NAME` for an unknown NAME.
+	if name, ok := strings.CutPrefix(fmt.Sprint(err), "No help topic for '"); ok && strings.HasSuffix(name, "'") {
+		fmt.Fprintln(stderr, unknownCommand(app, strings.TrimSuffix(name, "'")))
 		return cli.ExitInvalid
 	}
 	if err != nil {

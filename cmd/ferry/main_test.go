@@ -22,6 +22,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"frobnicate"}, `ferry: unknown command "frobnicate"; run ferry --help for the list`},
 		{[]string{"exce"}, `ferry: unknown command "exce"; did you mean "exec"?`},
+		{[]string{"help", "biuld"}, `ferry: unknown command "biuld"; did you mean "build"?`},
 		{[]string{"exec", "--nosuchflag"}, "ferry exec: unknown flag --nosuchflag; run ferry exec --help for the flags"},
 		{[]string{"exec", "--jsn"}, "ferry exec: unknown flag --jsn; did you mean --json?"},
 		{[]string{"exec", "--timeout", "soon"}, `ferry exec: invalid value "soon" for flag --timeout: `},
