@@ -202,6 +202,8 @@ func TestUpBuildsHeadAsPushOnce(t *testing.T) {
 // the pipeline file are named as not built.
 func TestUpSaysWhatItBuilds(t *testing.T) {
 	plain := t.TempDir()
+	// Even when the temporary directory lies inside a git checkout.
+	t.Setenv("GIT_CEILING_DIRECTORIES", filepath.Dir(plain))
 	if code, out, errs := upOnce(t, t.TempDir(), plain); code != cli.ExitInvalid || !strings.Contains(errs, "is not a git repository") {
 		t.Fatalf("not a checkout: exit code %d, want 2 and the reason; stdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
