@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferryci/ferry/internal/apiclient/apitest"
 	"github.com/ferryci/ferry/internal/server"
 )
 
@@ -20,8 +21,9 @@ func TestRegistrationIsForAdmins(t *testing.T) {
 	if code != http.StatusForbidden || !strings.Contains(string(body), "--open-registration") {
 		t.Fatalf("user registers a repo: %d %s, want 403 naming --open-registration", code, body)
 	}
-	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken,
-		`{"git_url":"https://git.example.com/ops/app.git","default_branch":"main"}`, nil)
+	// The server reads a repository when it is added: a real one.
+	url := apitest.GitRepoHTTP(t, "ops", "app", map[string]string{"README": "x\n"})
+	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken, `{"git_url":"`+url+`"}`, nil)
 }
 
 // TestUntrustedBuildFailsAtCreation checks the server's half of the trust
