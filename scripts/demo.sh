@@ -21,6 +21,11 @@ once=--once
 [ "${1:-}" = "--serve" ] && once=
 # Ctrl-C reaches ferry (same process group), which stops gracefully; the
 # shell waits for it, then removes $work.
+# The agent's work dir ($TMPDIR/ferry-agent) goes in $work too; host steps
+# may run as another user (nobody, under root), who must be able to enter
+# it: $work is made traversable, not readable (ferry's data dir inside
+# stays private).
+chmod 711 "$work"
 code=0
-"${FERRY_BIN:-$root/bin/ferry}" up $once --repo "$repo" --data-dir "$work/ferry-data" --addr "${FERRY_ADDR:-127.0.0.1:8080}" --log-level warn || code=$?
+TMPDIR="$work" "${FERRY_BIN:-$root/bin/ferry}" up $once --repo "$repo" --data-dir "$work/ferry-data" --addr "${FERRY_ADDR:-127.0.0.1:8080}" --log-level warn || code=$?
 exit "$code"

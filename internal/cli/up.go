@@ -155,12 +155,19 @@ func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 	agentCtx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAgent()
 	agentDone := make(chan struct{})
+	var agentErr error // set before agentDone closes
 	go func() {
 		defer close(agentDone)
 		if err := ag.Run(agentCtx); err != nil && !errors.Is(err, context.Canceled) {
-			o.Logger.Error("agent stopped", "err", err)
+			agentErr = err
 		}
 	}()
+	// An agent that stops by itself (it cannot use its work dir, say)
+	// would leave the builds waiting for ever: stop with its reason.
+	agentFailed := func() error {
+		cancel()
+		return fmt.Errorf("the agent stopped: %w", agentErr)
+	}
 	// On the way out: let running jobs finish, unless interrupted again.
 	defer func() {
 		ag.Drain()
@@ -179,8 +186,15 @@ func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 	}
 	code := ExitOK
 	for range builds {
-		if st := <-results; st != store.StatusSuccess {
-			code = ExitFailed
+		select {
+		case st := <-results:
+			if st != store.StatusSuccess {
+				code = ExitFailed
+			}
+		case <-agentDone:
+			if agentErr != nil {
+				return 0, agentFailed()
+			}
 		}
 	}
 	if o.Once {
@@ -191,6 +205,10 @@ func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 	printAdminToken(o.Stdout, adminToken, url, o.Server.DataDir)
 	select {
 	case <-ctx.Done():
+	case <-agentDone:
+		if agentErr != nil {
+			return 0, agentFailed()
+		}
 	case err := <-serveErr:
 		if err != nil {
 			return 0, err

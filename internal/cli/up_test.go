@@ -281,6 +281,12 @@ func TestUpKeepsStateOutsideTheCheckout(t *testing.T) {
 func TestDemoLeavesNothingBehind(t *testing.T) {
 	bin := buildFerry(t)
 	tmp := t.TempDir()
+	// Host steps may run as nobody (under root), who must enter it.
+	for _, d := range []string{filepath.Dir(tmp), tmp} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cmd := exec.Command("bash", filepath.Join("..", "..", "scripts", "demo.sh"))
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "FERRY_BIN="+bin, "FERRY_ADDR=127.0.0.1:0")
 	out, err := cmd.CombinedOutput()
