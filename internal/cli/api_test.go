@@ -714,7 +714,7 @@ func TestAPIBuildCancelQueued(t *testing.T) {
 	srv := apitest.NewServer(t) // no agent: the build stays queued
 	url := apitest.GitRepo(t, "acme", "app", map[string]string{".ferry.yml": pipelineYAML})
 	e := newAPIEnv(t, srv, apitest.AdminToken)
-	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, PollInterval: new(apiclient.Duration(0))}))
+	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, PollInterval: new(apiclient.Duration(0)), Trusted: new(true)}))
 	e.run("build start", e.api.BuildStart(ctx, "acme/app", cli.BuildStartOptions{}))
 	if out := e.run("build cancel", e.api.BuildCancel(ctx, "acme/app", 1)); out != "build #1 of acme/app: cancelled (killed)\n" {
 		t.Fatalf("build cancel output: %q", out)

@@ -60,6 +60,8 @@ func TestUpBuildsLocalRepo(t *testing.T) {
 // TestUpRefusesSharedDataDir checks that ferry up neither closes a shared
 // directory given as its data dir nor runs steps inside its data dir.
 func TestUpRefusesSharedDataDir(t *testing.T) {
+	// A checkout to build, so that up gets as far as the data dir.
+	repo := gitRepo(t, map[string]string{".ferry.yml": "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: a\n  commands: [echo hi]\n"})
 	for _, dir := range []string{os.TempDir(), "/"} {
 		before, err := os.Stat(dir)
 		if err != nil {
@@ -68,7 +70,7 @@ func TestUpRefusesSharedDataDir(t *testing.T) {
 		cfg := server.DefaultConfig()
 		cfg.Addr = "127.0.0.1:0"
 		cfg.DataDir = dir
-		code := cli.Up(context.Background(), cli.UpOptions{Server: cfg, Once: true, Stdout: io.Discard,
+		code := cli.Up(context.Background(), cli.UpOptions{Server: cfg, Repos: []string{repo}, Once: true, Stdout: io.Discard, Stderr: io.Discard,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if code == 0 {
 			t.Errorf("ferry up --data-dir %s: exit 0", dir)
