@@ -106,7 +106,8 @@ steps:
 
 	const slug = "stranger/app"
 	var r repoJSON
-	stranger.do("POST", "/api/repos", map[string]any{"git_url": "https://git.example.com/stranger/app.git", "slug": slug, "default_branch": "main"},
+	// The server reads a repo when it is added: the stranger's is served over http.
+	stranger.do("POST", "/api/repos", map[string]any{"git_url": serveGit(t, tmp) + "/app.git", "slug": slug},
 		http.StatusCreated, &r)
 	// Only an administrator may point a repo at the server's disk.
 	admin.do("PATCH", "/api/repos/"+slug, map[string]any{"git_url": repo.fileURL()}, http.StatusOK, nil)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/ferryci/ferry/internal/agent"
 	"github.com/ferryci/ferry/internal/apiclient"
+	"github.com/ferryci/ferry/internal/gittest"
 	"github.com/ferryci/ferry/internal/server"
 )
 
@@ -162,29 +162,14 @@ func GitRepo(t testing.TB, owner, name string, files map[string]string) string {
 	return "file://" + dir
 }
 
-// GitRepoHTTP is GitRepo served over smart HTTP by git http-backend (a
-// CGI program that comes with git), for tests that need a URL other than
-// file://. It returns the repository's http:// URL, ending in OWNER/NAME.
+// GitRepoHTTP is GitRepo served over smart HTTP by git http-backend
+// (gittest.Serve), for tests that need a URL other than file://. It
+// returns the repository's http:// URL, ending in OWNER/NAME.
 func GitRepoHTTP(t testing.TB, owner, name string, files map[string]string) string {
 	t.Helper()
 	dir := strings.TrimPrefix(GitRepo(t, owner, name, files), "file://")
-	execPath, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Fatalf("git --exec-path: %v", err)
-	}
-	backend := filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend")
-	if _, err := os.Stat(backend); err != nil {
-		t.Fatalf("git http-backend (part of git) is required: %v", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/git/", &cgi.Handler{
-		Path: backend,
-		Root: "/git",
-		Env:  []string{"GIT_PROJECT_ROOT=" + filepath.Dir(filepath.Dir(dir)), "GIT_HTTP_EXPORT_ALL=1"},
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.URL + "/git/" + owner + "/" + name
+	// http-backend finds OWNER/NAME/.git under the project root.
+	return gittest.Serve(t, filepath.Dir(filepath.Dir(dir)), nil) + "/" + owner + "/" + name
 }
 
 // Logger returns a logger that writes to the test's log, naming the
