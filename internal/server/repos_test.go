@@ -22,28 +22,28 @@ func TestPollIntervalChangeTakesEffectAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The first poll is due at once and records the baseline.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		refs, err := ts.Store().Repos.PollRefs(context.Background(), repo.ID)
 		if err == nil && refs != nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no first poll within 30s (%v)", err)
+			t.Fatalf("no first poll within a minute (%v)", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	sha := g.commit("second", map[string]string{"a.txt": "a\n"})
 	ts.must(http.StatusOK, "PATCH", "/api/repos/acme/app", adminToken, map[string]any{"poll_interval": "1s"}, nil)
 
-	deadline = time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(time.Minute)
 	for {
 		code, _ := ts.call("GET", "/api/repos/acme/app/builds/1", adminToken, nil)
 		if code == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the commit %s was not polled within 30s of shortening the interval to 1s (build 1: HTTP %d)", sha, code)
+			t.Fatalf("the commit %s was not polled within a minute of shortening the interval to 1s (build 1: HTTP %d)", sha, code)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
