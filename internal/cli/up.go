@@ -273,7 +273,7 @@ func inspectLocalRepo(ctx context.Context, dir string) (*localRepo, error) {
 	}
 	name, _, err := pipeline.Load(abs, "")
 	if err != nil {
-		return nil, fmt.Errorf("%s has no pipeline file (.ferry.yml, .ferry.yaml, .drone.yml or .drone.yaml); add one and commit it", dir)
+		return nil, fmt.Errorf("%s has no pipeline file (%s); add one and commit it", dir, strings.Join(pipeline.DefaultFiles(), ", "))
 	}
 	l.config = filepath.Base(name)
 	out, err := exec.CommandContext(ctx, "git", append([]string{"-C", abs, "status", "--porcelain", "--"}, pipeline.DefaultFiles()...)...).Output()
