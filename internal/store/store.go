@@ -32,8 +32,10 @@ import (
 // struct, not an interface: callers take only the field they need, and tests
 // can substitute any single field. The drivers fill in every field.
 type Store struct {
-	Users     UserStore
-	Tokens    TokenStore
+	Users  UserStore
+	Tokens TokenStore
+	// Passwords are the local users' password hashes.
+	Passwords PasswordStore
 	Repos     RepoStore
 	Perms     PermStore
 	Builds    BuildStore

@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"Users", testUsers},
 		{"Tokens", testTokens},
+		{"Passwords", testPasswords},
 		{"Repos", testRepos},
 		{"RepoPolling", testRepoPolling},
 		{"RepoPollRefs", testRepoPollRefs},

@@ -91,6 +91,7 @@ func New(db DB, d *Dialect) *store.Store {
 	return &store.Store{
 		Users:       &users{b},
 		Tokens:      &tokens{b},
+		Passwords:   &passwords{b},
 		Repos:       &repos{b},
 		Perms:       &perms{b},
 		Builds:      &builds{b},
