@@ -20,11 +20,13 @@ func (s *Server) buildRouter() {
 		{"POST", "/hook/{slug...}", accessPublic, hooks},
 		{"GET", "/metrics", accessMetrics, s.metrics.handler()},
 		{"GET", "/api/openapi.json", accessUser, http.HandlerFunc(serveOpenAPI)},
+		{"POST", "/api/sessions", accessPublic, s.serve(s.createSession)},
 
 		{"GET", "/api/user", accessUser, s.serve(s.getSelf)},
 		{"GET", "/api/user/tokens", accessUser, s.serve(s.listOwnTokens)},
 		{"POST", "/api/user/tokens", accessUser, s.serve(s.createOwnToken)},
 		{"DELETE", "/api/user/tokens/{id}", accessUser, s.serve(s.deleteOwnToken)},
+		{"PUT", "/api/user/password", accessUser, s.serve(s.setOwnPassword)},
 
 		{"GET", "/api/users", accessAdmin, s.serve(s.listUsers)},
 		{"POST", "/api/users", accessAdmin, s.serve(s.createUser)},
@@ -32,6 +34,7 @@ func (s *Server) buildRouter() {
 		{"PATCH", "/api/users/{login}", accessAdmin, s.serve(s.updateUser)},
 		{"DELETE", "/api/users/{login}", accessAdmin, s.serve(s.deleteUser)},
 		{"POST", "/api/users/{login}/tokens", accessAdmin, s.serve(s.createUserToken)},
+		{"PUT", "/api/users/{login}/password", accessAdmin, s.serve(s.setUserPassword)},
 
 		{"GET", "/api/agent-tokens", accessAdmin, s.serve(s.listAgentTokens)},
 		{"POST", "/api/agent-tokens", accessAdmin, s.serve(s.createAgentToken)},

@@ -73,6 +73,8 @@ type Server struct {
 	leases *leaseCache
 	// leaseHold holds lease expiry after start-up and store failures.
 	leaseHold leaseHold
+	// passwords limits and hashes password sign-ins.
+	passwords *passwordAuth
 
 	// stopping is closed when the server shuts down; long polls and log
 	// streams end then.
@@ -145,6 +147,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		tokens:      newTokenCache(),
 		steps:       newStepIndex(),
 		leases:      newLeaseCache(),
+		passwords:   newPasswordAuth(),
 		stopping:    make(chan struct{}),
 		notifyQueue: make(chan notification, 256),
 	}
