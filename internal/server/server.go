@@ -6,8 +6,9 @@
 //
 // The API is described by the OpenAPI document served at
 // /api/openapi.json (and kept in docs/openapi.json). Every endpoint except
-// GET /healthz needs a bearer token; webhooks (/hook/...) authenticate by
-// their forge signature instead.
+// GET /healthz and POST /api/sessions (a password sign-in, which answers a
+// token) needs a bearer token; webhooks (/hook/...) authenticate by their
+// forge signature instead.
 package server
 
 import (
