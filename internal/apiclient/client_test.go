@@ -80,6 +80,7 @@ func TestTypesMatchOpenAPI(t *testing.T) {
 		"Secret": apiclient.Secret{}, "SecretRequest": apiclient.SecretRequest{}, "BuildDetail": apiclient.Build{},
 		"Pipeline": apiclient.Pipeline{}, "Step": apiclient.Step{}, "Job": apiclient.Job{},
 		"ManualBuildRequest": apiclient.BuildRequest{},
+		"SessionRequest":     apiclient.SessionRequest{}, "PasswordRequest": apiclient.PasswordRequest{},
 	} {
 		var fields []string
 		typ := reflect.TypeOf(v)
