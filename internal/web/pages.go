@@ -2,6 +2,7 @@ package web
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,34 +79,80 @@ func localNext(next string) string {
 type loginData struct {
 	Next  string
 	Error string
+	// Login is the login of a failed password sign-in, filled in again.
+	Login string
 }
+
+// maxLoginForm bounds the body of a sign-in form, read before anything is
+// checked or hashed.
+const maxLoginForm = 8 << 10
 
 func (ui *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 	ui.render(w, http.StatusOK, "login.html", &page{Title: "Sign in", Data: loginData{Next: localNext(r.URL.Query().Get("next"))}})
 }
 
+// login signs in with a login and password (the API answers a session
+// token) or with an API token, and keeps the token in the sealed session
+// cookie.
 func (ui *UI) login(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
 		ui.errorPage(w, r, http.StatusForbidden, "This form was sent from another site; it was refused.")
 		return
 	}
-	next := localNext(r.PostFormValue("next"))
-	token := strings.TrimSpace(r.PostFormValue("token"))
-	fail := func(msg string) {
-		ui.render(w, http.StatusUnauthorized, "login.html", &page{Title: "Sign in", Data: loginData{Next: next, Error: msg}})
-	}
-	if token == "" {
-		fail("Enter an API token (ferry token create, or the admin token ferry printed at start).")
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
+	if err := r.ParseForm(); err != nil {
+		ui.errorPage(w, r, http.StatusRequestEntityTooLarge, "The sign-in form is too large or malformed.")
 		return
 	}
-	s := &session{Token: token, CSRF: newCSRF(), Expires: time.Now().Add(ui.cfg.SessionTTL).Unix()}
+	next := localNext(r.PostFormValue("next"))
+	login := strings.TrimSpace(r.PostFormValue("login"))
+	fail := func(code int, msg string) {
+		ui.render(w, code, "login.html", &page{Title: "Sign in", Data: loginData{Next: next, Error: msg, Login: login}})
+	}
+	expires := time.Now().Add(ui.cfg.SessionTTL)
+	s := &session{CSRF: newCSRF()}
+	if _, withPassword := r.PostForm["login"]; withPassword {
+		password := r.PostFormValue("password")
+		if login == "" || password == "" {
+			fail(http.StatusUnauthorized, "Enter your login and password.")
+			return
+		}
+		// The API limits failed sign-ins per address: it sees the
+		// browser's.
+		ctx := context.WithValue(r.Context(), clientAddrKey{}, r.RemoteAddr)
+		t, err := ui.client(s).CreateSession(ctx, login, password)
+		var ae *apiclient.Error
+		switch {
+		case errors.As(err, &ae) && ae.StatusCode == http.StatusUnauthorized:
+			fail(http.StatusUnauthorized, "Wrong login or password.")
+			return
+		case errors.As(err, &ae) && ae.StatusCode < 500:
+			fail(ae.StatusCode, ae.Message)
+			return
+		case err != nil:
+			ui.log.Error("signing in with a password", "err", err)
+			fail(http.StatusBadGateway, "The password could not be checked: "+err.Error())
+			return
+		}
+		s.Token, s.TokenID = t.Token, t.ID
+		if !t.Expires.IsZero() && t.Expires.Before(expires) {
+			expires = t.Expires
+		}
+	} else {
+		s.Token = strings.TrimSpace(r.PostFormValue("token"))
+		if s.Token == "" {
+			fail(http.StatusUnauthorized, "Enter an API token (ferry token create, or the admin token ferry printed at start).")
+			return
+		}
+	}
+	s.Expires = expires.Unix()
 	u, err := ui.client(s).Self(r.Context())
 	if err != nil {
 		if apiclient.IsStatus(err, http.StatusUnauthorized) {
-			fail("That token is not valid: it is unknown, revoked or expired.")
+			fail(http.StatusUnauthorized, "That token is not valid: it is unknown, revoked or expired.")
 			return
 		}
-		fail("The token could not be checked: " + err.Error())
+		fail(http.StatusUnauthorized, "The token could not be checked: "+err.Error())
 		return
 	}
 	s.Login, s.Admin = u.Login, u.Admin
@@ -114,11 +161,19 @@ func (ui *UI) login(w http.ResponseWriter, r *http.Request) {
 		ui.errorPage(w, r, http.StatusInternalServerError, "could not start a session")
 		return
 	}
-	ui.setCookie(w, r, v, int(ui.cfg.SessionTTL/time.Second))
+	ui.setCookie(w, r, v, int(time.Until(expires)/time.Second))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-func (ui *UI) logout(w http.ResponseWriter, r *http.Request, _ *session) {
+// logout ends the session; a session that signed in with a password also
+// revokes its session token, which then works nowhere.
+func (ui *UI) logout(w http.ResponseWriter, r *http.Request, s *session) {
+	if s.TokenID != 0 {
+		err := ui.client(s).RevokeToken(r.Context(), s.TokenID)
+		if err != nil && !apiclient.IsStatus(err, http.StatusUnauthorized) && !apiclient.IsStatus(err, http.StatusNotFound) {
+			ui.log.Error("revoking the session token at logout", "user", s.Login, "err", err)
+		}
+	}
 	ui.setCookie(w, r, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

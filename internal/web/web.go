@@ -166,7 +166,11 @@ const cookieName = "ferry_session"
 
 // session is what the sealed cookie holds.
 type session struct {
-	Token   string `json:"t"`
+	Token string `json:"t"`
+	// TokenID is the ID of a token that a password sign-in created for
+	// this session, which logout revokes; 0 for a session that signed in
+	// with a token of the user's own.
+	TokenID int64  `json:"i,omitempty"`
 	Login   string `json:"l"`
 	Admin   bool   `json:"a,omitempty"`
 	CSRF    string `json:"c"`
@@ -274,7 +278,17 @@ func (ui *UI) client(s *session) *apiclient.Client {
 // without a network.
 type inProcess struct{ h http.Handler }
 
+// clientAddrKey is the context key of the browser's address (RemoteAddr),
+// which an in-process request carries to the API when it matters there
+// (the limits on password sign-ins).
+type clientAddrKey struct{}
+
 func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	if addr, ok := req.Context().Value(clientAddrKey{}).(string); ok {
+		r2 := *req
+		r2.RemoteAddr = addr
+		req = &r2
+	}
 	rec := &recorder{header: http.Header{}, code: http.StatusOK}
 	t.h.ServeHTTP(rec, req)
 	return &http.Response{
