@@ -547,7 +547,7 @@ func agentTokenCommand() *ucli.Command {
 func userCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "user",
-		Usage: "add and list users (administrators only)",
+		Usage: "add and list users (administrators only), and set passwords",
 		Flags: apiFlags(true),
 		Commands: []*ucli.Command{
 			{
@@ -568,6 +568,24 @@ func userCommand() *ucli.Command {
 				Usage:   "list users",
 				Action: apiAction(0, 0, "no arguments", func(ctx context.Context, _ *ucli.Command, api *cli.API, _ []string) error {
 					return api.UserList(ctx)
+				}),
+			},
+			{
+				Name:  "passwd",
+				Usage: "set your password for the web UI, or as an administrator LOGIN's",
+				Description: "The new password is typed twice without echo at a terminal, or with --password-stdin read from\n" +
+					"the first line of standard input; it is never an argument. Changing your own password needs the\n" +
+					"current one when you have one: typed at the terminal, or the second line of standard input.",
+				ArgsUsage: "[LOGIN]",
+				Flags: []ucli.Flag{
+					&ucli.BoolFlag{Name: "password-stdin", Usage: "read the new password (and then the current one) from standard input, one per line"},
+				},
+				Action: apiAction(0, 1, "at most a LOGIN", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
+					login := ""
+					if len(args) == 1 {
+						login = args[0]
+					}
+					return api.UserPasswd(ctx, login, c.Bool("password-stdin"))
 				}),
 			},
 		},
