@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer collects a process's output for waiting on it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestUserPasswdTerminal types a password into `ferry user passwd` at a
+// real terminal (a pseudo-terminal made by util-linux's script) and checks
+// that the terminal never shows it: every line is typed only after its
+// prompt, once echo is off.
+func TestUserPasswdTerminal(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		skipOrFail(t, "util-linux's script is needed for a pseudo-terminal: %v", err)
+	}
+	srv := startServer(t, serverOptions{})
+	admin := adminAPI(t, srv)
+	admin.do("POST", "/api/users", map[string]any{"login": "tess"}, http.StatusCreated, nil)
+
+	const password = "typed-at-a-terminal"
+	cmd := exec.Command(scriptBin, "--quiet", "--return", "--command",
+		ferryBin+" user passwd tess --server "+srv.URL+" --token "+adminToken, "/dev/null")
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	// type waits for the n-th prompt, then types a line.
+	typeAfter := func(prompt string, n int) {
+		t.Helper()
+		eventually(t, time.Minute, 20*time.Millisecond, func() (bool, string) {
+			return strings.Count(out.String(), prompt) >= n, "waiting for prompt " + prompt + "; output so far: " + out.String()
+		})
+		if _, err := io.WriteString(stdin, password+"\r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	typeAfter("New password: ", 1)
+	typeAfter("Repeat the new password: ", 1)
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Fatalf("ferry user passwd: %v; output: %s", err, out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("ferry user passwd did not end; output: %s", out.String())
+	}
+	_ = stdin.Close()
+	if s := out.String(); strings.Contains(s, password) || !strings.Contains(s, "set tess's password") {
+		t.Errorf("the terminal showed %q", s)
+	}
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := admin.try("POST", "/api/sessions", map[string]any{"login": "tess", "password": password}, http.StatusCreated, &tok); err != nil {
+		t.Errorf("signing in with the password typed: %v", err)
+	}
+}
