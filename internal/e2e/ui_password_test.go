@@ -6,6 +6,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // from makes w's connections come from the loopback address ip
@@ -114,5 +117,55 @@ func TestUIPasswordLogin(t *testing.T) {
 	other := newWebClient(t, srv.URL).from("127.0.0.2")
 	if code, loc, body := other.signIn("quinn", "quinn password"); code != http.StatusSeeOther || loc != "/agents" {
 		t.Errorf("signing in from another address answered %d to %q: %.300s", code, loc, body)
+	}
+}
+
+// TestUIPasswordBrowser signs in with a login and password in chromium,
+// lands on the page it started from, and signs out, which revokes the
+// session's token.
+func TestUIPasswordBrowser(t *testing.T) {
+	ctx := browser(t)
+	srv := startServer(t, serverOptions{})
+	admin := adminAPI(t, srv)
+	admin.do("PUT", "/api/user/password", map[string]any{"password": "the admin's password"}, http.StatusNoContent, nil)
+	sessions := func() int {
+		var ts []struct {
+			Name string `json:"name"`
+		}
+		admin.do("GET", "/api/user/tokens", nil, http.StatusOK, &ts)
+		n := 0
+		for _, t := range ts {
+			if t.Name == "web session" {
+				n++
+			}
+		}
+		return n
+	}
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/agents"),
+		chromedp.WaitVisible(chromedp.CSS("#password")),
+		chromedp.SendKeys(chromedp.CSS("#login"), "admin"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "the admin's password"),
+	); err != nil {
+		t.Fatalf("filling in the login form: %v", err)
+	}
+	screenshot(t, ctx, "login-password")
+	if err := chromedp.Do(ctx, chromedp.Submit(chromedp.CSS("#password"))); err != nil {
+		t.Fatalf("signing in: %v", err)
+	}
+	waitJS(t, ctx, 30*time.Second, "on /agents as admin after signing in",
+		`location.pathname === "/agents" && !document.getElementById("password") && document.querySelector(".who").textContent === "admin"`)
+	if n := sessions(); n != 1 {
+		t.Fatalf("%d web session tokens after signing in, want 1", n)
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(".logout button"))); err != nil {
+		t.Fatalf("signing out: %v", err)
+	}
+	waitJS(t, ctx, 30*time.Second, "on the login page after signing out",
+		`location.pathname === "/login" && !!document.getElementById("password")`)
+	if n := sessions(); n != 0 {
+		t.Errorf("%d web session tokens after signing out, want 0", n)
 	}
 }
