@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
 	"golang.org/x/term"
@@ -86,7 +87,7 @@ func (a *API) UserPasswd(ctx context.Context, login string, fromStdin bool) erro
 		req := &apiclient.PasswordRequest{Password: password}
 		err := a.Client.SetPassword(ctx, req)
 		var ae *apiclient.Error
-		if errors.As(err, &ae) && ae.StatusCode == 400 && ae.Field == "current_password" {
+		if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest && ae.Field == "current_password" {
 			if req.CurrentPassword, err = read("Current password: "); err != nil {
 				return err
 			}

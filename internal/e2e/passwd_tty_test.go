@@ -1,33 +1,14 @@
 package e2e
 
 import (
-	"bytes"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// lockedBuffer collects a process's output for waiting on it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestUserPasswdTerminal types a password into `ferry user passwd` at a
 // real terminal (a pseudo-terminal made by util-linux's script) and checks
@@ -43,10 +24,21 @@ func TestUserPasswdTerminal(t *testing.T) {
 	admin.do("POST", "/api/users", map[string]any{"login": "tess"}, http.StatusCreated, nil)
 
 	const password = "typed-at-a-terminal"
-	cmd := exec.Command(scriptBin, "--quiet", "--return", "--command",
-		ferryBin+" user passwd tess --server "+srv.URL+" --token "+adminToken, "/dev/null")
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd := exec.Command(scriptBin, "--quiet", "--return", "--command", ferryBin+" user passwd tess", "/dev/null")
+	cmd.Env = append(os.Environ(), "FERRY_SERVER="+srv.URL, "FERRY_TOKEN="+adminToken)
+	outFile, err := os.CreateTemp(t.TempDir(), "passwd-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outFile.Close()
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	output := func() string {
+		b, err := os.ReadFile(outFile.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +50,13 @@ func TestUserPasswdTerminal(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-done
+		_ = <-done
 	})
 	// type waits for the n-th prompt, then types a line.
 	typeAfter := func(prompt string, n int) {
 		t.Helper()
 		eventually(t, time.Minute, 20*time.Millisecond, func() (bool, string) {
-			return strings.Count(out.String(), prompt) >= n, "waiting for prompt " + prompt + "; output so far: " + out.String()
+			return strings.Count(output(), prompt) >= n, "waiting for prompt " + prompt + "; output so far: " + output()
 		})
 		if _, err := io.WriteString(stdin, password+"\r"); err != nil {
 			t.Fatal(err)
@@ -76,13 +68,13 @@ func TestUserPasswdTerminal(t *testing.T) {
 	case err := <-done:
 		done <- err
 		if err != nil {
-			t.Fatalf("ferry user passwd: %v; output: %s", err, out.String())
+			t.Fatalf("ferry user passwd: %v; output: %s", err, output())
 		}
 	case <-time.After(time.Minute):
-		t.Fatalf("ferry user passwd did not end; output: %s", out.String())
+		t.Fatalf("ferry user passwd did not end; output: %s", output())
 	}
 	_ = stdin.Close()
-	if s := out.String(); strings.Contains(s, password) || !strings.Contains(s, "set tess's password") {
+	if s := output(); strings.Contains(s, password) || !strings.Contains(s, "set tess's password") {
 		t.Errorf("the terminal showed %q", s)
 	}
 	var tok struct {

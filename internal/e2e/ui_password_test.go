@@ -19,6 +19,21 @@ func (w *webClient) from(ip string) *webClient {
 	return w
 }
 
+// webSessions counts the tokens of a's user that password sign-ins made.
+func webSessions(a *api) int {
+	var ts []struct {
+		Name string `json:"name"`
+	}
+	a.do("GET", "/api/user/tokens", nil, http.StatusOK, &ts)
+	n := 0
+	for _, t := range ts {
+		if t.Name == "web session" {
+			n++
+		}
+	}
+	return n
+}
+
 // signIn posts the password form of the login page.
 func (w *webClient) signIn(login, password string) (int, string, string) {
 	w.t.Helper()
@@ -42,19 +57,7 @@ func TestUIPasswordLogin(t *testing.T) {
 	}
 	admin.do("POST", "/api/users/pat/tokens", map[string]any{"name": "cli"}, http.StatusCreated, &tok)
 	pat := &api{t: t, base: srv.URL, token: tok.Token, hc: newHTTPClient(t)}
-	sessions := func() int {
-		var ts []struct {
-			Name string `json:"name"`
-		}
-		pat.do("GET", "/api/user/tokens", nil, http.StatusOK, &ts)
-		n := 0
-		for _, t := range ts {
-			if t.Name == "web session" {
-				n++
-			}
-		}
-		return n
-	}
+	sessions := func() int { return webSessions(pat) }
 
 	w := newWebClient(t, srv.URL).from("127.0.0.1")
 	code, page := w.get("/login")
@@ -128,19 +131,7 @@ func TestUIPasswordBrowser(t *testing.T) {
 	srv := startServer(t, serverOptions{})
 	admin := adminAPI(t, srv)
 	admin.do("PUT", "/api/user/password", map[string]any{"password": "the admin's password"}, http.StatusNoContent, nil)
-	sessions := func() int {
-		var ts []struct {
-			Name string `json:"name"`
-		}
-		admin.do("GET", "/api/user/tokens", nil, http.StatusOK, &ts)
-		n := 0
-		for _, t := range ts {
-			if t.Name == "web session" {
-				n++
-			}
-		}
-		return n
-	}
+	sessions := func() int { return webSessions(admin) }
 
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(srv.URL+"/agents"),
