@@ -46,13 +46,17 @@ func TestUserPasswdTerminal(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan struct{})
+	var waitErr error // set before done is closed
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = <-done
+		<-done
 	})
-	// type waits for the n-th prompt, then types a line.
+	// typeAfter waits for the n-th prompt, then types a line.
 	typeAfter := func(prompt string, n int) {
 		t.Helper()
 		eventually(t, time.Minute, 20*time.Millisecond, func() (bool, string) {
@@ -65,10 +69,9 @@ func TestUserPasswdTerminal(t *testing.T) {
 	typeAfter("New password: ", 1)
 	typeAfter("Repeat the new password: ", 1)
 	select {
-	case err := <-done:
-		done <- err
-		if err != nil {
-			t.Fatalf("ferry user passwd: %v; output: %s", err, output())
+	case <-done:
+		if waitErr != nil {
+			t.Fatalf("ferry user passwd: %v; output: %s", waitErr, output())
 		}
 	case <-time.After(time.Minute):
 		t.Fatalf("ferry user passwd did not end; output: %s", output())

@@ -392,7 +392,9 @@ func (s *Server) setUserPassword(w http.ResponseWriter, r *http.Request) error {
 	return s.storePassword(w, r, u, req.Password)
 }
 
-// storePassword hashes password as u's and answers 204.
+// storePassword hashes password as u's, ends u's other password
+// sessions (their tokens named "web session" that expire), which the old
+// password opened, and answers 204.
 func (s *Server) storePassword(w http.ResponseWriter, r *http.Request, u *store.User, password string) error {
 	var hash string
 	var herr error
@@ -402,11 +404,29 @@ func (s *Server) storePassword(w http.ResponseWriter, r *http.Request, u *store.
 	if herr != nil {
 		return herr
 	}
-	if err := s.store.Passwords.Set(r.Context(), u.ID, hash); err != nil {
+	ctx := r.Context()
+	if err := s.store.Passwords.Set(ctx, u.ID, hash); err != nil {
 		return err
 	}
 	s.passwords.limiter.succeeded("login:" + u.Login)
-	s.log.Info("password set", "user", u.Login, "by", caller(r).name())
+	ts, err := s.store.Tokens.List(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	ended := 0
+	for _, t := range ts {
+		if t.Name != sessionTokenName || t.Expires.IsZero() || t.ID == caller(r).token.ID {
+			continue
+		}
+		if err := s.store.Tokens.Delete(ctx, t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		ended++
+	}
+	if ended > 0 {
+		s.tokens.clear()
+	}
+	s.log.Info("password set", "user", u.Login, "by", caller(r).name(), "sessions_ended", ended)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -131,7 +131,16 @@ func testPasswords(t *testing.T, ts *testServer) {
 	if code != 403 || !strings.Contains(string(body), "current_password is wrong") {
 		t.Errorf("change with a wrong current password: %d %s", code, body)
 	}
+	other := mustSignIn(t, ts, "127.0.0.1", "bob", "correct horse")
 	ts.must(http.StatusNoContent, "PUT", "/api/user/password", s.Token, map[string]string{"current_password": "correct horse", "password": "battery staple"}, nil)
+	// The change ends the other session the old password opened, not
+	// the one that changed it, nor bob's own tokens.
+	if code, _ := ts.call("GET", "/api/user", other.Token, nil); code != 401 {
+		t.Errorf("another session after a password change answers %d, want 401", code)
+	}
+	for _, tok := range []string{s.Token, bob} {
+		ts.must(http.StatusOK, "GET", "/api/user", tok, nil, nil)
+	}
 	if code, _, _ := signIn(t, ts, "127.0.0.1", "bob", "correct horse"); code != 401 {
 		t.Errorf("the old password signs in: %d", code)
 	}
@@ -148,7 +157,14 @@ func testPasswords(t *testing.T, ts *testServer) {
 		}
 	}
 	ts.must(http.StatusNoContent, "PUT", "/api/users/carol/password", adminToken, map[string]string{"password": "carol's secret"}, nil)
-	mustSignIn(t, ts, "127.0.0.1", "carol", "carol's secret")
+	carolSession := mustSignIn(t, ts, "127.0.0.1", "carol", "carol's secret")
+	// An administrator's reset ends carol's sessions too.
+	ts.must(http.StatusNoContent, "PUT", "/api/users/carol/password", adminToken, map[string]string{"password": "carol's second"}, nil)
+	if code, _ := ts.call("GET", "/api/user", carolSession.Token, nil); code != 401 {
+		t.Errorf("carol's session after the admin's reset answers %d, want 401", code)
+	}
+	ts.must(http.StatusOK, "GET", "/api/user", carol, nil, nil)
+	mustSignIn(t, ts, "127.0.0.1", "carol", "carol's second")
 	if code, body := ts.call("PUT", "/api/users/nobody/password", adminToken, map[string]string{"password": "12345678"}); code != 404 {
 		t.Errorf("a password for an unknown user: %d %s", code, body)
 	}
@@ -165,7 +181,7 @@ func testPasswords(t *testing.T, ts *testServer) {
 	// A session token expires after 12 hours: signed in 13 hours ago, it
 	// has.
 	server.SkewPasswordClock(ts.Server, -13*time.Hour)
-	old := mustSignIn(t, ts, "127.0.0.1", "carol", "carol's secret")
+	old := mustSignIn(t, ts, "127.0.0.1", "carol", "carol's second")
 	server.SkewPasswordClock(ts.Server, 0)
 	if code, body := ts.call("GET", "/api/user", old.Token, nil); code != 401 || !strings.Contains(string(body), "token expired") {
 		t.Errorf("a session token of 13 hours ago: %d %s, want 401 token expired", code, body)
