@@ -282,9 +282,9 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	loginKey := "login:" + req.Login
 	if d := pa.limiter.attempt(keys...); d > 0 {
-		minutes := int((d + time.Minute - 1) / time.Minute)
 		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
-		return errorf(http.StatusTooManyRequests, "", "too many failed sign-ins for this login or from this address; try again in %d minutes", minutes)
+		return errorf(http.StatusTooManyRequests, "", "too many failed sign-ins for this login or from this address; try again in %s",
+			(d + time.Second - 1).Truncate(time.Second))
 	}
 	u, hash, err := s.store.Passwords.GetByLogin(r.Context(), req.Login)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
