@@ -342,6 +342,10 @@ func checkGitURL(s string) error {
 		if u.Scheme != "file" && u.Host == "" {
 			return errors.New("git_url has no host")
 		}
+		if strings.HasPrefix(u.Hostname(), "-") || strings.HasPrefix(u.User.Username(), "-") {
+			// ssh would read it as an option (-oProxyCommand=...).
+			return fmt.Errorf("git_url %q has a host or user starting with '-'; it must be %s", s, gitURLForms)
+		}
 		if strings.Trim(u.Path, "/") == "" {
 			return errors.New("git_url has no repository path")
 		}

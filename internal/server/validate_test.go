@@ -62,6 +62,13 @@ func TestCheckGitURL(t *testing.T) {
 		"git@-oProxyCommand=x:a/b":    "must be an https",
 		"user@host:path\x7f":          "control character",
 		"transport+ssh::user@host:/x": `"transport+ssh" remote helper`,
+		// git would take a host or user starting with '-' for an option
+		// of ssh (CVE-2017-1000117); git refuses it too, but only since
+		// 2.14.1, and the server refuses it at once.
+		"ssh://-oProxyCommand=touch/x":    "host or user",
+		"ssh://-oProxyCommand=x@host/a/b": "host or user",
+		"git+ssh://-oProxyCommand=x/y":    `scheme "git+ssh" is not allowed`,
+		"https://-host.example/acme/app":  "host or user",
 	} {
 		err := checkGitURL(bad)
 		if err == nil {
@@ -102,7 +109,7 @@ func FuzzValidateSlug(f *testing.F) {
 func FuzzCheckGitURL(f *testing.F) {
 	for _, s := range []string{
 		"https://github.com/acme/app.git", "git@github.com:acme/app.git", "ext::sh -c id", "file:///srv/x.git",
-		"ssh://h/x", "fd::3", "host:path", "git@[::1]:x",
+		"ssh://h/x", "ssh://-oProxyCommand=x/y", "fd::3", "host:path", "git@[::1]:x",
 	} {
 		f.Add(s)
 	}
@@ -125,6 +132,9 @@ func FuzzCheckGitURL(f *testing.F) {
 			case "http", "https", "ssh", "git", "file":
 			default:
 				t.Fatalf("accepted %q has scheme %q", s, u.Scheme)
+			}
+			if strings.HasPrefix(u.Hostname(), "-") || strings.HasPrefix(u.User.Username(), "-") {
+				t.Fatalf("accepted %q has a host or user that ssh would take for an option", s)
 			}
 		}
 	})
