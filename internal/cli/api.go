@@ -109,9 +109,15 @@ func (a *API) table() *tabwriter.Writer {
 	return tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 }
 
-// row writes one tab-separated table row.
+// row writes one tab-separated table row. Each cell goes through
+// cellSafe: cells show values such as commit messages that whoever pushed
+// wrote, whose escape sequences must not reach the terminal.
 func row(w io.Writer, cells ...string) {
-	fmt.Fprintln(w, strings.Join(cells, "\t"))
+	safe := make([]string, len(cells))
+	for i, c := range cells {
+		safe[i] = cellSafe(c)
+	}
+	fmt.Fprintln(w, strings.Join(safe, "\t"))
 }
 
 // ago formats t relative to now ("3 minutes ago"), or "-" when unset.

@@ -17,13 +17,27 @@ import (
 // sequence, is shown escaped, Go style ("\x1b]0;title\x07" becomes
 // `\x1b]0;title\x07`). Invalid UTF-8 bytes are shown as \xNN too.
 func TerminalSafe(line string) string {
-	if safeAlready(line) {
+	return escapeControls(line, true)
+}
+
+// cellSafe returns a table cell (a commit message, an author, an error)
+// as TerminalSafe does, but with every escape sequence, colours too, and
+// tabs, which would break the table's columns, escaped: these values are
+// written by whoever pushed a commit, and a table has no use for colours.
+func cellSafe(s string) string {
+	return escapeControls(s, false)
+}
+
+// escapeControls shows line's control characters, invalid UTF-8 bytes and
+// escape sequences escaped; with keep, it keeps tabs and SGR sequences.
+func escapeControls(line string, keep bool) string {
+	if safeAlready(line, keep) {
 		return line
 	}
 	var b strings.Builder
 	for i := 0; i < len(line); {
 		c := line[i]
-		if c == 0x1b {
+		if c == 0x1b && keep {
 			if n := sgrLen(line[i:]); n > 0 {
 				b.WriteString(line[i : i+n])
 				i += n
@@ -34,7 +48,7 @@ func TerminalSafe(line string) string {
 		switch {
 		case r == utf8.RuneError && size <= 1:
 			fmt.Fprintf(&b, `\x%02x`, c)
-		case r == '\t':
+		case r == '\t' && keep:
 			b.WriteByte('\t')
 		case r < 0x20 || r == 0x7f:
 			fmt.Fprintf(&b, `\x%02x`, r)
@@ -48,10 +62,11 @@ func TerminalSafe(line string) string {
 	return b.String()
 }
 
-// safeAlready reports whether line is printable ASCII and tabs only.
-func safeAlready(line string) bool {
+// safeAlready reports whether line is printable ASCII only, and tabs
+// when tabs is set.
+func safeAlready(line string, tabs bool) bool {
 	for i := 0; i < len(line); i++ {
-		if c := line[i]; (c < 0x20 && c != '\t') || c >= 0x7f {
+		if c := line[i]; (c < 0x20 && (c != '\t' || !tabs)) || c >= 0x7f {
 			return false
 		}
 	}

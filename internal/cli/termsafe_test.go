@@ -1,6 +1,8 @@
 package cli_test
 
 import (
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -65,6 +67,37 @@ func TestAPILogsTerminalEscapes(t *testing.T) {
 		out := e.run("logs "+tc.name, e.api.Logs(ctx, "acme/esc", 1, "esc", "print", tc.o))
 		if !strings.Contains(out, tc.want+"\n") {
 			t.Errorf("logs (%s) = %q; want a line %q", tc.name, out, tc.want)
+		}
+	}
+}
+
+// TestBuildTablesEscapeControls: a commit's message and author are
+// written by whoever pushed, like a step's log, and `ferry build info`
+// and `ferry build ls` show them: their escape sequences (a window title,
+// a screen clear) are shown escaped, not sent to the terminal.
+func TestBuildTablesEscapeControls(t *testing.T) {
+	srv := apitest.NewServer(t)
+	url := apitest.GitRepo(t, "acme", "msg", map[string]string{".ferry.yml": escapesYAML})
+	dir := strings.TrimPrefix(url, "file://")
+	cmd := exec.Command("git", "commit", "--quiet", "--allow-empty", "-m", "fix \x1b]0;pwned\x07 \x1b[2Jbug")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Eve \x1b]0;evil\x07", "GIT_AUTHOR_EMAIL=eve@example.com",
+		"GIT_COMMITTER_NAME=Eve", "GIT_COMMITTER_EMAIL=eve@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git commit: %v\n%s", err, out)
+	}
+	e := newAPIEnv(t, srv, apitest.AdminToken)
+	e.run("repo add", e.api.RepoAdd(ctx, &apiclient.RepoRequest{GitURL: &url, Trusted: new(true)}))
+	e.run("build start", e.api.BuildStart(ctx, "acme/msg", cli.BuildStartOptions{}))
+	for name, out := range map[string]string{
+		"build info": e.run("build info", e.api.BuildInfo(ctx, "acme/msg", 1)),
+		"build ls":   e.run("build ls", e.api.BuildList(ctx, "acme/msg", cli.BuildListOptions{Limit: 10})),
+	} {
+		if strings.ContainsAny(out, "\x1b\x07") {
+			t.Errorf("%s sends control characters to the terminal:\n%q", name, out)
+		}
+		if !strings.Contains(out, `fix \x1b]0;pwned\x07 \x1b[2Jbug`) {
+			t.Errorf("%s does not show the message escaped:\n%q", name, out)
 		}
 	}
 }
