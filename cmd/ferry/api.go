@@ -107,7 +107,7 @@ func repoFlags(update bool) []ucli.Flag {
 		&ucli.DurationFlag{Name: "poll-interval", HideDefault: true, Usage: "poll the repo for new commits every `DURATION` (0: no polling" +
 			usage("; default: the server's --poll-interval-default for forge none, else 0)", ")")},
 		&ucli.StringFlag{Name: "config-path", Usage: "pipeline file `PATH` in the repo (empty: .ferry.yml, then .drone.yml)"},
-		&ucli.BoolFlag{Name: "trusted", Usage: "allow privileged steps and host volumes (administrators only)" + usage("", "; --trusted=false revokes it")},
+		&ucli.BoolFlag{Name: "trusted", Usage: "allow host execution, privileged steps, host volumes, devices and network_mode (administrators only; see docs/security.md)" + usage("", "; --trusted=false revokes it")},
 		&ucli.DurationFlag{Name: "timeout", HideDefault: true, Usage: "pipeline timeout `DURATION` (0: the agent's default)"},
 		&ucli.StringFlag{Name: "default-branch", Usage: "`BRANCH` built by default" + usage(" (default: the remote's HEAD)", "")},
 	}

@@ -218,7 +218,7 @@ func execCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "cron", Usage: "name of the cron job, for when.cron (implies --event cron)"},
 			&ucli.DurationFlag{Name: "timeout", Usage: "stop the whole run after `DURATION` (0: no limit)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON event per line instead of text"},
-			&ucli.BoolFlag{Name: "trusted", Usage: "allow privileged steps and host volumes"},
+			&ucli.BoolFlag{Name: "trusted", Usage: "allow privileged steps, host volumes, devices and network_mode (host execution needs no flag: it is your machine)"},
 			maxConfigSizeFlag(),
 		},
 		Action: func(ctx context.Context, c *ucli.Command) error {
