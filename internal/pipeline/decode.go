@@ -489,9 +489,17 @@ func (d *decoder) envMap(n *yaml.Node, what, key string) map[string]Value {
 		name := p.key.Value
 		k := join(key, name)
 		v := d.deref(p.val)
+		if name == "" || strings.ContainsAny(name, "=\x00") {
+			// No process's environment can hold it: the step would fail
+			// when it starts.
+			d.errorf(p.key, k, "%s name %q is not a variable name: it must not be empty or contain '=' or a NUL byte", what, name)
+			continue
+		}
 		switch {
 		case isNull(v):
 			out[name] = Value{Raw: ""}
+		case v.Kind == yaml.ScalarNode && strings.ContainsRune(v.Value, 0):
+			d.errorf(v, k, "%s value of %q contains a NUL byte, which no process's environment can hold", what, name)
 		case v.Kind == yaml.ScalarNode:
 			out[name] = Value{Raw: v.Value}
 		case v.Kind == yaml.MappingNode:
