@@ -180,6 +180,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("server URL %q is not valid: want http://HOST[:PORT] or https://HOST[:PORT]", cfg.Server)
 	}
+	var tokenMode os.FileMode
 	if cfg.Token == "" && cfg.TokenFile != "" {
 		data, err := os.ReadFile(cfg.TokenFile)
 		if err != nil {
@@ -188,9 +189,8 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		if cfg.Token = strings.TrimSpace(string(data)); cfg.Token == "" {
 			return nil, fmt.Errorf("the agent token file %s is empty", cfg.TokenFile)
 		}
-		if fi, err := os.Stat(cfg.TokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			logger.Warn("the agent token file is readable by other users; chmod 600 it", "path", cfg.TokenFile,
-				"mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+		if fi, err := os.Stat(cfg.TokenFile); err == nil {
+			tokenMode = fi.Mode().Perm()
 		}
 	}
 	if cfg.Token == "" {
@@ -222,6 +222,17 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	execUser, err := resolveExecUser(cfg.ExecUser, os.Geteuid())
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case tokenMode&0o004 != 0 && execUser != nil && !slices.Equal(kinds, []string{BackendDocker}):
+		// Host steps run as another user precisely so that they cannot
+		// read the agent's secrets; a token file every user may read
+		// would undo it (docs/security.md, "Host execution").
+		return nil, fmt.Errorf("the agent token file %s is readable by every user (mode %04o), so host steps, which run as %s, could read it: chmod 600 it",
+			cfg.TokenFile, tokenMode, execUser.Name)
+	case tokenMode&0o077 != 0:
+		logger.Warn("the agent token file is readable by other users; chmod 600 it", "path", cfg.TokenFile,
+			"mode", fmt.Sprintf("%04o", tokenMode))
 	}
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = filepath.Join(os.TempDir(), "ferry-agent")

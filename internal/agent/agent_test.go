@@ -748,6 +748,43 @@ func TestTokenFileAndExecUser(t *testing.T) {
 	}
 }
 
+// TestWorldReadableTokenFile: host steps run as another user so that
+// they cannot read the agent's token; an agent that would run them so
+// refuses a token file every user may read, which they could.
+func TestWorldReadableTokenFile(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		msg := "running host steps as another user needs root; the test runs as uid " + strconv.Itoa(os.Geteuid())
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("agent-token-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o644); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	for _, backend := range []string{BackendLocal, BackendAuto, BackendDocker + "," + BackendLocal} {
+		_, err := New(Config{Server: "http://ci:8080", TokenFile: file, Backend: backend, ExecUser: "nobody"}, nil)
+		if err == nil || !strings.Contains(err.Error(), "readable by every user") || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("--backend %s, host steps as nobody, token file mode 0644: %v; want it refused", backend, err)
+		}
+	}
+	// Docker steps run in containers, which do not see the file.
+	if _, err := New(Config{Server: "http://ci:8080", TokenFile: file, Backend: BackendDocker, ExecUser: "nobody"}, nil); err != nil {
+		t.Errorf("--backend docker, token file mode 0644: %v; want a warning only", err)
+	}
+	if err := os.Chmod(file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Server: "http://ci:8080", TokenFile: file, Backend: BackendLocal, ExecUser: "nobody"}, nil); err != nil {
+		t.Errorf("token file mode 0600: %v", err)
+	}
+}
+
 func TestOutboxBlocksWhenFull(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
