@@ -499,6 +499,19 @@ func (s *Server) restart(ctx context.Context, repo *store.Repo, old *store.Build
 		}
 		out = append(out, np)
 	}
+	if !repo.Trusted {
+		// Trust may have been revoked since old ran: the restarted jobs
+		// are checked as a new build's are (docs/security.md).
+		var problems []string
+		for _, np := range out {
+			if np.Job != nil {
+				problems = append(problems, trustProblems(np.Job.Payload)...)
+			}
+		}
+		if len(problems) > 0 {
+			return s.createFailedBuild(ctx, repo, b, strings.Join(problems, "\n"))
+		}
+	}
 	if err := s.store.Builds.Create(ctx, b, out); err != nil {
 		return nil, fmt.Errorf("restarting build %d: %w", old.Number, err)
 	}

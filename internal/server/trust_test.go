@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ferryci/ferry/internal/apiclient/apitest"
+	"github.com/ferryci/ferry/internal/rpc"
 	"github.com/ferryci/ferry/internal/server"
 )
 
@@ -75,6 +77,47 @@ steps:
 	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)
 	if b := ts.build(2); b.Status == "error" || len(b.Pipelines) != 2 {
 		t.Fatalf("build 2 of the trusted repo: status %s (%s), %d pipelines", b.Status, b.Error, len(b.Pipelines))
+	}
+}
+
+// TestRestartAfterTrustRevoked: a restart creates a build too, and is
+// checked as one. A trusted repo's build that used network_mode ran; once
+// an administrator revokes the trust, restarting it ends in error at once,
+// naming the rule, with no job for an agent to lease.
+func TestRestartAfterTrustRevoked(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "sqlite", nil)
+	g := newGitRepo(t, map[string]string{".drone.yml": `kind: pipeline
+type: docker
+name: net
+steps:
+- name: probe
+  image: busybox
+  network_mode: host
+  commands: [wget -qO- http://127.0.0.1:8080/]
+`})
+	ts.addRepo(g)
+	ts.must(http.StatusOK, "PATCH", "/api/repos/acme/app", adminToken, `{"trusted":true}`, nil)
+	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)
+	c := ts.agentClient("agents")
+	j := mustLease(t, c, "agent-1", dockerAgent)
+	if err := c.Complete(context.Background(), j.ID, &rpc.CompleteRequest{LeaseToken: j.LeaseToken, Status: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	if b := ts.build(1); b.Status != "success" {
+		t.Fatalf("build 1 of the trusted repo: %s (%s)", b.Status, b.Error)
+	}
+
+	ts.must(http.StatusOK, "PATCH", "/api/repos/acme/app", adminToken, `{"trusted":false}`, nil)
+	var nb buildJSON
+	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds/1/restart", adminToken, nil, &nb)
+	want := `.drone.yml:5:3: pipeline "net": step "probe": network_mode needs a trusted repository`
+	if b := ts.build(nb.Number); b.Status != "error" || len(b.Pipelines) != 0 || !strings.Contains(b.Error, want) {
+		t.Fatalf("restart of the untrusted repo: build %d %s (%q), %d pipelines; want error %q and no pipelines",
+			nb.Number, b.Status, b.Error, len(b.Pipelines), want)
+	}
+	if j := lease(t, c, "agent-1", dockerAgent, 0); j != nil {
+		t.Fatalf("an agent leased %q of build %d after the restart was refused", j.Pipeline, j.Metadata.Build.Number)
 	}
 }
 
