@@ -25,7 +25,7 @@ func agentCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "server", Usage: "base `URL` of the ferry server", Sources: ucli.EnvVars("FERRY_SERVER")},
 			&ucli.StringFlag{Name: "token", Usage: "refused: a token on the command line is readable by every process on the machine; set FERRY_AGENT_TOKEN or use --token-file"},
 			&ucli.StringFlag{Name: "token-file", Usage: "`FILE` holding the agent token issued by the server (or set FERRY_AGENT_TOKEN)", Sources: ucli.EnvVars("FERRY_AGENT_TOKEN_FILE")},
-			&ucli.StringFlag{Name: "exec-user", Usage: "`USER` host steps run as (default: nobody when the agent runs as root, else the agent's own user)", Sources: ucli.EnvVars("FERRY_EXEC_USER")},
+			&ucli.StringFlag{Name: "exec-user", Usage: "`USER` host steps run as (default: nobody when the agent runs as root; an agent that is not root runs host steps only when this names its own user)", Sources: ucli.EnvVars("FERRY_EXEC_USER")},
 			&ucli.StringFlag{Name: "name", Usage: "agent `NAME` shown by the server (default: the host name)", Sources: ucli.EnvVars("FERRY_AGENT_NAME")},
 			&ucli.StringSliceFlag{Name: "labels", Usage: "custom label `K=V` that pipelines select with node: (repeatable; the variable takes K=V,K=V)", Sources: ucli.EnvVars("FERRY_AGENT_LABELS")},
 			&ucli.IntFlag{Name: "capacity", Value: agent.DefaultCapacity, Usage: "jobs run at once on each backend", Sources: ucli.EnvVars("FERRY_AGENT_CAPACITY")},

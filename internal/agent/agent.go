@@ -43,9 +43,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -165,6 +167,8 @@ type Agent struct {
 	dirs *workDirs
 	// execUser is who host steps run as; nil means the agent's user.
 	execUser *local.User
+	// euid is the agent's effective user id.
+	euid int
 }
 
 // New checks cfg, fills in its defaults and returns an agent. A nil logger
@@ -256,6 +260,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		kinds:    kinds,
 		hostname: host,
 		execUser: execUser,
+		euid:     os.Geteuid(),
 		drain:    make(chan struct{}),
 	}
 	if a.hc == nil {
@@ -290,6 +295,17 @@ func resolveExecUser(name string, euid int) (*local.User, error) {
 		return nil, fmt.Errorf("--exec-user %s: running host steps as another user needs the agent to run as root (it runs as uid %d); leave --exec-user out to run them as the agent's user", name, euid)
 	}
 	return u, nil
+}
+
+// errHostAsSelf refuses host steps that would run as the agent's own,
+// non-root user.
+func errHostAsSelf(euid int) error {
+	name := strconv.Itoa(euid)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	return fmt.Errorf("host steps (the local backend) would run as the agent's own user %s, able to read the agent's token and files: "+
+		"run the agent as root (host steps then run as %s), or accept it with --exec-user %s", name, DefaultExecUser, name)
 }
 
 // parseBackends reads Config.Backend.
@@ -421,6 +437,12 @@ func (a *Agent) openBackends(ctx context.Context) (func(), error) {
 			a.log.Warn("removing work dirs", "err", err)
 		}
 	})
+	// Host steps of an agent that is not root would run as the agent's
+	// own user, able to read its token and files: only when the operator
+	// said so (docs/security.md, "Host execution").
+	if a.execUser == nil && a.cfg.ExecUser == "" && a.euid != 0 && slices.Contains(a.kinds, BackendLocal) {
+		return nil, errHostAsSelf(a.euid)
+	}
 	newLocal := func() backend.Backend {
 		if err := local.Cleanup(a.cfg.WorkDir, a.log); err != nil {
 			a.log.Warn("killing the steps an earlier agent left running", "err", err)
@@ -435,6 +457,10 @@ func (a *Agent) openBackends(ctx context.Context) (func(), error) {
 			cli, err := connectDocker(ctx)
 			if err != nil {
 				if kind == BackendAuto {
+					if a.execUser == nil && a.cfg.ExecUser == "" && a.euid != 0 {
+						closeAll()
+						return nil, fmt.Errorf("docker engine not reachable (%v), and %w", err, errHostAsSelf(a.euid))
+					}
 					a.log.Info("docker engine not reachable; running on the local backend", "err", err)
 					a.backends[BackendLocal] = newLocal()
 					continue

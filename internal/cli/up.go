@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -144,8 +145,17 @@ func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 		wg.Wait()
 		return 0, fmt.Errorf("creating the in-process agent's token: %w", err)
 	}
+	// ferry up builds the user's own checkout: when it does not run as
+	// root, its host steps run as that user, as make or a shell would
+	// (docs/security.md); a plain agent must be told so with --exec-user.
+	execUser := o.ExecUser
+	if execUser == "" && os.Geteuid() != 0 {
+		if u, err := user.Current(); err == nil {
+			execUser = u.Username
+		}
+	}
 	// The agent is in this process: its token is never on a command line.
-	ag, err := agent.New(agent.Config{Server: url, Token: token, Name: "ferry-up", Backend: upBackends(ctx), ExecUser: o.ExecUser, WorkDir: workDir},
+	ag, err := agent.New(agent.Config{Server: url, Token: token, Name: "ferry-up", Backend: upBackends(ctx), ExecUser: execUser, WorkDir: workDir},
 		o.Logger.With("component", "agent"))
 	if err != nil {
 		cancel()
