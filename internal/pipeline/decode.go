@@ -29,6 +29,8 @@ type decoder struct {
 	// budget counts down the nodes left to visit (see maxNodes).
 	budget    int
 	exhausted bool
+	// combined holds the mappings lastWins made of a key written twice.
+	combined map[*yaml.Node]bool
 }
 
 // pair is one key and its value in a mapping, after merge keys have been
@@ -156,14 +158,16 @@ func (d *decoder) mapping(n *yaml.Node, what, key string) ([]pair, bool) {
 
 // pairs lists the keys of mapping n in order, applying merge keys ("<<")
 // the way YAML 1.1 defines them: keys written in n win over merged ones,
-// and among several merged mappings the earlier one wins. Duplicate keys
-// written in n are reported.
+// and among several merged mappings the earlier one wins. A key written
+// twice in n is a warning and its later value wins, as in Drone (see
+// lastWins).
 func (d *decoder) pairs(n *yaml.Node, what, key string) []pair {
 	if !d.visit(n) {
 		return nil
 	}
 	var out []pair
 	seen := map[string]*yaml.Node{}
+	at := map[string]int{} // index in out of each key written in n
 	var merged [][]pair
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -177,10 +181,18 @@ func (d *decoder) pairs(n *yaml.Node, what, key string) []pair {
 			continue
 		}
 		if first, dup := seen[rk.Value]; dup {
-			d.errorf(k, join(key, rk.Value), "key %q is defined twice in %s (first at line %d)", rk.Value, what, first.Line+d.offset)
+			// A key written again only to hold another anchor
+			// ("define: &a ..." three times) is not a mistake.
+			j := at[rk.Value]
+			anchors := v.Anchor != "" && out[j].val != nil && out[j].val.Anchor != ""
+			if !d.combined[n] && !anchors {
+				d.warnf(k, join(key, rk.Value), "key %q is defined twice in %s (first at line %d); Drone reads both and the later value wins (maps are combined), and so does ferry: remove one of them", rk.Value, what, first.Line+d.offset)
+			}
+			out[j].val = d.lastWins(out[j].val, v)
 			continue
 		}
 		seen[rk.Value] = k
+		at[rk.Value] = len(out)
 		out = append(out, pair{key: rk, val: v})
 	}
 	for _, src := range merged {
@@ -193,6 +205,26 @@ func (d *decoder) pairs(n *yaml.Node, what, key string) []pair {
 		}
 	}
 	return out
+}
+
+// lastWins is the value of a key written twice in one mapping, as Drone's
+// YAML decoder (a fork of yaml.v2, not strict) reads it: the later value
+// replaces the earlier one, except that two mappings are combined, the
+// later one's keys winning, because the decoder fills the same map or
+// struct twice. The combined mapping is a new node, marked so that the
+// keys it repeats are not reported again.
+func (d *decoder) lastWins(first, later *yaml.Node) *yaml.Node {
+	a, b := d.deref(first), d.deref(later)
+	if a == nil || b == nil || a.Kind != yaml.MappingNode || b.Kind != yaml.MappingNode {
+		return later
+	}
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: b.Line, Column: b.Column}
+	m.Content = append(append(m.Content, a.Content...), b.Content...)
+	if d.combined == nil {
+		d.combined = map[*yaml.Node]bool{}
+	}
+	d.combined[m] = true
+	return m
 }
 
 // mergeSources resolves the value of a "<<" key: a mapping, or a list of

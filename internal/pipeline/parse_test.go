@@ -520,3 +520,33 @@ func checkGolden(t *testing.T, golden, got string) {
 		t.Errorf("problems differ from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
 	}
 }
+
+// TestDuplicateKeysLastWins checks that a key written twice in one mapping
+// is read as Drone's YAML decoder reads it: the later value replaces the
+// earlier one (two pipelines written without "---" between them are one
+// pipeline, the second), two maps are combined, and a key reused only to
+// hold anchors is not reported.
+func TestDuplicateKeysLastWins(t *testing.T) {
+	cfg := mustParse(t, "testdata/compat/duplicate-keys.yml")
+	if len(cfg.Pipelines) != 1 {
+		t.Fatalf("want 1 pipeline, got %d", len(cfg.Pipelines))
+	}
+	p := cfg.Pipelines[0]
+	if p.Name != "second" || len(p.Steps) != 1 || p.Steps[0].Name != "build" {
+		t.Fatalf("want pipeline second with step build, got %q with %d steps", p.Name, len(p.Steps))
+	}
+	env := p.Steps[0].Environment
+	if env["A"].Raw != "1" || env["B"].Raw != "2" {
+		t.Errorf("the two environment maps are not combined: %+v", env)
+	}
+	if p.Node["type"] != "common" {
+		t.Errorf("node = %v", p.Node)
+	}
+	var keys []string
+	for _, w := range cfg.Warnings {
+		keys = append(keys, w.Key)
+	}
+	if want := []string{"kind", "name", "node", "steps", "steps[0].environment"}; !reflect.DeepEqual(keys, want) {
+		t.Errorf("warnings on %q, want %q:\n%v", keys, want, cfg.Warnings)
+	}
+}
