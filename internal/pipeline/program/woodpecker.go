@@ -208,6 +208,9 @@ func (c *wp) matrix(data []byte) ([][][2]string, error) {
 	if c.checkExpansion(root.Content[0], maxNodes); c.err != nil {
 		return nil, c.err
 	}
+	if c.checkDuplicateKeys(root.Content[0]); c.err != nil {
+		return nil, c.err
+	}
 	m := lookup(root.Content[0], "matrix")
 	if m == nil || m.Kind != yaml.MappingNode {
 		return [][][2]string{nil}, nil
@@ -254,6 +257,33 @@ func (c *wp) matrix(data []byte) ([][][2]string, error) {
 	return out, nil
 }
 
+// checkDuplicateKeys fails on the first key written twice in one mapping.
+// Woodpecker decodes its files with yaml.v3, which refuses them ("mapping
+// key already defined"), unlike Drone's yaml.v2, which keeps the later
+// value. Merge keys are left to the merge.
+func (c *wp) checkDuplicateKeys(n *yaml.Node) {
+	if n == nil || c.err != nil {
+		return
+	}
+	if n.Kind == yaml.MappingNode {
+		seen := map[string]*yaml.Node{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode || k.Value == "<<" {
+				continue
+			}
+			if first, dup := seen[k.Value]; dup {
+				c.fail(k, "key %q is defined twice (first at line %d); Woodpecker refuses a file with a repeated key: remove one of them", k.Value, first.Line)
+				return
+			}
+			seen[k.Value] = k
+		}
+	}
+	for _, child := range n.Content {
+		c.checkDuplicateKeys(child)
+	}
+}
+
 // maxCombinations bounds a workflow's matrix.
 const maxCombinations = 256
 
@@ -287,11 +317,14 @@ func (c *wp) workflow(n *yaml.Node, name string, combo [][2]string) (*yaml.Node,
 	setKey(doc, "type", str("docker"))
 	setKey(doc, "name", str(name))
 	var deps []string
-	var steps, services *yaml.Node
+	var steps, services, branches *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolve(n.Content[i+1])
 		switch k.Value {
 		case "steps", "pipeline":
+			if k.Value == "pipeline" {
+				c.warn(k, `"pipeline" is Woodpecker's name for the steps before 1.0, refused since Woodpecker 2.0; ferry runs them as Woodpecker 1.x did: rename it to steps`)
+			}
 			steps = c.steps(v, k.Value)
 		case "services":
 			services = c.steps(v, "services")
@@ -328,20 +361,28 @@ func (c *wp) workflow(n *yaml.Node, name string, combo [][2]string) (*yaml.Node,
 				setKey(doc, "node", node)
 			}
 		case "platform":
+			c.warn(k, `"platform" is Woodpecker's form before 1.0; write labels: {platform: %s}`, v.Value)
 			setKey(doc, "platform", platform(v.Value))
 		case "branches":
-			// Woodpecker before 1.0: the branches a workflow runs for.
-			trigger := lookup(doc, "trigger")
-			if trigger == nil {
-				trigger = mapping()
-			}
-			setKey(trigger, "branch", v)
-			setKey(doc, "trigger", trigger)
+			c.warn(k, `"branches" is Woodpecker's form before 1.0, refused since Woodpecker 2.0; ferry reads it as Woodpecker 1.x did: write when: {branch: ...}`)
+			// Woodpecker before 1.0: the branches a workflow runs for,
+			// added to its when (wherever that is written) below.
+			branches = v
 		case "matrix", "variables", "version", "skip_ci":
 		default:
 			if v.Anchor == "" && !strings.HasPrefix(k.Value, "x-") {
 				c.warn(k, "unknown key %q in a Woodpecker workflow is ignored", k.Value)
 			}
+		}
+	}
+	if branches != nil {
+		trigger := lookup(doc, "trigger")
+		if trigger == nil {
+			trigger = mapping()
+			setKey(doc, "trigger", trigger)
+		}
+		if lookup(trigger, "branch") == nil {
+			setKey(trigger, "branch", branches)
 		}
 	}
 	if steps == nil {

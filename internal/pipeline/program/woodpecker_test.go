@@ -111,6 +111,9 @@ func TestWoodpeckerErrors(t *testing.T) {
 		{"yaml", "steps:\n  - name: a\n    image: [\n", ".woodpecker.yml:4:1: invalid YAML"},
 		{"steps shape", "steps: 3\n", ".woodpecker.yml:1:8: steps must be a list or a map of steps"},
 		{"matrix shape", "matrix:\n  GO: 1\nsteps: [{name: a, image: b}]\n", ".woodpecker.yml:2:7: matrix axis \"GO\" must be a list"},
+		// Woodpecker's yaml.v3 refuses a repeated key where Drone keeps the later value.
+		{"duplicate key", "steps:\n  build:\n    image: alpine\n    image: golang\n", ".woodpecker.yml:4:5: key \"image\" is defined twice (first at line 3)"},
+		{"duplicate step", "steps:\n  build:\n    image: alpine\n  build:\n    image: golang\n", ".woodpecker.yml:4:3: key \"build\" is defined twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := Convert(context.Background(), ".woodpecker.yml", []byte(tc.src), Options{})
@@ -203,5 +206,31 @@ func TestWoodpeckerEventNames(t *testing.T) {
 	out, _, _ = Convert(context.Background(), ".woodpecker.yml", []byte("steps:\n  a:\n    image: x\n"), Options{Input: pushMain})
 	if strings.Contains(string(out), "CI_PIPELINE_EVENT") {
 		t.Errorf("a push needs no override:\n%s", out)
+	}
+}
+
+// TestWoodpeckerBranchesJoinWhen checks that the "branches" of Woodpecker
+// before 1.0 is added to the workflow's when, as Woodpecker 1.x did,
+// whichever of the two keys is written first.
+func TestWoodpeckerBranchesJoinWhen(t *testing.T) {
+	for _, src := range []string{
+		"branches: main\nwhen:\n  event: push\nsteps:\n  a:\n    image: x\n",
+		"when:\n  event: push\nbranches: main\nsteps:\n  a:\n    image: x\n",
+	} {
+		out, warnings, err := Convert(context.Background(), ".woodpecker.yml", []byte(src), Options{Input: pushMain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := pipeline.Parse("w", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := cfg.Pipelines[0].Trigger
+		if !slices.Equal(tr.Branch.Include, []string{"main"}) || !slices.Equal(tr.Event.Include, []string{"push"}) {
+			t.Errorf("%q: trigger branch %v event %v, want [main] and [push]", src, tr.Branch.Include, tr.Event.Include)
+		}
+		if len(warnings) != 1 || !strings.Contains(warnings[0], `"branches" is Woodpecker's form before 1.0`) {
+			t.Errorf("warnings = %q", warnings)
+		}
 	}
 }
