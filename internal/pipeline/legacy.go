@@ -54,6 +54,10 @@ func legacyHint(what, key string) string {
 		case slices.Contains(drone05Keys, key):
 			return fmt.Sprintf("%q is a key of Drone's 0.x format, which Drone 1.x does not read; write \"kind: pipeline\" documents with a list of steps", key)
 		}
+	case "clone":
+		if key == "git" {
+			return `"git" under clone is Drone 0.8's custom clone step and Drone 1.x ignores it, so the default clone runs; to clone differently write clone: {disable: true} and a step of your own`
+		}
 	case "trigger":
 		if key == "when" {
 			return `"when" inside trigger is ignored by Drone, so the pipeline runs for every build; write the conditions directly under trigger`
