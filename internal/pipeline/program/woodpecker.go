@@ -368,7 +368,8 @@ func (c *wp) workflow(n *yaml.Node, name string, combo [][2]string) (*yaml.Node,
 			// Woodpecker before 1.0: the branches a workflow runs for,
 			// added to its when (wherever that is written) below.
 			branches = v
-		case "matrix", "variables", "version", "skip_ci":
+		case "matrix", "variables", "version", "skip_ci", "$schema":
+			// $schema names the JSON schema editors validate the file with.
 		default:
 			if v.Anchor == "" && !strings.HasPrefix(k.Value, "x-") {
 				c.warn(k, "unknown key %q in a Woodpecker workflow is ignored", k.Value)
