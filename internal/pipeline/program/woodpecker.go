@@ -401,6 +401,7 @@ func (c *wp) workflow(n *yaml.Node, name string, combo [][2]string) (*yaml.Node,
 		setKey(doc, "services", services)
 	}
 	setKey(doc, "steps", steps)
+	c.groups(steps, lookup(doc, "clone") == nil)
 	c.volumes(doc)
 	// "depends_on: []" starts a step at once in Woodpecker. In ferry (as
 	// in Drone) a step without dependencies starts at once only when
@@ -413,6 +414,53 @@ func (c *wp) workflow(n *yaml.Node, name string, combo [][2]string) (*yaml.Node,
 		}
 	}
 	return doc, deps
+}
+
+// groupKey carries a step's group from step to groups.
+const groupKey = "x-woodpecker-group"
+
+// groups turns the step groups of Woodpecker before 2.0 into dependencies,
+// as Woodpecker 1.x ran them: consecutive steps of one group run in
+// parallel, and each group (or step without a group) starts when the steps
+// before it are done. The first starts after the clone. A workflow whose
+// steps also use depends_on keeps its dependencies and ignores the groups.
+func (c *wp) groups(steps *yaml.Node, cloned bool) {
+	var grouped *yaml.Node
+	dag := false
+	for _, st := range steps.Content {
+		if g := lookup(st, groupKey); g != nil && grouped == nil {
+			grouped = g
+		}
+		dag = dag || lookup(st, "depends_on") != nil
+	}
+	defer func() {
+		for _, st := range steps.Content {
+			deleteKey(st, groupKey)
+		}
+	}()
+	if grouped == nil {
+		return
+	}
+	if dag {
+		c.warn(grouped, "group is ignored because steps of this workflow use depends_on; the dependencies decide what runs in parallel")
+		return
+	}
+	var prev, cur []string
+	group := ""
+	for i, st := range steps.Content {
+		g := lookupValue(st, groupKey)
+		if i == 0 || g == "" || g != group {
+			prev, cur, group = cur, nil, g
+		}
+		deps := prev
+		if len(deps) == 0 && cloned {
+			deps = []string{"clone"}
+		}
+		if len(deps) > 0 {
+			setKey(st, "depends_on", strList(deps))
+		}
+		cur = append(cur, lookupValue(st, "name"))
+	}
 }
 
 // steps converts steps or services, written as a list or as a map by name.
@@ -488,7 +536,7 @@ func (c *wp) step(n *yaml.Node, name string) *yaml.Node {
 		case "volumes":
 			setKey(s, "x-woodpecker-volumes", v)
 		case "group":
-			c.warn(k, "group (parallel steps) is not supported; the steps run one after another (use depends_on to run steps in parallel)")
+			setKey(s, groupKey, v)
 		case "backend_options", "pull_policy", "when_status":
 			c.warn(k, "%q is not supported and is ignored", k.Value)
 		default:

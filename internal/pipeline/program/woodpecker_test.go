@@ -88,12 +88,9 @@ pipeline deploy type=docker platform=/ depends_on=[build (GO=1.21) build (GO=1.2
 	if got != want {
 		t.Errorf("pipelines:\n%s\nwant:\n%s\nYAML:\n%s", got, want, out)
 	}
-	for _, w := range []string{
-		`.woodpecker/deploy.yml:11:5: warning: group (parallel steps) is not supported`,
-	} {
-		if !strings.Contains(strings.Join(warnings, "\n"), w) {
-			t.Errorf("warnings lack %q:\n%s", w, strings.Join(warnings, "\n"))
-		}
+	// A group is run as Woodpecker 1.x ran it (TestWoodpeckerGroupsRunInParallel), without a warning.
+	if strings.Contains(strings.Join(warnings, "\n"), "group") {
+		t.Errorf("a warning about group:\n%s", strings.Join(warnings, "\n"))
 	}
 	for _, w := range []string{
 		"any:", "- event: custom", "status:", "- success", "clone:\n  disable: true", "pool: fast", "GO: \"1.21\"",
@@ -232,5 +229,60 @@ func TestWoodpeckerBranchesJoinWhen(t *testing.T) {
 		if len(warnings) != 1 || !strings.Contains(warnings[0], `"branches" is Woodpecker's form before 1.0`) {
 			t.Errorf("warnings = %q", warnings)
 		}
+	}
+}
+
+// TestWoodpeckerGroupsRunInParallel checks the step groups of Woodpecker
+// before 2.0: consecutive steps of one group run in parallel, each group
+// after the steps before it, the first after the clone.
+func TestWoodpeckerGroupsRunInParallel(t *testing.T) {
+	src := `pipeline:
+  deps:
+    image: x
+  style:
+    image: x
+    group: tests
+  unit:
+    image: x
+    group: tests
+  build:
+    image: x
+    group: build
+  publish:
+    image: x
+`
+	out, warnings, err := Convert(context.Background(), ".woodpecker.yml", []byte(src), Options{Input: pushMain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pipeline.Parse("w", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := map[string][]string{
+		"deps":    {"clone"},
+		"style":   {"deps"},
+		"unit":    {"deps"},
+		"build":   {"style", "unit"},
+		"publish": {"build"},
+	}
+	for _, st := range cfg.Pipelines[0].Steps {
+		if !slices.Equal(st.DependsOn, want[st.Name]) {
+			t.Errorf("step %s depends on %v, want %v", st.Name, st.DependsOn, want[st.Name])
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], `"pipeline"`) || strings.Contains(string(out), "x-woodpecker-group") {
+		t.Errorf("warnings = %q\n%s", warnings, out)
+	}
+}
+
+func TestWoodpeckerGroupWithDependsOn(t *testing.T) {
+	src := "steps:\n  a:\n    image: x\n    group: g\n  b:\n    image: x\n    depends_on: [a]\n"
+	_, warnings, err := Convert(context.Background(), ".woodpecker.yml", []byte(src), Options{Input: pushMain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], ".woodpecker.yml:4:12: warning: group is ignored") {
+		t.Errorf("warnings = %q", warnings)
 	}
 }
