@@ -239,6 +239,17 @@ func Compile(p *pipeline.Pipeline, opts Options) (*Result, error) {
 		spec.Services = append(spec.Services, st)
 	}
 	graph := slices.ContainsFunc(p.Steps, func(s *pipeline.Step) bool { return len(s.DependsOn) > 0 })
+	// Dependencies on the automatic clone step and on services are met
+	// before any step starts: the clone runs before the steps, and the
+	// services are started first (Drone's steps wait for them to start,
+	// not to end). The runtime waits only for steps, so they go.
+	started := map[string]bool{}
+	if !p.Clone.Disable {
+		started["clone"] = true
+	}
+	for _, s := range p.Services {
+		started[s.Name] = true
+	}
 	var prev string
 	for _, s := range p.Steps {
 		number++
@@ -248,7 +259,7 @@ func Compile(p *pipeline.Pipeline, opts Options) (*Result, error) {
 		}
 		switch {
 		case graph:
-			st.DependsOn = slices.Clone(s.DependsOn)
+			st.DependsOn = slices.DeleteFunc(slices.Clone(s.DependsOn), func(d string) bool { return started[d] })
 		case prev != "":
 			st.DependsOn = []string{prev}
 		default:

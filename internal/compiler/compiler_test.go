@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,6 +83,37 @@ func TestGraphSerialUnlessDependsOn(t *testing.T) {
 	dag := compile(t, "kind: pipeline\nname: p\nsteps:\n- {name: a, image: i}\n- {name: b, image: i}\n- {name: c, image: i, depends_on: [a]}\n", Options{})
 	if len(dag.Steps[1].DependsOn) != 0 || dag.Steps[2].DependsOn[0] != "a" {
 		t.Errorf("dag deps: b %v, c %v", dag.Steps[1].DependsOn, dag.Steps[2].DependsOn)
+	}
+}
+
+// TestDependsOnCloneAndServices checks the dependencies on what starts
+// before the steps, as real Drone files write them (grafana's loki, a step
+// waiting for its database service): they are met at once, where the
+// runtime, which waits only for steps, skipped those steps before.
+func TestDependsOnCloneAndServices(t *testing.T) {
+	spec := compile(t, `
+kind: pipeline
+name: p
+steps:
+- {name: a, image: i, depends_on: [clone]}
+- {name: b, image: i, depends_on: [clone, db, a]}
+services:
+- {name: db, image: postgres}
+`, Options{})
+	if len(spec.Steps[0].DependsOn) != 0 || !slices.Equal(spec.Steps[1].DependsOn, []string{"a"}) {
+		t.Errorf("deps: a %v, b %v; want [] and [a]", spec.Steps[0].DependsOn, spec.Steps[1].DependsOn)
+	}
+	// With the automatic clone disabled, "clone" is a step of the file.
+	spec = compile(t, `
+kind: pipeline
+name: p
+clone: {disable: true}
+steps:
+- {name: clone, image: alpine/git}
+- {name: b, image: i, depends_on: [clone]}
+`, Options{})
+	if !slices.Equal(spec.Steps[1].DependsOn, []string{"clone"}) {
+		t.Errorf("b depends on %v, want [clone]", spec.Steps[1].DependsOn)
 	}
 }
 
