@@ -31,6 +31,8 @@ type decoder struct {
 	exhausted bool
 	// combined holds the mappings lastWins made of a key written twice.
 	combined map[*yaml.Node]bool
+	// template is the first template call of the file, if any.
+	template *templateCall
 }
 
 // pair is one key and its value in a mapping, after merge keys have been

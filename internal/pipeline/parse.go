@@ -73,6 +73,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	errs, warnings := all.split()
 	if len(errs) == 0 && len(cfg.Pipelines) == 0 && !d.exhausted {
 		errs = Errors{{File: file, Line: 1, Column: 1, Msg: NoPipelines}}
+		if t := d.template; t != nil {
+			errs = Errors{{File: file, Line: t.pos.Line, Column: t.pos.Column, Key: "load", Msg: fmt.Sprintf(templateNotStored, t.load)}}
+		}
 		all = append(errs, all...)
 	}
 	if len(errs) > 0 {
@@ -88,6 +91,16 @@ func Parse(file string, data []byte) (*Config, error) {
 // nothing is more likely a mistake (an empty file, the wrong file, every
 // document of another kind) than an intent.
 const NoPipelines = `no pipelines found; a pipeline is a YAML document with "kind: pipeline" and a list of steps`
+
+// templateCall is a "kind: template" document naming the template to load.
+type templateCall struct {
+	load string
+	pos  Pos
+}
+
+// templateNotStored is the error for a file that only calls a template:
+// Drone's server renders it from its template store, which ferry has not.
+const templateNotStored = `no pipelines found: the file calls the template %q ("kind: template"), which Drone's server renders from the templates stored on the server ("drone template add"); ferry has no template store: put the YAML the template renders, or a .drone.star or .drone.jsonnet program doing the same, in the repository`
 
 // prune applies what Drone does with the forms Parse only warns about:
 // "pull: default" and unknown pull or failure policies are the defaults,
@@ -311,7 +324,17 @@ func (d *decoder) document(cfg *Config, doc chunk) {
 		if s := d.secret(n, ps); s != nil {
 			cfg.Secrets = append(cfg.Secrets, s)
 		}
-	case "signature", "template", "cron", "registry":
+	case "template":
+		// A call of a template stored on the Drone server, which
+		// renders it into the pipelines (its template converter).
+		for _, p := range ps {
+			if p.key.Value == "load" && d.template == nil {
+				if load, ok := d.str(p.val, "load", "load"); ok && load != "" {
+					d.template = &templateCall{load: load, pos: d.posOf(p.key)}
+				}
+			}
+		}
+	case "signature", "cron", "registry":
 		// Valid, and of no use to ferry; see validKinds.
 	default:
 		at := n
