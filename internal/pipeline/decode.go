@@ -169,7 +169,8 @@ func (d *decoder) pairs(n *yaml.Node, what, key string) []pair {
 	}
 	var out []pair
 	seen := map[string]*yaml.Node{}
-	at := map[string]int{} // index in out of each key written in n
+	at := map[string]int{}          // index in out of each key written in n
+	again := map[int][]*yaml.Node{} // the later values of keys written twice
 	var merged [][]pair
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -187,15 +188,21 @@ func (d *decoder) pairs(n *yaml.Node, what, key string) []pair {
 			// ("define: &a ..." three times) is not a mistake.
 			j := at[rk.Value]
 			anchors := v.Anchor != "" && out[j].val != nil && out[j].val.Anchor != ""
+			if c := len(again[j]); c > 0 {
+				anchors = v.Anchor != "" && again[j][c-1].Anchor != ""
+			}
 			if !d.combined[n] && !anchors {
 				d.warnf(k, join(key, rk.Value), "key %q is defined twice in %s (first at line %d); Drone reads both and the later value wins (maps are combined), and so does ferry: remove one of them", rk.Value, what, first.Line+d.offset)
 			}
-			out[j].val = d.lastWins(out[j].val, v)
+			again[j] = append(again[j], v)
 			continue
 		}
 		seen[rk.Value] = k
 		at[rk.Value] = len(out)
 		out = append(out, pair{key: rk, val: v})
+	}
+	for j, later := range again {
+		out[j].val = d.lastWins(append([]*yaml.Node{out[j].val}, later...))
 	}
 	for _, src := range merged {
 		for _, p := range src {
@@ -209,25 +216,35 @@ func (d *decoder) pairs(n *yaml.Node, what, key string) []pair {
 	return out
 }
 
-// lastWins is the value of a key written twice in one mapping, as Drone's
-// YAML decoder (a fork of yaml.v2, not strict) reads it: the later value
-// replaces the earlier one, except that two mappings are combined, the
-// later one's keys winning, because the decoder fills the same map or
-// struct twice. The combined mapping is a new node, marked so that the
-// keys it repeats are not reported again.
-func (d *decoder) lastWins(first, later *yaml.Node) *yaml.Node {
-	a, b := d.deref(first), d.deref(later)
-	if a == nil || b == nil || a.Kind != yaml.MappingNode || b.Kind != yaml.MappingNode {
-		return later
+// lastWins is the value of a key written more than once in one mapping,
+// as Drone's YAML decoder (a fork of yaml.v2, not strict) reads it: a later
+// value replaces the earlier ones, except that mappings written one after
+// the other are combined, the later one's keys winning, because the
+// decoder fills the same map or struct again. The combined mapping is a
+// new node, marked so that the keys it repeats are not reported again. It
+// is built once from all the values, so repeating a key n times costs n,
+// not n².
+func (d *decoder) lastWins(vals []*yaml.Node) *yaml.Node {
+	first := len(vals) - 1
+	for first > 0 && isMapping(d.deref(vals[first])) && isMapping(d.deref(vals[first-1])) {
+		first--
 	}
-	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: b.Line, Column: b.Column}
-	m.Content = append(append(m.Content, a.Content...), b.Content...)
+	if first == len(vals)-1 {
+		return vals[first]
+	}
+	last := d.deref(vals[len(vals)-1])
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: last.Line, Column: last.Column}
+	for _, v := range vals[first:] {
+		m.Content = append(m.Content, d.deref(v).Content...)
+	}
 	if d.combined == nil {
 		d.combined = map[*yaml.Node]bool{}
 	}
 	d.combined[m] = true
 	return m
 }
+
+func isMapping(n *yaml.Node) bool { return n != nil && n.Kind == yaml.MappingNode }
 
 // mergeSources resolves the value of a "<<" key: a mapping, or a list of
 // mappings, usually given as aliases.
