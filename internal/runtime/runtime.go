@@ -141,11 +141,14 @@ type run struct {
 	r    *Runner
 	spec *backend.Spec
 
-	mu       sync.Mutex
-	failed   bool
-	failedBy []string
-	results  map[*backend.Step]*StepResult
-	bg       sync.WaitGroup // services and detached steps
+	mu     sync.Mutex
+	failed bool
+	// earlyExit is set when a step exited with ExitEarly: the steps
+	// that have not started are skipped.
+	earlyExit bool
+	failedBy  []string
+	results   map[*backend.Step]*StepResult
+	bg        sync.WaitGroup // services and detached steps
 	// cancelSteps stops the running foreground steps (fail-fast).
 	cancelSteps context.CancelCauseFunc
 	// ending is set when the pipeline finished normally and is stopping
@@ -229,6 +232,11 @@ func (r *Runner) Run(ctx context.Context, spec *backend.Spec) *Result {
 	}
 	return res
 }
+
+// ExitEarly is the exit code with which a step ends its pipeline early
+// and passing, as in Drone: the steps that have not started yet are
+// skipped.
+const ExitEarly = 78
 
 // errStepTimeout is the cause of a step's context when its timeout ends.
 var errStepTimeout = errors.New("step timed out")
@@ -338,8 +346,11 @@ func (rn *run) shouldRun(ctx context.Context, s *backend.Step) bool {
 		return false
 	}
 	rn.mu.Lock()
-	failed := rn.failed
+	failed, early := rn.failed, rn.earlyExit
 	rn.mu.Unlock()
+	if early {
+		return false
+	}
 	switch s.RunPolicy {
 	case backend.RunNever:
 		return false
@@ -458,6 +469,11 @@ func (rn *run) runStep(ctx context.Context, s *backend.Step) {
 		sr.Status, sr.ExitCode, sr.Error = StatusKilled, state.ExitCode, cancelReason(ctx)
 	case state.OOMKilled:
 		sr.Status, sr.ExitCode, sr.Error = StatusFailure, state.ExitCode, "out of memory"
+	case state.ExitCode == ExitEarly && !s.Detach:
+		// Drone's early exit: the step passes and every step that has
+		// not started yet is skipped; the pipeline passes.
+		sr.Status, sr.ExitCode = StatusSuccess, state.ExitCode
+		rn.earlyExit = true
 	case state.ExitCode != 0:
 		sr.Status, sr.ExitCode = StatusFailure, state.ExitCode
 		sr.Error = fmt.Sprintf("exit code %d", state.ExitCode)

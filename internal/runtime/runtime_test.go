@@ -308,3 +308,29 @@ func TestImagePullFailureFailsTheStep(t *testing.T) {
 		t.Errorf("step b: %s, want skipped after a failed", b.Status)
 	}
 }
+
+// TestExitCode78EndsThePipelineEarly: as in Drone, a step that exits 78
+// passes and ends its pipeline early, passing: every step that has not
+// started is skipped, whatever its run policy.
+func TestExitCode78EndsThePipelineEarly(t *testing.T) {
+	always := step("always", []string{"c"}, "echo always")
+	always.RunPolicy = backend.RunAlways
+	res, _ := run(t, context.Background(),
+		step("a", []string{}, "echo a"),
+		step("b", []string{"a"}, "echo nothing to do; exit 78"),
+		step("c", []string{"b"}, "echo never"),
+		always,
+	)
+	if res.Status != runtime.StatusSuccess {
+		t.Fatalf("pipeline status = %s, want success", res.Status)
+	}
+	want := map[string]runtime.Status{"a": "success", "b": "success", "c": "skipped", "always": "skipped"}
+	for k, v := range want {
+		if statuses(res)[k] != v {
+			t.Errorf("step %s = %s, want %s", k, statuses(res)[k], v)
+		}
+	}
+	if res.Steps[1].ExitCode != 78 {
+		t.Errorf("exit code = %d, want 78", res.Steps[1].ExitCode)
+	}
+}
