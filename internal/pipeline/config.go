@@ -15,6 +15,9 @@ type Config struct {
 	// keys, legacy forms, values Drone ignores), ordered by position. The
 	// config runs as Drone would run it; show them to the user.
 	Warnings Errors
+	// Documents are the documents of kinds registered with RegisterKind
+	// (such as "kind: service"), in file order.
+	Documents []Document
 
 	// pos records where values were written, for Validate's messages. It
 	// is nil for a Config built in code; Validate then falls back to the

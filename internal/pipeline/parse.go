@@ -317,6 +317,14 @@ func (d *decoder) document(cfg *Config, doc chunk) {
 			}
 		}
 	}
+	if dec := kindDecoder(kind); dec != nil {
+		v, errs := dec(n)
+		for _, e := range errs {
+			d.errorAt(Pos{Line: e.Line + d.offset, Column: e.Column}, e.Key, "%s", e.Msg)
+		}
+		cfg.Documents = append(cfg.Documents, Document{Kind: kind, Pos: d.posOf(n), Value: v})
+		return
+	}
 	switch kind {
 	case "pipeline":
 		cfg.Pipelines = append(cfg.Pipelines, d.pipeline(n, ps))
@@ -347,7 +355,7 @@ func (d *decoder) document(cfg *Config, doc chunk) {
 		if s := closest(kind, validKinds); s != "" {
 			msg += fmt.Sprintf("did you mean %q? ", s)
 		}
-		d.errorf(at, "kind", "%svalid kinds are: pipeline, secret, signature, template", msg)
+		d.errorf(at, "kind", "%svalid kinds are: %s", msg, strings.Join(documentedKinds(), ", "))
 	}
 }
 

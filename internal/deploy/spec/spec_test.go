@@ -1,0 +1,84 @@
+package spec
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryci/ferry/internal/pipeline"
+)
+
+func TestParseGood(t *testing.T) {
+	data, err := os.ReadFile("testdata/good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, err := Parse("good.yml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svcs) != 1 {
+		t.Fatalf("got %d services, want 1", len(svcs))
+	}
+	s := svcs[0]
+	if s.Name != "app" || s.Artifact.Path != "dist/app.tar.gz" || len(s.Environments) != 2 {
+		t.Fatalf("service: %+v", s)
+	}
+	st := s.Environment("staging")
+	if st.Strategy.Type != "rolling" || st.Strategy.MaxParallel != (Amount{N: 25, Percent: true}) || st.Strategy.MaxParallel.Of(8) != 2 {
+		t.Errorf("staging strategy: %+v", st.Strategy)
+	}
+	if !st.AutoRollback || st.Health.HealthyThreshold != 2 || st.Health.ProgressDeadline != 10*time.Minute || st.Health.HealthyDeadline.Std() != time.Minute {
+		t.Errorf("staging: %+v", st)
+	}
+	if len(st.Hooks.After) != 1 || st.Auto == nil || st.Auto.Branches[0] != "main" || st.Auto.Events[0] != "push" {
+		t.Errorf("staging hooks/auto: %+v %+v", st.Hooks, st.Auto)
+	}
+	pr := s.Next("staging")
+	if pr.Name != "production" || pr.AutoRollback || pr.LockTimeout != 10*time.Minute {
+		t.Errorf("production: %+v", pr)
+	}
+	if len(pr.Strategy.Steps) != 2 || pr.Strategy.Steps[0].Pause != 5*time.Minute || !pr.Strategy.Steps[1].Manual {
+		t.Errorf("canary steps: %+v", pr.Strategy.Steps)
+	}
+	if pr.Gates.Approval != "admin" || pr.Gates.Frozen(time.Date(2026, 12, 25, 0, 0, 0, 0, time.UTC)) == nil {
+		t.Errorf("gates: %+v", pr.Gates)
+	}
+	// Thursday 10:00 in Paris is inside the window; Sunday is not.
+	if ok, _ := pr.Gates.InWindow(time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)); !ok {
+		t.Error("Thursday 10:00 Paris should be in the window")
+	}
+	if ok, why := pr.Gates.InWindow(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)); ok || !strings.Contains(why, "outside the deploy windows") {
+		t.Errorf("Sunday: %v %q", ok, why)
+	}
+}
+
+func TestParseBad(t *testing.T) {
+	const head = "kind: pipeline\nname: b\nsteps: [{name: s, image: busybox}]\n---\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown key", "kind: service\nname: app\nenvironmets: []\n", `f.yml:7:1: unknown key "environmets"; did you mean "environments"?`},
+		{"no environments", "kind: service\nname: app\n", `f.yml:5:1: service "app" declares no environments`},
+		{"strategy type", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    strategy: {type: rolling-update}\n", `f.yml:10:22: environments[0].strategy.type: unknown value "rolling-update"; did you mean "rolling"?`},
+		{"max_parallel", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    strategy: {max_parallel: 0}\n", `f.yml:10:30: environments[0].strategy.max_parallel: "0": want a number of nodes (at least 1) or a percentage such as 25%`},
+		{"duration", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    health: {type: tcp, address: ':80', healthy_deadline: soon}\n", `f.yml:10:59: environments[0].health.healthy_deadline: "soon" is not a duration`},
+		{"requires", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    gates: {requires: [staging]}\n", `environment "prod" requires "staging", which is not an earlier environment`},
+		{"no nodes", "kind: service\nname: app\nenvironments:\n  - name: prod\n", `f.yml:8:5: environment "prod" needs nodes`},
+		{"canary steps", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    strategy: canary\n", `a canary strategy needs steps`},
+		{"window", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    gates: {windows: [{from: '9am', to: '17:00'}]}\n", `environments[0].gates.windows[0].from: "9am": want a time of day HH:MM`},
+		{"health url", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    health: {type: http}\n", `a http health check needs url`},
+		{"kind typo", "kind: servic\nname: app\n", `unknown kind "servic"; did you mean "service"?`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.yml", []byte(head+tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var list pipeline.Errors
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
+			}
+			_ = list
+		})
+	}
+}
