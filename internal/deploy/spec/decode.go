@@ -3,7 +3,7 @@ package spec
 import (
 	"fmt"
 	"path"
-		"strconv"
+	"strconv"
 	"strings"
 	"time"
 
