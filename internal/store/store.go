@@ -49,6 +49,14 @@ type Store struct {
 	Jobs        JobQueue
 	Crons       CronStore
 
+	// Delivery (internal/store/deploy.go).
+	Services    ServiceStore
+	Releases    ReleaseStore
+	Deployments DeploymentStore
+	Locks       LockStore
+	Audit       AuditStore
+	Nodes       NodeStore
+
 	// Driver names the database driver: "sqlite" or "postgres".
 	Driver string
 	// Signals carries "jobs are ready" between the servers that share the

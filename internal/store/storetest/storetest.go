@@ -65,6 +65,7 @@ func Run(t *testing.T, open Opener) {
 		{"JobFailStalePending", testJobFailStalePending},
 		{"JobStats", testJobStats},
 	}
+	tests = append(tests, deployTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.fn(t, open(t))

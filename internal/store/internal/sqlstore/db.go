@@ -103,6 +103,13 @@ func New(db DB, d *Dialect) *store.Store {
 		Agents:      &agents{b},
 		Jobs:        &jobs{b},
 		Crons:       &crons{b},
+
+		Services:    &services{b},
+		Releases:    &releases{b},
+		Deployments: &deployments{b},
+		Locks:       &locks{b},
+		Audit:       &audit{b},
+		Nodes:       &nodes{b},
 		Driver:      d.Name,
 		Closer:      closerFunc(db.Close),
 	}
