@@ -31,6 +31,8 @@ const (
 	accessAgent
 	// accessMetrics routes need an admin's token or the metrics token.
 	accessMetrics
+	// accessNode routes are the node protocol: they need a node token.
+	accessNode
 )
 
 // route is one registered endpoint.

@@ -23,6 +23,7 @@ type principal struct {
 
 func (p *principal) isAgent() bool { return p.token != nil && p.token.Kind == store.TokenAgent }
 func (p *principal) isUser() bool  { return p.user != nil }
+func (p *principal) isNode() bool  { return p.token != nil && p.token.Kind == store.TokenNode }
 func (p *principal) isAdmin() bool { return p.user != nil && p.user.Admin }
 
 // name names the principal in logs and in Build.Sender.
@@ -31,7 +32,7 @@ func (p *principal) name() string {
 	case p.user != nil:
 		return p.user.Login
 	case p.token != nil:
-		return "agent-token:" + p.token.Name
+		return string(p.token.Kind) + "-token:" + p.token.Name
 	}
 	return "metrics"
 }
@@ -112,6 +113,10 @@ func authorize(p *principal, a access) error {
 	case accessAgent:
 		if !p.isAgent() {
 			return forbidden("this endpoint needs an agent token")
+		}
+	case accessNode:
+		if !p.isNode() {
+			return forbidden("this endpoint needs a node token (ferry node-token create)")
 		}
 	case accessUser:
 		if !p.isUser() {

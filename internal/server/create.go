@@ -150,6 +150,7 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 	for _, w := range cfg.Warnings {
 		b.Warnings = append(b.Warnings, w.Error())
 	}
+	s.syncServices(ctx, repo, b, cfg)
 	if needsPaths(cfg) && ev.ChangedPaths == nil && b.Event == store.EventPush && b.Before != "" && strings.Trim(b.Before, "0") != "" {
 		if paths, err := s.git.changedPaths(ctx, remote, b.Before, ev.SHA, auth...); err == nil {
 			meta.Build.ChangedPaths = paths

@@ -197,6 +197,7 @@ func (s *Server) reconcileOnce(ctx context.Context, buildID int64) error {
 		if status.Done() && !wasDone {
 			s.metrics.buildFinished(b)
 			s.log.Info("build finished", "build_id", b.ID, "number", b.Number, "status", b.Status)
+			s.buildFinished(ctx, b)
 		}
 	}
 	if s.notifier != nil {

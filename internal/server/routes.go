@@ -85,6 +85,7 @@ func (s *Server) buildRouter() {
 		{"POST", rpc.PathComplete, accessAgent, s.serve(s.rpcComplete)},
 		{"POST", rpc.PathReport, accessAgent, s.serve(s.rpcReport)},
 	}
+	s.routes = append(s.routes, s.deployRoutes()...)
 	s.mux = http.NewServeMux()
 	accessOf := make(map[string]access, len(s.routes))
 	for _, rt := range s.routes {

@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryci/ferry/internal/deploy"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/store/database"
 	"github.com/ferryci/ferry/internal/trigger"
@@ -76,6 +77,10 @@ type Server struct {
 	leaseHold leaseHold
 	// passwords limits and hashes password sign-ins.
 	passwords *passwordAuth
+	// deploy is the deploy orchestrator; desired wakes node long-polls
+	// when a desired state changes.
+	deploy  *deploy.Orchestrator
+	desired *broadcast
 
 	// stopping is closed when the server shuts down; long polls and log
 	// streams end then.
@@ -151,8 +156,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		passwords:   newPasswordAuth(),
 		stopping:    make(chan struct{}),
 		notifyQueue: make(chan notification, 256),
+		desired:     newBroadcast(),
 	}
 	s.storeFailed(time.Now()) // start-up counts as the end of an outage
+	s.deploy = s.newOrchestrator()
 	s.metrics.register(s)
 	s.notifier, err = newNotifier(&cfg, logger)
 	if err != nil {
@@ -276,6 +283,7 @@ func (s *Server) loops() map[string]func(context.Context) error {
 		"maintenance":   s.maintain,
 		"notifications": s.notifyLoop,
 		"cron":          s.newCron().Run,
+		"deploy":        s.deploy.Run,
 	}
 	if p := s.poller(); p != nil {
 		loops["poller"] = p

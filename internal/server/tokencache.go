@@ -57,7 +57,7 @@ func (c *tokenCache) get(hash []byte, now time.Time) *store.Token {
 
 // put caches t, an agent token read from the store at now, under hash.
 func (c *tokenCache) put(hash []byte, t *store.Token, now time.Time) {
-	if t.Kind != store.TokenAgent {
+	if t.Kind != store.TokenAgent && t.Kind != store.TokenNode {
 		return
 	}
 	c.mu.Lock()
