@@ -80,8 +80,9 @@ func (s *Server) buildFinished(ctx context.Context, b *store.Build) {
 }
 
 // syncServices stores the services a repo's config declares, from pushes
-// to its default branch only: hooks and checks run on production hosts,
-// so a pull request or another branch must not redefine them.
+// and manual builds of its default branch only: hooks and checks run on
+// production hosts, so a pull request or another branch must not redefine
+// them.
 func (s *Server) syncServices(ctx context.Context, repo *store.Repo, b *store.Build, cfg *pipeline.Config) {
 	svcs := spec.Services(cfg)
 	if len(svcs) == 0 {
@@ -91,7 +92,7 @@ func (s *Server) syncServices(ctx context.Context, repo *store.Repo, b *store.Bu
 	if def == "" {
 		def = "main"
 	}
-	if b.Event != store.EventPush || b.Branch != def {
+	if b.Event != store.EventPush && b.Event != store.EventCustom || b.Branch != def {
 		s.log.Info("services not updated: declarations are read from pushes to the default branch only",
 			"repo", repo.Slug, "branch", b.Branch, "default", def)
 		return

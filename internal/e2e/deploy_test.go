@@ -1,0 +1,543 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The delivery tests (issue 10, server side): a real `ferry server`, real
+// `ferry node` processes on loopback, artifacts served over HTTP by the
+// test, and services declared in a repo's .ferry.yml.
+
+// deployTimeout bounds how long a test waits for a deployment; only a
+// broken orchestrator reaches it.
+const deployTimeout = 2 * time.Minute
+
+// artifacts serves release tarballs over HTTP and counts the downloads.
+type artifacts struct {
+	*httptest.Server
+	mu    sync.Mutex
+	files map[string][]byte
+	gets  map[string]int
+}
+
+func newArtifacts(t *testing.T) *artifacts {
+	a := &artifacts{files: map[string][]byte{}, gets: map[string]int{}}
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		b, ok := a.files[r.URL.Path]
+		if ok && r.Header.Get("Range") == "" {
+			a.gets[r.URL.Path]++
+		}
+		a.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(w, r, filepath.Base(r.URL.Path), time.Time{}, bytes.NewReader(b))
+	}))
+	t.Cleanup(a.Close)
+	return a
+}
+
+// release publishes a tarball holding a version file and health.sh, which
+// exits with health, and returns its URL and sha256.
+func (a *artifacts) release(t *testing.T, name string, health int) (url, sum string) {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, f := range []struct{ name, body string }{
+		{"version", name + "\n"},
+		{"health.sh", fmt.Sprintf("#!/bin/sh\nexit %d\n", health)},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := "/" + name + ".tar.gz"
+	a.mu.Lock()
+	a.files[path] = buf.Bytes()
+	a.mu.Unlock()
+	s := sha256.Sum256(buf.Bytes())
+	return a.URL + path, hex.EncodeToString(s[:])
+}
+
+func (a *artifacts) downloads(name string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gets["/"+name+".tar.gz"]
+}
+
+// deployJSON is the part of the API's deployment the tests read.
+type deployJSON struct {
+	ID          int64  `json:"id"`
+	Environment string `json:"environment"`
+	Release     string `json:"release"`
+	State       string `json:"state"`
+	Batch       int    `json:"batch"`
+	Batches     int    `json:"batches"`
+	Reason      string `json:"reason"`
+	Nodes       []struct {
+		Node     string    `json:"node"`
+		Batch    int       `json:"batch"`
+		State    string    `json:"state"`
+		Previous string    `json:"previous"`
+		Error    string    `json:"error"`
+		Started  time.Time `json:"started"`
+		Finished time.Time `json:"finished"`
+	} `json:"nodes"`
+}
+
+type nodeStatusJSON struct {
+	Name     string `json:"name"`
+	Services []struct {
+		Service string   `json:"service"`
+		Release string   `json:"release"`
+		State   string   `json:"state"`
+		Kept    []string `json:"kept"`
+	} `json:"services"`
+}
+
+// fleet is a server with a service "app" and nodes running it.
+type fleet struct {
+	t     *testing.T
+	srv   *ferryServer
+	api   *api
+	dir   string
+	art   *artifacts
+	nodes []*proc
+}
+
+// deployServiceYAML declares service app; envs is the environments list.
+func deployServiceYAML(envs string) string {
+	return `kind: pipeline
+type: exec
+name: build
+clone: {disable: true}
+steps:
+- name: noop
+  commands: ["true"]
+---
+kind: service
+name: app
+environments:
+` + envs
+}
+
+// newFleet starts a server, declares the service through a repo's
+// .ferry.yml (synced by a build of main), and starts n nodes labelled
+// role=web.
+func newFleet(t *testing.T, n int, envs string, opts serverOptions) *fleet {
+	t.Helper()
+	f := &fleet{t: t, dir: t.TempDir(), art: newArtifacts(t)}
+	// Hooks and checks run as nobody, who must reach the node roots.
+	for p := f.dir; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		_ = os.Chmod(p, 0o755)
+	}
+	f.srv = startServer(t, opts)
+	f.api = adminAPI(t, f.srv)
+	repo := newGitRepo(t, t.TempDir(), "app", map[string]string{".ferry.yml": deployServiceYAML(envs)})
+	f.api.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": "acme/app", "poll_interval": "0s"})
+	f.api.manualBuild("acme/app", "main", "")
+	eventually(t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
+		status, body, err := f.api.call("GET", "/api/services/app", nil)
+		return err == nil && status == http.StatusOK, fmt.Sprintf("service app: %d %s %v", status, body, err)
+	})
+	for i := range n {
+		f.startNode(t, i+1)
+	}
+	f.waitNodes(n)
+	return f
+}
+
+// startNode starts node web-i with a token of its own.
+func (f *fleet) startNode(t *testing.T, i int) *proc {
+	t.Helper()
+	name := fmt.Sprintf("web-%d", i)
+	var tok struct {
+		Token string `json:"token"`
+	}
+	f.api.do("POST", "/api/node-tokens", map[string]string{"name": name}, http.StatusCreated, &tok)
+	tokenFile := writeFile(t, f.dir, name+".token", tok.Token)
+	if err := os.Chmod(tokenFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user: nobody\n"
+	}
+	cfg := writeFile(t, f.dir, name+".yml", fmt.Sprintf(`root: %s
+name: %s
+labels: {role: web}
+%sserver: {url: %q, token_file: %q, poll_wait: 5s}
+services:
+  app: {}
+`, filepath.Join(f.dir, name), name, user, f.srv.URL, tokenFile))
+	p := startProc(t, "node-"+name, "node", "--config", cfg)
+	f.nodes = append(f.nodes, p)
+	return p
+}
+
+func (f *fleet) waitNodes(n int) {
+	f.t.Helper()
+	eventually(f.t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
+		var ns []nodeStatusJSON
+		f.api.do("GET", "/api/nodes", nil, http.StatusOK, &ns)
+		return len(ns) == n, fmt.Sprintf("%d of %d nodes registered", len(ns), n)
+	})
+}
+
+// release creates a release of app from the tarball name.
+func (f *fleet) release(name string, health int) string {
+	f.t.Helper()
+	url, sum := f.art.release(f.t, name, health)
+	return f.releaseOf(name, url, sum)
+}
+
+func (f *fleet) releaseOf(version, url, sum string) string {
+	f.t.Helper()
+	var rel struct {
+		ID string `json:"id"`
+	}
+	f.api.do("POST", "/api/services/app/releases", map[string]any{"version": version,
+		"artifact": map[string]string{"url": url, "sha256": sum}}, http.StatusCreated, &rel)
+	return rel.ID
+}
+
+func (f *fleet) deploy(env, release string) *deployJSON {
+	f.t.Helper()
+	var d deployJSON
+	f.api.do("POST", "/api/services/app/environments/"+env+"/deployments", map[string]string{"release": release}, http.StatusCreated, &d)
+	return &d
+}
+
+func (f *fleet) deployment(id int64) *deployJSON {
+	f.t.Helper()
+	var d deployJSON
+	f.api.do("GET", fmt.Sprintf("/api/deployments/%d", id), nil, http.StatusOK, &d)
+	return &d
+}
+
+// wait waits until deployment id is in a final state and returns it.
+func (f *fleet) wait(id int64) *deployJSON {
+	f.t.Helper()
+	var d *deployJSON
+	eventually(f.t, deployTimeout, 20*time.Millisecond, func() (bool, string) {
+		d = f.deployment(id)
+		switch d.State {
+		case "succeeded", "failed", "rolled_back", "cancelled":
+			return true, ""
+		}
+		return false, fmt.Sprintf("deployment %d is %s (batch %d/%d): %s", id, d.State, d.Batch, d.Batches, d.Reason)
+	})
+	return d
+}
+
+// running returns each node's release of app, by node name.
+func (f *fleet) running() map[string]string {
+	f.t.Helper()
+	var ns []nodeStatusJSON
+	f.api.do("GET", "/api/nodes", nil, http.StatusOK, &ns)
+	out := map[string]string{}
+	for _, n := range ns {
+		for _, s := range n.Services {
+			if s.Service == "app" {
+				out[n.Name] = s.Release
+			}
+		}
+	}
+	return out
+}
+
+// allRun fails the test unless every one of n nodes runs release.
+func (f *fleet) allRun(n int, release string) {
+	f.t.Helper()
+	got := f.running()
+	if len(got) != n {
+		f.t.Fatalf("%d nodes report app, want %d: %v", len(got), n, got)
+	}
+	for node, r := range got {
+		if r != release {
+			f.t.Fatalf("node %s runs %q, want %s (all: %v)", node, r, release, got)
+		}
+	}
+}
+
+const healthCheck = `    health: {type: command, command: "sh ./health.sh", interval: 100ms, healthy_deadline: 20s, progress_deadline: 5m}
+`
+
+// A rolling deploy with max_parallel 1 updates five nodes one at a time,
+// in order, and ends with every node on the new release; a rollback then
+// returns them to the previous one without downloading it.
+func TestDeployRollingFiveNodesAndRollback(t *testing.T) {
+	t.Parallel()
+	const n = 5
+	f := newFleet(t, n, `  - name: prod
+    nodes: {role: web}
+    strategy: {type: rolling, max_parallel: 1}
+`+healthCheck, serverOptions{})
+	v1 := f.release("v1", 0)
+	d := f.wait(f.deploy("prod", v1).ID)
+	if d.State != "succeeded" || d.Batches != n {
+		t.Fatalf("v1: %+v", d)
+	}
+	f.allRun(n, v1)
+
+	v2 := f.release("v2", 0)
+	d = f.wait(f.deploy("prod", v2).ID)
+	if d.State != "succeeded" || d.Batches != n || len(d.Nodes) != n {
+		t.Fatalf("v2: %+v", d)
+	}
+	// One node at a time: each batch started after the previous ended.
+	for i, dn := range d.Nodes {
+		if dn.Batch != i+1 || dn.State != "succeeded" || dn.Previous != v1 {
+			t.Fatalf("node %d: %+v", i, dn)
+		}
+		if i > 0 && dn.Started.Before(d.Nodes[i-1].Finished) {
+			t.Fatalf("batch %d started at %s, before batch %d finished at %s", dn.Batch, dn.Started, i, d.Nodes[i-1].Finished)
+		}
+	}
+	f.allRun(n, v2)
+
+	// Rollback: back to v1, which every node kept.
+	before := f.art.downloads("v1")
+	var rb deployJSON
+	f.api.do("POST", "/api/services/app/environments/prod/rollback", map[string]string{"reason": "bad v2"}, http.StatusCreated, &rb)
+	if rb.Release != v1 {
+		t.Fatalf("rollback deploys %s, want %s", rb.Release, v1)
+	}
+	if d := f.wait(rb.ID); d.State != "succeeded" {
+		t.Fatalf("rollback: %+v", d)
+	}
+	f.allRun(n, v1)
+	if got := f.art.downloads("v1"); got != before {
+		t.Fatalf("v1 downloaded %d more times during the rollback; nodes must use their kept release", got-before)
+	}
+
+	var audit []struct {
+		Actor, Action, Reason string
+	}
+	f.api.do("GET", "/api/audit?service=app&environment=prod", nil, http.StatusOK, &audit)
+	var actions []string
+	for i := len(audit) - 1; i >= 0; i-- {
+		actions = append(actions, audit[i].Action)
+	}
+	want := "deploy start succeeded deploy start succeeded deploy start succeeded"
+	if got := strings.Join(actions, " "); got != want {
+		t.Fatalf("audit log: %s\nwant: %s", got, want)
+	}
+}
+
+// A canary of a release whose health check fails stops at its first
+// step and rolls back automatically: the fleet ends on the previous
+// release, the nodes of later steps are never touched, and the
+// deployment ends rolled_back with the reason.
+func TestDeployCanaryRollsBackOnFailedHealth(t *testing.T) {
+	t.Parallel()
+	const n = 4
+	f := newFleet(t, n, `  - name: prod
+    nodes: {role: web}
+    strategy:
+      type: canary
+      steps: [{nodes: 1, pause: 1s}, {nodes: 50%}]
+    health: {type: command, command: "sh ./health.sh", interval: 100ms, healthy_deadline: 2s, progress_deadline: 5m}
+`, serverOptions{})
+	v2 := f.release("v2", 0)
+	d := f.wait(f.deploy("prod", v2).ID)
+	if d.State != "succeeded" || d.Batches != 3 {
+		t.Fatalf("v2: %+v", d)
+	}
+	f.allRun(n, v2)
+
+	v3 := f.release("v3", 1)
+	d = f.wait(f.deploy("prod", v3).ID)
+	if d.State != "rolled_back" {
+		t.Fatalf("v3 ended %s, want rolled_back: %+v", d.State, d)
+	}
+	if !strings.Contains(d.Reason, "batch 1 of 3 failed: node web-1") || !strings.Contains(d.Reason, "health check") {
+		t.Fatalf("reason %q does not name the batch, the node and the health check", d.Reason)
+	}
+	f.allRun(n, v2)
+	for _, dn := range d.Nodes {
+		want := "pending"
+		if dn.Batch == 1 {
+			want = "rolled_back"
+		}
+		if dn.State != want {
+			t.Fatalf("node %s of batch %d is %s, want %s", dn.Node, dn.Batch, dn.State, want)
+		}
+	}
+	if got := f.art.downloads("v3"); got != 1 {
+		t.Fatalf("v3 downloaded %d times; only the canary node may fetch it", got)
+	}
+}
+
+// A tampered artifact (its sha256 does not match) is refused by the node,
+// which stays on its release, and the deployment fails with the reason.
+func TestDeployTamperedArtifactFails(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2, `  - name: prod
+    nodes: {role: web}
+    auto_rollback: false
+`+healthCheck, serverOptions{})
+	v1 := f.release("v1", 0)
+	if d := f.wait(f.deploy("prod", v1).ID); d.State != "succeeded" {
+		t.Fatalf("v1: %+v", d)
+	}
+	url, sum := f.art.release(t, "v2", 0)
+	f.art.mu.Lock()
+	f.art.files["/v2.tar.gz"] = append(f.art.files["/v2.tar.gz"], 0) // tampered after the release was made
+	f.art.mu.Unlock()
+	bad := f.releaseOf("v2", url, sum)
+	d := f.wait(f.deploy("prod", bad).ID)
+	if d.State != "failed" || !strings.Contains(d.Reason, "sha256") {
+		t.Fatalf("tampered release: %s %q, want failed naming the sha256", d.State, d.Reason)
+	}
+	f.allRun(2, v1)
+}
+
+// Two deployments to one environment: with lock_timeout 0 the second is
+// refused, naming the holder; with a lock_timeout it waits and runs
+// after the first. A lock taken by hand refuses deployments until it is
+// force-released, which the audit log records.
+func TestDeployLockContention(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2, `  - name: prod
+    nodes: {role: web}
+    hooks: {before: ["sleep 1"]}
+`+healthCheck+`  - name: queue
+    nodes: {role: web}
+    lock_timeout: 5m
+    hooks: {before: ["sleep 1"]}
+`+healthCheck, serverOptions{})
+	v1, v2 := f.release("v1", 0), f.release("v2", 0)
+	first := f.deploy("prod", v1)
+	eventually(t, deployTimeout, 20*time.Millisecond, func() (bool, string) {
+		d := f.deployment(first.ID)
+		return d.State == "running", "first deployment is " + d.State
+	})
+	err := f.api.try("POST", "/api/services/app/environments/prod/deployments", map[string]string{"release": v2}, http.StatusConflict, nil)
+	if err != nil {
+		t.Fatalf("second deployment: %v", err)
+	}
+	_, body, _ := f.api.call("POST", "/api/services/app/environments/prod/deployments", map[string]string{"release": v2})
+	if want := fmt.Sprintf("app/prod is locked by deployment %d (admin)", first.ID); !strings.Contains(string(body), want) {
+		t.Fatalf("refusal %s does not name the holder (%s)", body, want)
+	}
+	if d := f.wait(first.ID); d.State != "succeeded" {
+		t.Fatalf("first: %+v", d)
+	}
+
+	// lock_timeout: the second waits for the first.
+	a := f.deploy("queue", v1)
+	eventually(t, deployTimeout, 20*time.Millisecond, func() (bool, string) {
+		d := f.deployment(a.ID)
+		return d.State == "running", "first queue deployment is " + d.State
+	})
+	b := f.deploy("queue", v2)
+	eventually(t, deployTimeout, 20*time.Millisecond, func() (bool, string) {
+		d := f.deployment(b.ID)
+		return strings.Contains(d.Reason, "waiting for the lock"), fmt.Sprintf("second is %s: %s", d.State, d.Reason)
+	})
+	da, db := f.wait(a.ID), f.wait(b.ID)
+	if da.State != "succeeded" || db.State != "succeeded" {
+		t.Fatalf("queued deployments: %+v %+v", da, db)
+	}
+	if db.Nodes[0].Started.Before(da.Nodes[len(da.Nodes)-1].Finished) {
+		t.Fatal("the second deployment started before the first finished")
+	}
+
+	// A lock by hand, force-released.
+	f.api.do("PUT", "/api/services/app/environments/prod/lock", map[string]string{"reason": "incident 42"}, http.StatusOK, nil)
+	_, body, _ = f.api.call("POST", "/api/services/app/environments/prod/deployments", map[string]string{"release": v2})
+	if !strings.Contains(string(body), "locked by admin") || !strings.Contains(string(body), "incident 42") {
+		t.Fatalf("refusal %s does not name the holder and reason", body)
+	}
+	f.api.do("DELETE", "/api/services/app/environments/prod/lock?force=true&reason=resolved", nil, http.StatusOK, nil)
+	var audit []struct{ Action, Reason string }
+	f.api.do("GET", "/api/audit?service=app&environment=prod&limit=1", nil, http.StatusOK, &audit)
+	if len(audit) != 1 || audit[0].Action != "force-unlock" || !strings.Contains(audit[0].Reason, "incident 42") {
+		t.Fatalf("audit: %+v", audit)
+	}
+}
+
+// A node killed in the middle of its update fails its batch within
+// healthy_deadline and the deployment rolls back; without automatic
+// rollback and with a long healthy deadline, progress_deadline ends it.
+func TestDeployNodeLost(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 3, `  - name: prod
+    nodes: {role: web}
+    health: {type: command, command: "sh ./health.sh", interval: 100ms, healthy_deadline: 8s, progress_deadline: 5m}
+  - name: bounded
+    nodes: {role: web}
+    auto_rollback: false
+    hooks: {before: ["sleep 600"]}
+    health: {type: command, command: "sh ./health.sh", healthy_deadline: 1h, progress_deadline: 4s}
+`, serverOptions{})
+	v1 := f.release("v1", 0)
+	if d := f.wait(f.deploy("prod", v1).ID); d.State != "succeeded" {
+		t.Fatalf("v1: %+v", d)
+	}
+	// web-1 (the first batch) dies before it reports v2.
+	f.nodes[0].kill9()
+	v2 := f.release("v2", 0)
+	d := f.wait(f.deploy("prod", v2).ID)
+	if d.State != "rolled_back" || !strings.Contains(d.Reason, "node web-1: not healthy on "+v2+" within healthy_deadline 8s") {
+		t.Fatalf("node lost: %s %q", d.State, d.Reason)
+	}
+	if got := f.running(); got["web-2"] != v1 || got["web-3"] != v1 {
+		t.Fatalf("the nodes left must stay on v1: %v", got)
+	}
+
+	d = f.wait(f.deploy("bounded", v2).ID)
+	if d.State != "failed" || !strings.Contains(d.Reason, "progress deadline exceeded") {
+		t.Fatalf("bounded: %s %q", d.State, d.Reason)
+	}
+}
+
+// kill -9 of the server in the middle of a deployment: a new server on
+// the same database resumes it to a definite end.
+func TestDeployServerCrashResumes(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 3, `  - name: prod
+    nodes: {role: web}
+    hooks: {before: ["sleep 1"]}
+`+healthCheck, serverOptions{})
+	v1 := f.release("v1", 0)
+	d := f.deploy("prod", v1)
+	eventually(t, deployTimeout, 10*time.Millisecond, func() (bool, string) {
+		got := f.deployment(d.ID)
+		return got.State == "running" && got.Batch >= 1, fmt.Sprintf("%s batch %d", got.State, got.Batch)
+	})
+	f.srv.kill9()
+	f.srv = f.srv.restart(t)
+	f.api = f.api.on(f.srv)
+	got := f.wait(d.ID)
+	if got.State != "succeeded" || got.Batches != 3 {
+		t.Fatalf("after the crash: %+v", got)
+	}
+	f.allRun(3, v1)
+}
