@@ -450,13 +450,13 @@ func TestDeployLockContention(t *testing.T) {
 		t.Fatalf("first: %+v", d)
 	}
 
-	// lock_timeout: the second waits for the first.
-	a := f.deploy("queue", v1)
+	// lock_timeout: the second waits for the first. (The nodes run v1.)
+	a := f.deploy("queue", v2)
 	eventually(t, deployTimeout, 20*time.Millisecond, func() (bool, string) {
 		d := f.deployment(a.ID)
 		return d.State == "running", "first queue deployment is " + d.State
 	})
-	b := f.deploy("queue", v2)
+	b := f.deploy("queue", v1)
 	eventually(t, deployTimeout, 20*time.Millisecond, func() (bool, string) {
 		d := f.deployment(b.ID)
 		return strings.Contains(d.Reason, "waiting for the lock"), fmt.Sprintf("second is %s: %s", d.State, d.Reason)
