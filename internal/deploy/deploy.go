@@ -251,11 +251,11 @@ func (o *Orchestrator) stepPending(ctx context.Context, d *store.Deployment, env
 	if err != nil {
 		return true, o.finish(ctx, d, store.DeployFailed, err.Error())
 	}
-	strat, err := lookupStrategy(env.Strategy.Type)
+	strategy, err := lookupStrategy(env.Strategy.Type)
 	if err != nil {
 		return true, o.finish(ctx, d, store.DeployFailed, err.Error())
 	}
-	batches, err := strat.Plan(targets, env, d.ReleaseID)
+	batches, err := strategy.Plan(targets, env, d.ReleaseID)
 	if err != nil {
 		return true, o.finish(ctx, d, store.DeployFailed, err.Error())
 	}

@@ -73,7 +73,7 @@ func (s *Server) newOrchestrator() *deploy.Orchestrator {
 // finishes builds.
 func (s *Server) buildFinished(ctx context.Context, b *store.Build) {
 	ev := deploy.BuildFinished{RepoID: b.RepoID, BuildID: b.ID, Number: b.Number, Success: b.Status == store.StatusSuccess,
-		Event: string(b.Event), Branch: b.Branch}
+		Event: b.Event, Branch: b.Branch}
 	for _, sub := range []deploy.BuildSubscriber{s.deploy} {
 		sub.OnBuildFinished(ctx, ev)
 	}

@@ -1,0 +1,181 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryci/ferry/internal/deploy/spec"
+	"github.com/ferryci/ferry/internal/store"
+	"github.com/ferryci/ferry/internal/store/sqlite"
+)
+
+func targets(n int, slot func(i int) string) []Target {
+	var ts []Target
+	for i := range n {
+		t := Target{ID: int64(i + 1), Name: fmt.Sprintf("web-%02d", i+1), Labels: map[string]string{}}
+		if slot != nil {
+			t.Labels["slot"] = slot(i)
+		}
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+func sizes(bs []Batch) string {
+	var out []string
+	for _, b := range bs {
+		s := fmt.Sprint(len(b.Nodes))
+		if b.Manual {
+			s += "m"
+		} else if b.Pause > 0 {
+			s += "p"
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestStrategiesPlan(t *testing.T) {
+	if got := StrategyNames(); !slices.Equal(got, []string{"blue-green", "canary", "rolling"}) || len(spec.Strategies) != len(got) {
+		t.Fatalf("registered strategies %v; the spec knows %v", got, spec.Strategies)
+	}
+	for _, tc := range []struct {
+		name string
+		env  spec.Environment
+		n    int
+		want string
+	}{
+		{"rolling default", spec.Environment{Strategy: spec.Strategy{Type: "rolling"}}, 3, "1,1,1"},
+		{"rolling 2", spec.Environment{Strategy: spec.Strategy{Type: "rolling", MaxParallel: spec.Amount{N: 2}}}, 5, "2,2,1"},
+		{"rolling 25%", spec.Environment{Strategy: spec.Strategy{Type: "rolling", MaxParallel: spec.Amount{N: 25, Percent: true}}}, 10, "3,3,3,1"},
+		{"canary", spec.Environment{Strategy: spec.Strategy{Type: "canary", Steps: []spec.CanaryStep{
+			{Nodes: spec.Amount{N: 1}, Pause: time.Minute}, {Nodes: spec.Amount{N: 50, Percent: true}, Manual: true}}}}, 10, "1p,4m,5"},
+		{"canary covering all", spec.Environment{Strategy: spec.Strategy{Type: "canary", Steps: []spec.CanaryStep{
+			{Nodes: spec.Amount{N: 1}, Pause: time.Minute}, {Nodes: spec.Amount{N: 100, Percent: true}, Manual: true}}}}, 3, "1p,2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := lookupStrategy(tc.env.Strategy.Type)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs, err := s.Plan(targets(tc.n, nil), &tc.env, "r2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sizes(bs); got != tc.want {
+				t.Fatalf("batches %s, want %s", got, tc.want)
+			}
+		})
+	}
+
+	// Blue-green: the idle slot first, all at once, then the live one.
+	ts := targets(4, func(i int) string { return []string{"blue", "green"}[i%2] })
+	for i := range ts {
+		if ts[i].Labels["slot"] == "green" {
+			ts[i].Current = "r1"
+		}
+	}
+	env := &spec.Environment{Strategy: spec.Strategy{Type: "blue-green", SlotLabel: "slot"}}
+	bs, err := blueGreen{}.Plan(ts, env, "r2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sizes(bs) != "2,2" || bs[0].Nodes[0] != 1 || bs[0].Nodes[1] != 3 {
+		t.Fatalf("blue-green: %+v", bs)
+	}
+	ts[0].Labels = map[string]string{}
+	if _, err := (blueGreen{}).Plan(ts, env, "r2"); err == nil || !strings.Contains(err.Error(), `node web-01 has no "slot" label`) {
+		t.Fatalf("unlabelled node: %v", err)
+	}
+}
+
+// newTestOrchestrator opens a real SQLite store with service app declared
+// from yaml (the environments list).
+func newTestOrchestrator(t *testing.T, envs string, now func() time.Time) (*Orchestrator, *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ferry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svcs, err := spec.Parse("f.yml", []byte("kind: pipeline\nname: b\nsteps: [{name: s, image: busybox}]\n---\nkind: service\nname: app\nenvironments:\n"+envs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := New(Config{Store: st, Now: now})
+	if err := o.SyncServices(ctx, 0, svcs); err != nil {
+		t.Fatal(err)
+	}
+	return o, st
+}
+
+func TestDeployGates(t *testing.T) {
+	ctx := context.Background()
+	// Sunday 2026-12-06 12:00 UTC.
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	o, _ := newTestOrchestrator(t, `  - name: staging
+    nodes: {role: web}
+  - name: prod
+    nodes: {role: web}
+    allow: {branches: [main], role: admin, users: [carol]}
+    gates:
+      requires: [staging]
+      windows: [{days: [mon, tue, wed, thu, fri], from: "09:00", to: "17:00"}]
+  - name: frozen
+    nodes: {role: web}
+    gates: {freeze: [{from: 2026-12-01, to: 2027-01-01, reason: year end}]}
+`, func() time.Time { return now })
+	mk := func(branch, sha string) string {
+		r := &store.Release{Service: "app", ArtifactURL: "file:///a", SHA256: strings.Repeat(sha, 64), Branch: branch, Creator: "alice"}
+		if _, err := o.CreateRelease(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+	main, feature := mk("main", "a"), mk("feature/x", "b")
+	writer := Actor{Name: "bob", Role: "write"}
+	for _, tc := range []struct {
+		env, release string
+		actor        Actor
+		want         string
+	}{
+		{"prod", main, writer, "environment prod allows deployments by the admin role or by users [carol]; bob has \"write\""},
+		{"prod", feature, Actor{Name: "carol"}, "refused by allow.branches of environment prod: release " + feature + " was built from branch feature/x; allowed: main"},
+		{"prod", main, Actor{Name: "carol"}, "environment prod: outside the deploy windows"},
+		{"frozen", main, writer, "environment frozen is frozen from 2026-12-01T00:00:00Z until 2027-01-01T00:00:00Z: year end"},
+	} {
+		_, err := o.Deploy(ctx, Request{Service: "app", Environment: tc.env, Release: tc.release, Actor: tc.actor})
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("deploy %s to %s as %s: %v\nwant: %s", tc.release, tc.env, tc.actor.Name, err, tc.want)
+		}
+	}
+	// Monday 10:00: in the window, but staging does not run the release.
+	now = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	_, err := o.Deploy(ctx, Request{Service: "app", Environment: "prod", Release: main, Actor: Actor{Name: "carol"}})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "staging must run "+main+" first; it runs nothing yet") {
+		t.Fatalf("requires: %v", err)
+	}
+	// A rollback goes through a freeze; no node matches, so it fails at
+	// once, naming the selector.
+	d, err := o.Deploy(ctx, Request{Service: "app", Environment: "frozen", Release: main, Actor: writer, Trigger: "rollback"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := o.st.Deployments.Get(ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.DeployFailed || !strings.Contains(got.Reason, "no registered node matches the selector map[role:web]") {
+		t.Fatalf("%s %q", got.State, got.Reason)
+	}
+}
