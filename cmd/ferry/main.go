@@ -42,7 +42,7 @@ func newApp() *ucli.Command {
 		Usage:                     "build, test and deploy from commit to production",
 		Version:                   cli.Version,
 		DisableSliceFlagSeparator: true,
-		Commands: []*ucli.Command{
+		Commands: append([]*ucli.Command{
 			execCommand(),
 			lintCommand(),
 			agentCommand(),
@@ -58,7 +58,7 @@ func newApp() *ucli.Command {
 			agentTokenCommand(),
 			userCommand(),
 			cronCommand(),
-		},
+		}, deployCommands()...),
 		EnableShellCompletion: true,
 		// Errors come back to runApp, which prints them once; urfave/cli
 		// would print some itself and exit with codes of its own.

@@ -27,6 +27,7 @@ func nodeCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", Sources: ucli.EnvVars("FERRY_LOG_LEVEL")},
 			&ucli.BoolFlag{Name: "check", Usage: "validate the configuration and exit"},
 		},
+		Commands: []*ucli.Command{nodeListCommand()},
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if c.Args().Len() > 0 {
 				return fmt.Errorf("node takes no arguments, got %q", c.Args().Slice())
@@ -74,7 +75,7 @@ func artifactCommand() *ucli.Command {
 				&ucli.StringFlag{Name: "store", Required: true, Usage: "destination `URL`", Sources: ucli.EnvVars("FERRY_ARTIFACT_STORE")},
 				&ucli.BoolFlag{Name: "no-sidecar", Usage: "do not write URL.sha256"},
 				&ucli.BoolFlag{Name: "json", Usage: "print {url, sha256, size} as JSON"},
-			}, s3Flags...),
+			}, append(s3Flags, artifactReleaseFlags()...)...),
 			Action: func(ctx context.Context, c *ucli.Command) error {
 				if c.Args().Len() != 1 {
 					return fmt.Errorf("artifact push takes one FILE, got %d arguments", c.Args().Len())
@@ -93,6 +94,9 @@ func artifactCommand() *ucli.Command {
 				}}, !c.Bool("no-sidecar"))
 				if err != nil {
 					return err
+				}
+				if c.String("release") != "" {
+					return releaseAfterPush(ctx, c, res.URL, res.SHA256)
 				}
 				if c.Bool("json") {
 					return json.NewEncoder(os.Stdout).Encode(res)

@@ -6,11 +6,14 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -540,4 +543,63 @@ func TestDeployServerCrashResumes(t *testing.T) {
 		t.Fatalf("after the crash: %+v", got)
 	}
 	f.allRun(3, v1)
+}
+
+// ferryCLI runs the ferry binary against the fleet's server and returns
+// its exit code, stdout and stderr.
+func (f *fleet) ferryCLI(args ...string) (int, string, string) {
+	f.t.Helper()
+	cmd := exec.Command(ferryBin, args...)
+	cmd.Env = append(os.Environ(), "FERRY_SERVER="+f.srv.URL, "FERRY_TOKEN="+adminToken)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		f.t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// The CLI: release create, deploy --wait with its progress display,
+// status, node ls, lock and unlock, with their exit codes.
+func TestDeployCLI(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2, `  - name: prod
+    nodes: {role: web}
+`+healthCheck, serverOptions{})
+	url, sum := f.art.release(t, "v1", 0)
+	code, out, errOut := f.ferryCLI("release", "create", "app", "--url", url, "--sha256", sum, "--version", "1.0")
+	if code != 0 || !strings.HasPrefix(out, "app-"+sum[:12]) {
+		t.Fatalf("release create: %d %q %q", code, out, errOut)
+	}
+	rel := strings.TrimSpace(out)
+	code, out, errOut = f.ferryCLI("deploy", "app", "prod", rel, "--wait", "--reason", "first")
+	if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(errOut, "[####################] 2/2 nodes") {
+		t.Fatalf("deploy --wait: %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = f.ferryCLI("status", "app")
+	if code != 0 || !regexp.MustCompile(`app\s+prod\s+rolling\s+` + rel).MatchString(out) {
+		t.Fatalf("status: %d\n%s", code, out)
+	}
+	code, out, _ = f.ferryCLI("node", "ls")
+	if code != 0 || strings.Count(out, "app="+rel+" running") != 2 {
+		t.Fatalf("node ls: %d\n%s", code, out)
+	}
+	if code, out, errOut = f.ferryCLI("lock", "app", "prod", "--reason", "incident 7"); code != 0 {
+		t.Fatalf("lock: %d %s %s", code, out, errOut)
+	}
+	code, _, errOut = f.ferryCLI("deploy", "app", "prod", rel)
+	if code != 1 || !strings.Contains(errOut, "app/prod is locked by admin") || !strings.Contains(errOut, "incident 7") {
+		t.Fatalf("deploy to a locked environment: %d %s", code, errOut)
+	}
+	if code, _, errOut = f.ferryCLI("unlock", "app", "prod"); code != 0 {
+		t.Fatalf("unlock: %d %s", code, errOut)
+	}
+	if code, _, errOut = f.ferryCLI("status", "--watch", "app"); code != 2 {
+		t.Fatalf("status --watch SERVICE: want exit 2, got %d %s", code, errOut)
+	}
 }

@@ -497,8 +497,11 @@ type releaseRequest struct {
 	Artifact *artifactRef `json:"artifact"`
 	Image    *imageRef    `json:"image"`
 	BuildID  int64        `json:"build_id"`
-	Commit   string       `json:"commit"`
-	Branch   string       `json:"branch"`
+	// BuildNumber names the build by its number in the service's repo,
+	// as a pipeline step knows it (DRONE_BUILD_NUMBER).
+	BuildNumber int64  `json:"build_number"`
+	Commit      string `json:"commit"`
+	Branch      string `json:"branch"`
 }
 
 // createRelease creates a release (201), or returns the existing one with
@@ -530,6 +533,13 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request) error {
 		rel.ArtifactURL, rel.SHA256, rel.Size, rel.Format = req.Artifact.URL, strings.ToLower(req.Artifact.SHA256), req.Artifact.Size, req.Artifact.Format
 	} else {
 		rel.ImageRef, rel.ImageDigest = req.Image.Ref, req.Image.Digest
+	}
+	if req.BuildNumber != 0 && req.BuildID == 0 {
+		b, err := s.store.Builds.GetNumber(r.Context(), row.RepoID, req.BuildNumber)
+		if err != nil {
+			return badRequest("build_number", "build %d of the repo that declares %s not found", req.BuildNumber, service)
+		}
+		req.BuildID = b.ID
 	}
 	if req.BuildID != 0 {
 		// A release names the build it came from only when the build is
