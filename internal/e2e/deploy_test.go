@@ -582,7 +582,7 @@ func TestDeployCLI(t *testing.T) {
 		t.Fatalf("deploy --wait: %d\n%s\n%s", code, out, errOut)
 	}
 	code, out, _ = f.ferryCLI("status", "app")
-	if code != 0 || !regexp.MustCompile(`app\s+prod\s+rolling\s+` + rel).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`app\s+prod\s+rolling\s+`+rel).MatchString(out) {
 		t.Fatalf("status: %d\n%s", code, out)
 	}
 	code, out, _ = f.ferryCLI("node", "ls")
