@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the time (default time.Now); tests of gates set it.
 	Now func() time.Time
+	// HTTPClient sends notifications (default: one with a 10s timeout).
+	HTTPClient *http.Client
 }
 
 // Orchestrator moves deployments. Its methods are safe for concurrent use.
@@ -67,6 +70,8 @@ type Orchestrator struct {
 	log   *slog.Logger
 	wake  chan struct{}
 	stepM sync.Mutex
+	// sending counts notifications in flight; Run waits for them.
+	sending sync.WaitGroup
 }
 
 // New returns an orchestrator on cfg.Store.
@@ -88,6 +93,9 @@ func New(cfg Config) *Orchestrator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: notifyTimeout}
+	}
 	return &Orchestrator{cfg: cfg, st: cfg.Store, log: cfg.Logger, wake: make(chan struct{}, 1)}
 }
 
@@ -104,6 +112,7 @@ func (o *Orchestrator) Wake() {
 func (o *Orchestrator) Run(ctx context.Context) error {
 	t := time.NewTicker(o.cfg.Tick)
 	defer t.Stop()
+	defer o.sending.Wait()
 	for {
 		if err := o.Step(ctx); err != nil && ctx.Err() == nil {
 			o.log.Error("deploy orchestrator", "err", err)
@@ -283,6 +292,7 @@ func (o *Orchestrator) stepPending(ctx context.Context, d *store.Deployment, env
 		return false, err
 	}
 	o.audit(ctx, d, "system", "start", fmt.Sprintf("%d nodes in %d batches (%s)", len(targets), len(batches), env.Strategy.Type))
+	o.notify(env, d, "started")
 	return true, nil
 }
 
@@ -576,6 +586,9 @@ func (o *Orchestrator) finish(ctx context.Context, d *store.Deployment, state st
 		return err
 	}
 	o.audit(ctx, d, "system", string(state), reason)
+	if _, env, err := o.environment(ctx, d.Service, d.Environment); err == nil {
+		o.notify(env, d, string(state))
+	}
 	o.log.Info("deployment finished", "deployment", d.ID, "service", d.Service, "environment", d.Environment,
 		"release", d.ReleaseID, "state", state, "reason", reason)
 	return nil

@@ -120,6 +120,7 @@ func TestDeployGates(t *testing.T) {
 	ctx := context.Background()
 	// Sunday 2026-12-06 12:00 UTC.
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	hook := newListener(t)
 	o, _ := newTestOrchestrator(t, `  - name: staging
     nodes: {role: web}
   - name: prod
@@ -131,6 +132,7 @@ func TestDeployGates(t *testing.T) {
   - name: frozen
     nodes: {role: web}
     gates: {freeze: [{from: 2026-12-01, to: 2027-01-01, reason: year end}]}
+    notify: [{type: webhook, url: "`+hook.URL+`/hook"}]
 `, func() time.Time { return now })
 	mk := func(branch, sha string) string {
 		r := &store.Release{Service: "app", ArtifactURL: "file:///a", SHA256: strings.Repeat(sha, 64), Branch: branch, Creator: "alice"}
@@ -177,5 +179,9 @@ func TestDeployGates(t *testing.T) {
 	}
 	if got.State != store.DeployFailed || !strings.Contains(got.Reason, "no registered node matches the selector map[role:web]") {
 		t.Fatalf("%s %q", got.State, got.Reason)
+	}
+	o.sending.Wait()
+	if h := hook.got("/hook"); len(h) != 1 || !strings.Contains(h[0], `"state":"failed"`) {
+		t.Fatalf("the environment's webhook got %q", h)
 	}
 }
