@@ -36,7 +36,7 @@ type artifacts struct {
 	gets  map[string]int
 }
 
-func newArtifacts(t *testing.T) *artifacts {
+func newArtifacts(t testing.TB) *artifacts {
 	a := &artifacts{files: map[string][]byte{}, gets: map[string]int{}}
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
@@ -57,7 +57,7 @@ func newArtifacts(t *testing.T) *artifacts {
 
 // release publishes a tarball holding a version file and health.sh, which
 // exits with health, and returns its URL and sha256.
-func (a *artifacts) release(t *testing.T, name string, health int) (url, sum string) {
+func (a *artifacts) release(t testing.TB, name string, health int) (url, sum string) {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
@@ -125,7 +125,7 @@ type nodeStatusJSON struct {
 
 // fleet is a server with a service "app" and nodes running it.
 type fleet struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *ferryServer
 	api   *api
 	dir   string
@@ -152,7 +152,7 @@ environments:
 // newFleet starts a server, declares the service through a repo's
 // .ferry.yml (synced by a build of main), and starts n nodes labelled
 // role=web.
-func newFleet(t *testing.T, n int, envs string, opts serverOptions) *fleet {
+func newFleet(t testing.TB, n int, envs string, opts serverOptions) *fleet {
 	t.Helper()
 	f := &fleet{t: t, dir: t.TempDir(), art: newArtifacts(t)}
 	// Hooks and checks run as nobody, who must reach the node roots.
@@ -176,7 +176,7 @@ func newFleet(t *testing.T, n int, envs string, opts serverOptions) *fleet {
 }
 
 // startNode starts node web-i with a token of its own.
-func (f *fleet) startNode(t *testing.T, i int) *proc {
+func (f *fleet) startNode(t testing.TB, i int) *proc {
 	t.Helper()
 	name := fmt.Sprintf("web-%d", i)
 	var tok struct {
