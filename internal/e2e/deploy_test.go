@@ -55,17 +55,24 @@ func newArtifacts(t testing.TB) *artifacts {
 	return a
 }
 
+// tarFile is a regular file of a release tarball.
+type tarFile struct{ name, body string }
+
 // release publishes a tarball holding a version file and health.sh, which
 // exits with health, and returns its URL and sha256.
 func (a *artifacts) release(t testing.TB, name string, health int) (url, sum string) {
 	t.Helper()
+	return a.publish(t, name, tarFile{"version", name + "\n"}, tarFile{"health.sh", fmt.Sprintf("#!/bin/sh\nexit %d\n", health)})
+}
+
+// publish serves a tarball of files as /name.tar.gz and returns its URL
+// and sha256.
+func (a *artifacts) publish(t testing.TB, name string, files ...tarFile) (url, sum string) {
+	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
-	for _, f := range []struct{ name, body string }{
-		{"version", name + "\n"},
-		{"health.sh", fmt.Sprintf("#!/bin/sh\nexit %d\n", health)},
-	} {
+	for _, f := range files {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
