@@ -36,7 +36,7 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultLeaseTTL = 30 * time.Second
+	DefaultLeaseTTL = 10 * time.Second
 	DefaultTick     = time.Second
 )
 
@@ -48,7 +48,8 @@ type Config struct {
 	// random name).
 	Owner string
 	// LeaseTTL is how long a claimed deployment stays this orchestrator's
-	// without a renewal (default 30s).
+	// without a renewal (default 10s): how long another server waits
+	// before it takes over the deployments of one that died.
 	LeaseTTL time.Duration
 	// Tick is how often Run steps when nothing wakes it (default 1s).
 	Tick time.Duration

@@ -552,6 +552,7 @@ func (o *Orchestrator) OnBuildFinished(ctx context.Context, b BuildFinished) {
 			}
 		}
 		if rel == nil {
+			o.log.Debug("auto deploy: the build created no release", "service", row.Name, "build_id", b.BuildID)
 			continue
 		}
 		var s spec.Service
@@ -560,6 +561,7 @@ func (o *Orchestrator) OnBuildFinished(ctx context.Context, b BuildFinished) {
 		}
 		for _, env := range s.Environments {
 			if !autoMatches(env.Auto, b) {
+				o.log.Debug("auto deploy: no match", "service", s.Name, "environment", env.Name, "branch", b.Branch, "event", b.Event)
 				continue
 			}
 			_, err := o.Deploy(ctx, Request{Service: s.Name, Environment: env.Name, Release: rel.ID, Trigger: "auto",

@@ -157,8 +157,8 @@ environments:
 }
 
 // newFleet starts a server, declares the service through a repo's
-// .ferry.yml (synced by a build of main), and starts n nodes labelled
-// role=web.
+// .ferry.yml (synced by a build of main; not when envs is empty), and
+// starts n nodes labelled role=web.
 func newFleet(t testing.TB, n int, envs string, opts serverOptions) *fleet {
 	t.Helper()
 	f := &fleet{t: t, dir: t.TempDir(), art: newArtifacts(t)}
@@ -168,6 +168,9 @@ func newFleet(t testing.TB, n int, envs string, opts serverOptions) *fleet {
 	}
 	f.srv = startServer(t, opts)
 	f.api = adminAPI(t, f.srv)
+	if envs == "" {
+		return f
+	}
 	repo := newGitRepo(t, t.TempDir(), "app", map[string]string{".ferry.yml": deployServiceYAML(envs)})
 	f.api.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": "acme/app", "poll_interval": "0s"})
 	f.api.manualBuild("acme/app", "main", "")
@@ -608,5 +611,89 @@ func TestDeployCLI(t *testing.T) {
 	}
 	if code, _, errOut = f.ferryCLI("status", "--watch", "app"); code != 2 {
 		t.Fatalf("status --watch SERVICE: want exit 2, got %d %s", code, errOut)
+	}
+}
+
+// The CD path end to end: a green build of main whose step pushes an
+// artifact with `ferry artifact push --release` creates a release named by
+// the build, and the environment whose auto matches deploys it to the
+// nodes; a failed build deploys nothing.
+func TestDeployAutoOnGreenBuild(t *testing.T) {
+	t.Parallel()
+	store := t.TempDir()
+	_ = os.Chmod(store, 0o755)
+	pipeline := func(fail bool) string {
+		exit := ""
+		if fail {
+			exit = "\n  - exit 1"
+		}
+		return fmt.Sprintf(`kind: pipeline
+type: exec
+name: build
+clone: {disable: true}
+steps:
+- name: publish
+  environment:
+    FERRY_TOKEN: {from_secret: ferry_token}
+  commands:
+  - mkdir -p out && echo "build $DRONE_BUILD_NUMBER" > out/version && printf '#!/bin/sh\nexit 0\n' > out/health.sh
+  - tar -C out -czf app-$DRONE_BUILD_NUMBER.tar.gz version health.sh%s
+  - %s artifact push app-$DRONE_BUILD_NUMBER.tar.gz --store file://%s/ --release app --server "$SERVER"
+---
+kind: service
+name: app
+environments:
+  - name: staging
+    nodes: {role: web}
+    auto: {branches: [main], events: [push, custom]}
+`+healthCheck, exit, ferryBin, store)
+	}
+	f := newFleet(t, 0, "", serverOptions{Args: []string{"--log-level", "debug"}}) // the service is declared by the repo that builds
+	srv := f.srv
+	c := f.api
+	repo := newGitRepo(t, t.TempDir(), "cd", map[string]string{".ferry.yml": strings.ReplaceAll(pipeline(false), `"$SERVER"`, srv.URL)})
+	const slug = "acme/cd"
+	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+	var tok struct {
+		Token string `json:"token"`
+	}
+	c.do("POST", "/api/user/tokens", map[string]string{"name": "pipeline"}, http.StatusCreated, &tok)
+	c.do("POST", "/api/repos/"+slug+"/secrets", map[string]any{"name": "ferry_token", "value": tok.Token, "events": []string{"push", "custom"}}, http.StatusCreated, nil)
+	startAgent(t, srv.URL, c.agentToken("cd-agent"), agentOptions{Name: "cd-agent"})
+	f.startNode(t, 1)
+	f.startNode(t, 2)
+	f.waitNodes(2)
+
+	b := c.manualBuild(slug, "main", "")
+	if got := c.waitBuild(slug, b.Number, 2*time.Minute, nil); got.Status != "success" {
+		t.Fatalf("build %d: %s", b.Number, describe(got))
+	}
+	var ds []deployJSON
+	eventually(t, deployTimeout, 20*time.Millisecond, func() (bool, string) {
+		c.do("GET", "/api/deployments?service=app", nil, http.StatusOK, &ds)
+		return len(ds) == 1 && ds[0].State == "succeeded", fmt.Sprintf("deployments: %+v; releases: %s; the step's log:\n%s",
+			ds, c.text("/api/services/app/releases"), c.stepLog(slug, b.Number, 1, 1))
+	})
+	var rel struct {
+		ID      string `json:"id"`
+		BuildID int64  `json:"build_id"`
+		Branch  string `json:"branch"`
+	}
+	c.do("GET", "/api/releases/"+ds[0].Release, nil, http.StatusOK, &rel)
+	if rel.Branch != "main" || rel.BuildID == 0 {
+		t.Fatalf("release %+v: want the build's branch and id", rel)
+	}
+	f.allRun(2, rel.ID)
+
+	// A red build deploys nothing.
+	repo.commit(map[string]string{".ferry.yml": strings.ReplaceAll(pipeline(true), `"$SERVER"`, srv.URL)}, "fail")
+	repo.push("main")
+	b = c.manualBuild(slug, "main", "")
+	if got := c.waitBuild(slug, b.Number, 2*time.Minute, nil); got.Status != "failure" {
+		t.Fatalf("build %d: %s", b.Number, describe(got))
+	}
+	c.do("GET", "/api/deployments?service=app", nil, http.StatusOK, &ds)
+	if len(ds) != 1 {
+		t.Fatalf("a failed build deployed: %+v", ds)
 	}
 }

@@ -65,12 +65,16 @@ func (s *Server) newOrchestrator() *deploy.Orchestrator {
 		Store:          s.store,
 		Logger:         s.log.With("component", "deploy"),
 		DesiredChanged: func([]int64) { s.desired.notify() },
+		// A server that dies leaves its deployments to the others after
+		// a lease, as it leaves its jobs.
+		LeaseTTL: min(s.cfg.LeaseTTL, deploy.DefaultLeaseTTL),
 	})
 }
 
 // buildFinished tells the build's subscribers (the auto deploy trigger)
-// that a build ended. It is called once per build, from the place that
-// finishes builds.
+// that a build ended. It is called once per build, from the two places
+// that finish builds (reconcileOnce, and rpcComplete's fast path), until
+// the build event stream replaces them.
 func (s *Server) buildFinished(ctx context.Context, b *store.Build) {
 	ev := deploy.BuildFinished{RepoID: b.RepoID, BuildID: b.ID, Number: b.Number, Success: b.Status == store.StatusSuccess,
 		Event: b.Event, Branch: b.Branch}
@@ -528,7 +532,12 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rel := &store.Release{Service: service, Version: req.Version, BuildID: req.BuildID, RepoID: row.RepoID,
-		Commit: req.Commit, Branch: req.Branch, Creator: a.Name}
+		Commit: req.Commit, Creator: a.Name}
+	// The branch, which allow.branches trusts, comes only from a build the
+	// server ran, never from the request.
+	if req.Branch != "" && req.BuildID == 0 && req.BuildNumber == 0 {
+		return badRequest("branch", "branch is taken from the build: give build_number (or build_id), not branch")
+	}
 	if req.Artifact != nil {
 		rel.ArtifactURL, rel.SHA256, rel.Size, rel.Format = req.Artifact.URL, strings.ToLower(req.Artifact.SHA256), req.Artifact.Size, req.Artifact.Format
 	} else {
@@ -548,7 +557,7 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request) error {
 		if err != nil || b.RepoID != row.RepoID {
 			return badRequest("build_id", "build %d is not a build of the repo that declares %s", req.BuildID, service)
 		}
-		rel.Commit, rel.Branch = b.Commit, b.Branch
+		rel.BuildID, rel.Commit, rel.Branch = b.ID, b.Commit, b.Branch
 	}
 	created, err := s.deploy.CreateRelease(r.Context(), rel)
 	if err != nil {

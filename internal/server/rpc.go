@@ -449,6 +449,7 @@ func (s *Server) recordCompletion(ctx context.Context, j *store.Job) error {
 	s.metrics.jobFinished(c.Pipeline.Status)
 	s.metrics.buildFinished(c.Build)
 	s.log.Info("build finished", "build_id", c.Build.ID, "number", c.Build.Number, "status", c.Build.Status)
+	s.buildFinished(ctx, c.Build)
 	if s.notifier != nil {
 		if repo, err := s.store.Repos.Get(ctx, c.Build.RepoID); err == nil {
 			s.notify(repo, c.Build)

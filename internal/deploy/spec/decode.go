@@ -38,7 +38,7 @@ var (
 	notifyKeys   = []string{"type", "url", "on"}
 	days         = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 	roles        = []string{"read", "write", "admin"}
-	events       = []string{"push", "tag", "pull_request", "cron", "manual", "promote", "rollback"}
+	events       = []string{"push", "tag", "pull_request", "cron", "custom", "promote", "rollback"}
 	finalStates  = []string{"succeeded", "failed", "rolled_back", "cancelled", "started"}
 )
 
