@@ -697,3 +697,49 @@ environments:
 		t.Fatalf("a failed build deployed: %+v", ds)
 	}
 }
+
+// Two servers share a PostgreSQL database and both run the orchestrator:
+// a deployment is moved by one at a time (its lease), so every step
+// happens once, and when the server that created it is killed with
+// SIGKILL mid-deployment, the other finishes it.
+func TestDeployTwoServersOnPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := postgresDatabase(t)
+	key := randomHex(t, 32)
+	args := []string{"--lease-ttl", "3s"}
+	f := newFleet(t, 0, `  - name: prod
+    nodes: {role: web}
+    hooks: {before: ["sleep 1"]}
+`+healthCheck, serverOptions{Database: dsn, SecretKey: key, Args: args})
+	a := f.srv
+	b := startServer(t, serverOptions{Database: dsn, SecretKey: key, Args: args})
+	// The nodes talk to b; the deployment is created through a.
+	f.srv = b
+	for i := range 3 {
+		f.startNode(t, i+1)
+	}
+	f.waitNodes(3)
+	f.srv = a
+	v1 := f.release("v1", 0)
+	d := f.deploy("prod", v1)
+	eventually(t, deployTimeout, 10*time.Millisecond, func() (bool, string) {
+		got := f.deployment(d.ID)
+		return got.State == "running" && got.Batch >= 1, fmt.Sprintf("%s batch %d", got.State, got.Batch)
+	})
+	a.kill9()
+	f.srv, f.api = b, f.api.on(b)
+	got := f.wait(d.ID)
+	if got.State != "succeeded" || got.Batches != 3 {
+		t.Fatalf("after server a died: %+v", got)
+	}
+	f.allRun(3, v1)
+	var audit []struct{ Action string }
+	f.api.do("GET", fmt.Sprintf("/api/audit?deployment=%d", d.ID), nil, http.StatusOK, &audit)
+	count := map[string]int{}
+	for _, e := range audit {
+		count[e.Action]++
+	}
+	if count["deploy"] != 1 || count["start"] != 1 || count["succeeded"] != 1 || len(audit) != 3 {
+		t.Fatalf("audit of deployment %d: %+v; want deploy, start and succeeded once each", d.ID, audit)
+	}
+}
