@@ -305,6 +305,16 @@ func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request) error {
 
 // ---- services, releases, deployments ----
 
+// writeAll answers 200 with the JSON form of every item.
+func writeAll[T, J any](w http.ResponseWriter, items []T, conv func(T) J) error {
+	out := make([]J, 0, len(items))
+	for _, it := range items {
+		out = append(out, conv(it))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
 // actor returns the caller as a deploy actor, with its role on the repo
 // that declares the service.
 func (s *Server) actor(r *http.Request, service string) (deploy.Actor, error) {
@@ -476,12 +486,7 @@ func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]*releaseJSON, 0, len(rs))
-	for _, rel := range rs {
-		out = append(out, toReleaseJSON(rel))
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeAll(w, rs, toReleaseJSON)
 }
 
 func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) error {
@@ -685,12 +690,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]*deploymentJSON, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, toDeploymentJSON(d, nil))
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeAll(w, ds, func(x *store.Deployment) *deploymentJSON { return toDeploymentJSON(x, nil) })
 }
 
 func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) error {
@@ -806,12 +806,7 @@ func (s *Server) listLocks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]*lockJSON, 0, len(ls))
-	for _, l := range ls {
-		out = append(out, toLockJSON(l))
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeAll(w, ls, toLockJSON)
 }
 
 type auditJSON struct {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/ferryci/ferry/internal/store"
@@ -193,27 +195,32 @@ func (s *deployments) Get(ctx context.Context, id int64) (*store.Deployment, err
 	return ret(d, s.wrap(err, "getting deployment %d", id))
 }
 
+// filtered returns "SELECT cols FROM table" with the conditions whose
+// value is set (not "" or 0), newest first, at most limit rows (default
+// 100), and its arguments.
+func filtered(cols, table string, conds map[string]any, extra string, limit int) (string, []any) {
+	var w where
+	for _, col := range slices.Sorted(maps.Keys(conds)) {
+		if v := conds[col]; v != "" && v != int64(0) {
+			w.add(col+" = %s", v)
+		}
+	}
+	if extra != "" {
+		w.conds = append(w.conds, extra)
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	w.args = append(w.args, limit)
+	return fmt.Sprintf("SELECT %s FROM %s %s ORDER BY id DESC LIMIT $%d", cols, table, w.sql(), len(w.args)), w.args
+}
+
 func (s *deployments) List(ctx context.Context, f store.DeploymentFilter) ([]*store.Deployment, error) {
-	query := `SELECT ` + deploymentCols + ` FROM deployments WHERE 1 = 1`
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		query += fmt.Sprintf(" AND "+cond, len(args))
-	}
-	if f.Service != "" {
-		add("service = $%d", f.Service)
-	}
-	if f.Environment != "" {
-		add("environment = $%d", f.Environment)
-	}
+	extra := ""
 	if f.Active {
-		query += ` AND state IN ('pending', 'running', 'rolling_back')`
+		extra = `state IN ('pending', 'running', 'rolling_back')`
 	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	args = append(args, f.Limit)
-	query += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	query, args := filtered(deploymentCols, "deployments", map[string]any{"service": f.Service, "environment": f.Environment}, extra, f.Limit)
 	ds, err := queryAll(ctx, s.db.Reader(), scanDeployment, query, args...)
 	return ret(ds, s.wrap(err, "listing deployments"))
 }
@@ -380,26 +387,8 @@ func (s *audit) Append(ctx context.Context, e *store.AuditEntry) error {
 }
 
 func (s *audit) List(ctx context.Context, f store.AuditFilter) ([]*store.AuditEntry, error) {
-	query := `SELECT ` + auditCols + ` FROM audit_log WHERE 1 = 1`
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		query += fmt.Sprintf(" AND "+cond, len(args))
-	}
-	if f.Service != "" {
-		add("service = $%d", f.Service)
-	}
-	if f.Environment != "" {
-		add("environment = $%d", f.Environment)
-	}
-	if f.DeploymentID != 0 {
-		add("deployment_id = $%d", f.DeploymentID)
-	}
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	args = append(args, f.Limit)
-	query += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	query, args := filtered(auditCols, "audit_log", map[string]any{"service": f.Service, "environment": f.Environment,
+		"deployment_id": f.DeploymentID}, "", f.Limit)
 	es, err := queryAll(ctx, s.db.Reader(), func(sc scanner) (*store.AuditEntry, error) {
 		e := new(store.AuditEntry)
 		return e, sc.Scan(&e.ID, tcol(&e.Time), &e.Actor, &e.Action, &e.Service, &e.Environment, &e.DeploymentID, &e.Release, &e.Reason)
