@@ -34,6 +34,11 @@ import (
 	"github.com/ferryci/ferry/internal/store"
 )
 
+// ReportGrace is how long after a node's healthy_deadline the server still
+// waits for its report: the node's own deadline starts after its
+// download and switch, and a node that failed its check says why.
+const ReportGrace = 5 * time.Second
+
 // Defaults of Config.
 const (
 	DefaultLeaseTTL = 10 * time.Second
@@ -244,6 +249,9 @@ func (o *Orchestrator) stepPending(ctx context.Context, d *store.Deployment, env
 	holder := fmt.Sprintf("deployment %d (%s)", d.ID, d.Creator)
 	held, err := o.st.Locks.Acquire(ctx, &store.Lock{Service: d.Service, Environment: d.Environment, DeploymentID: d.ID,
 		Holder: holder, Reason: "deploying " + d.ReleaseID})
+	if errors.Is(err, store.ErrConflict) && o.staleLock(ctx, held) {
+		return true, nil // dropped: try again
+	}
 	if errors.Is(err, store.ErrConflict) {
 		desc := describeLock(held)
 		if now.Sub(d.Created) < env.LockTimeout {
@@ -289,12 +297,30 @@ func (o *Orchestrator) stepPending(ctx context.Context, d *store.Deployment, env
 	}
 	d.Plan, _ = json.Marshal(p)
 	d.State, d.Batches, d.Batch, d.Started, d.Reason = store.DeployRunning, len(batches), 0, now, ""
-	if err := o.st.Deployments.Update(ctx, d); err != nil {
+	start := entry(d, "system", "start", fmt.Sprintf("%d nodes in %d batches (%s)", len(targets), len(batches), env.Strategy.Type))
+	if err := o.st.Deployments.Update(ctx, d, start); err != nil {
 		return false, err
 	}
-	o.audit(ctx, d, "system", "start", fmt.Sprintf("%d nodes in %d batches (%s)", len(targets), len(batches), env.Strategy.Type))
 	o.notify(env, d, "started")
 	return true, nil
+}
+
+// staleLock drops a lock still held by a deployment that has ended (its
+// server died between finishing it and releasing the lock), and reports
+// whether it did.
+func (o *Orchestrator) staleLock(ctx context.Context, l *store.Lock) bool {
+	if l == nil || l.DeploymentID == 0 {
+		return false
+	}
+	holder, err := o.st.Deployments.Get(ctx, l.DeploymentID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) || err == nil && !holder.State.Done() {
+		return false
+	}
+	if ok, err := o.st.Locks.Release(ctx, l.Service, l.Environment, l.DeploymentID); err != nil || !ok {
+		return false
+	}
+	o.log.Warn("released the lock of a finished deployment", "service", l.Service, "environment", l.Environment, "deployment", l.DeploymentID)
+	return true
 }
 
 // describeLock names a lock's holder, reason and age.
@@ -441,7 +467,7 @@ func (o *Orchestrator) judge(ctx context.Context, service, release string, dn *s
 			return "failed", why, nil
 		}
 	}
-	if deadline > 0 && now.Sub(dn.Started) > deadline {
+	if deadline > 0 && now.Sub(dn.Started) > deadline+ReportGrace {
 		last := "never reported"
 		if !n.LastSeen.IsZero() {
 			last = fmt.Sprintf("last seen %s ago", now.Sub(n.LastSeen).Round(time.Second))
@@ -449,7 +475,7 @@ func (o *Orchestrator) judge(ctx context.Context, service, release string, dn *s
 		if a := n.Service(service); a != nil {
 			last = fmt.Sprintf("reports %s %s (%s)", a.Release, a.State, last)
 		}
-		return "failed", fmt.Sprintf("not healthy on %s within healthy_deadline %s; %s", release, deadline, last), nil
+		return "failed", fmt.Sprintf("not healthy on %s within healthy_deadline %s (and %s for its report); %s", release, deadline, ReportGrace, last), nil
 	}
 	return "", "", nil
 }
@@ -522,11 +548,10 @@ func (o *Orchestrator) fail(ctx context.Context, d *store.Deployment, env *spec.
 		return err
 	}
 	d.State, d.Reason, d.BatchStarted = store.DeployRollingBack, reason, o.cfg.Now()
-	if err := o.st.Deployments.Update(ctx, d); err != nil {
+	if err := o.st.Deployments.Update(ctx, d, entry(d, "system", "rollback", reason)); err != nil {
 		return err
 	}
 	o.desiredChanged(touched)
-	o.audit(ctx, d, "system", "rollback", reason)
 	o.log.Warn("deployment failed; rolling back", "deployment", d.ID, "reason", reason)
 	return nil
 }
@@ -561,7 +586,7 @@ func (o *Orchestrator) stepRollingBack(ctx context.Context, d *store.Deployment,
 			}
 			continue
 		}
-		if deadline > 0 && now.Sub(d.BatchStarted) > deadline {
+		if deadline > 0 && now.Sub(d.BatchStarted) > deadline+ReportGrace {
 			lost = append(lost, dn.Node)
 			continue
 		}
@@ -580,19 +605,26 @@ func (o *Orchestrator) stepRollingBack(ctx context.Context, d *store.Deployment,
 // finish ends d in state with reason, and releases its lock.
 func (o *Orchestrator) finish(ctx context.Context, d *store.Deployment, state store.DeployState, reason string) error {
 	d.State, d.Reason, d.Finished = state, reason, o.cfg.Now()
-	if err := o.st.Deployments.Update(ctx, d); err != nil {
+	if err := o.st.Deployments.Update(ctx, d, entry(d, "system", string(state), reason)); err != nil {
 		return err
 	}
+	// A crash here leaves the lock to a finished deployment; the next
+	// deployment takes it over (see stepPending).
 	if _, err := o.st.Locks.Release(ctx, d.Service, d.Environment, d.ID); err != nil {
 		return err
 	}
-	o.audit(ctx, d, "system", string(state), reason)
 	if _, env, err := o.environment(ctx, d.Service, d.Environment); err == nil {
 		o.notify(env, d, string(state))
 	}
 	o.log.Info("deployment finished", "deployment", d.ID, "service", d.Service, "environment", d.Environment,
 		"release", d.ReleaseID, "state", state, "reason", reason)
 	return nil
+}
+
+// entry is an audit entry about d, written with d's next Update.
+func entry(d *store.Deployment, actor, action, reason string) *store.AuditEntry {
+	return &store.AuditEntry{Actor: actor, Action: action, Service: d.Service, Environment: d.Environment,
+		DeploymentID: d.ID, Release: d.ReleaseID, Reason: reason}
 }
 
 // audit appends an entry about d; a failure is logged, not fatal: the

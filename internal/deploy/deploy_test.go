@@ -184,4 +184,18 @@ func TestDeployGates(t *testing.T) {
 	if h := hook.got("/hook"); len(h) != 1 || !strings.Contains(h[0], `"state":"failed"`) {
 		t.Fatalf("the environment's webhook got %q", h)
 	}
+
+	// A server that died between finishing a deployment and releasing its
+	// lock leaves a stale lock: the next deployment takes it over.
+	if _, err := o.st.Locks.Acquire(ctx, &store.Lock{Service: "app", Environment: "frozen", DeploymentID: d.ID, Holder: "deployment 1"}); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := o.Deploy(ctx, Request{Service: "app", Environment: "frozen", Release: main, Actor: writer, Trigger: "rollback"})
+	if err != nil {
+		t.Fatalf("a stale lock refused the deployment: %v", err)
+	}
+	if _, err := o.st.Locks.Get(ctx, "app", "frozen"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the stale lock is still there: %v", err)
+	}
+	_ = d2
 }

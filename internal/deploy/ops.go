@@ -184,6 +184,9 @@ func (o *Orchestrator) Deploy(ctx context.Context, req Request) (*store.Deployme
 	}
 	if env.LockTimeout == 0 {
 		l, err := o.st.Locks.Get(ctx, req.Service, req.Environment)
+		if err == nil && o.staleLock(ctx, l) {
+			err = store.ErrNotFound
+		}
 		if err == nil {
 			msg := describeLock(l)
 			o.auditReq(ctx, req, rel.ID, "refused", msg)
@@ -393,14 +396,13 @@ func (o *Orchestrator) Act(ctx context.Context, id int64, action Action, a Actor
 		default:
 			return nil, fmt.Errorf("%w: unknown action %q", ErrInvalid, action)
 		}
-		err = o.st.Deployments.Update(ctx, d)
+		err = o.st.Deployments.Update(ctx, d, entry(d, a.Name, string(action), reason))
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		o.audit(ctx, d, a.Name, string(action), reason)
 		o.Wake()
 		return d, nil
 	}

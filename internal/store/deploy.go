@@ -196,8 +196,10 @@ type DeploymentStore interface {
 	// List returns deployments matching f, newest first.
 	List(ctx context.Context, f DeploymentFilter) ([]*Deployment, error)
 	// Update writes every field of d when its Version is current, and
-	// increments it; otherwise it returns ErrConflict.
-	Update(ctx context.Context, d *Deployment) error
+	// increments it; otherwise it returns ErrConflict. The audit entries
+	// given are appended in the same transaction, so that a state change
+	// and its record are never apart (their DeploymentID is set to d's).
+	Update(ctx context.Context, d *Deployment, audit ...*AuditEntry) error
 	// Claim takes the deployment's lease for owner until until, when it is
 	// free, expired (before now) or already owner's, and reports whether
 	// it did. It is how one orchestrator at a time moves a deployment.

@@ -89,10 +89,15 @@ func testDeployments(t *testing.T, s *store.Store) {
 	stale := *d
 	d.State, d.Batch, d.Batches, d.Started = store.DeployRunning, 1, 3, time.Now()
 	d.Plan = json.RawMessage(`{"batches":[[1],[2],[3]]}`)
-	must(t, s.Deployments.Update(c, d))
-	// A writer holding an old version loses.
+	must(t, s.Deployments.Update(c, d, &store.AuditEntry{Actor: "system", Action: "start", Service: "app", Environment: "prod"}))
+	// A writer holding an old version loses, and its audit entry is not
+	// written.
 	stale.State = store.DeployCancelled
-	wantErr(t, s.Deployments.Update(c, &stale), store.ErrConflict)
+	wantErr(t, s.Deployments.Update(c, &stale, &store.AuditEntry{Actor: "bob", Action: "cancel"}), store.ErrConflict)
+	log, err := s.Audit.List(c, store.AuditFilter{DeploymentID: d.ID})
+	must(t, err)
+	eq(t, "audit entries", len(log), 1)
+	eq(t, "audit action", log[0].Action, "start")
 	got, err := s.Deployments.Get(c, d.ID)
 	must(t, err)
 	eq(t, "state", got.State, store.DeployRunning)

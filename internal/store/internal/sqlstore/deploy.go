@@ -225,8 +225,12 @@ func (s *deployments) List(ctx context.Context, f store.DeploymentFilter) ([]*st
 	return ret(ds, s.wrap(err, "listing deployments"))
 }
 
-func (s *deployments) Update(ctx context.Context, d *store.Deployment) error {
-	err := s.auto(ctx, func(q Querier) error {
+func (s *deployments) Update(ctx context.Context, d *store.Deployment, entries ...*store.AuditEntry) error {
+	run := s.auto
+	if len(entries) > 0 {
+		run = s.db.Tx
+	}
+	err := run(ctx, func(q Querier) error {
 		n, err := q.Exec(ctx,
 			`UPDATE deployments SET state = $1, batch = $2, batches = $3, reason = $4, plan = $5, paused = $6,
 				cancel = $7, approved = $8, approved_by = $9, batch_started = $10, wait_until = $11, started = $12,
@@ -234,7 +238,16 @@ func (s *deployments) Update(ctx context.Context, d *store.Deployment) error {
 			 WHERE id = $14 AND version = $15`,
 			string(d.State), d.Batch, d.Batches, d.Reason, rawArg(d.Plan), d.Paused, d.Cancel, d.Approved, d.ApprovedBy,
 			nullTime(d.BatchStarted), nullTime(d.WaitUntil), nullTime(d.Started), nullTime(d.Finished), d.ID, d.Version)
-		if err != nil || n == 1 {
+		if err == nil && n == 1 {
+			for _, e := range entries {
+				e.DeploymentID = d.ID
+				if err := appendAudit(ctx, q, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		var v int64
@@ -374,16 +387,19 @@ type audit struct{ *base }
 const auditCols = `id, time, actor, action, service, environment, deployment_id, release_id, reason`
 
 func (s *audit) Append(ctx context.Context, e *store.AuditEntry) error {
+	err := s.auto(ctx, func(q Querier) error { return appendAudit(ctx, q, e) })
+	return s.wrap(err, "appending to the audit log")
+}
+
+// appendAudit inserts e and sets its ID and Time (when zero).
+func appendAudit(ctx context.Context, q Querier, e *store.AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = now()
 	}
 	e.Time = norm(e.Time)
-	err := s.auto(ctx, func(q Querier) error {
-		return q.QueryRow(ctx, `INSERT INTO audit_log (time, actor, action, service, environment, deployment_id, release_id, reason)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-			e.Time, e.Actor, e.Action, e.Service, e.Environment, e.DeploymentID, e.Release, e.Reason).Scan(&e.ID)
-	})
-	return s.wrap(err, "appending to the audit log")
+	return q.QueryRow(ctx, `INSERT INTO audit_log (time, actor, action, service, environment, deployment_id, release_id, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		e.Time, e.Actor, e.Action, e.Service, e.Environment, e.DeploymentID, e.Release, e.Reason).Scan(&e.ID)
 }
 
 func (s *audit) List(ctx context.Context, f store.AuditFilter) ([]*store.AuditEntry, error) {
