@@ -743,3 +743,88 @@ func TestDeployTwoServersOnPostgres(t *testing.T) {
 		t.Fatalf("audit of deployment %d: %+v; want deploy, start and succeeded once each", d.ID, audit)
 	}
 }
+
+// Promotion through gates: prod requires what staging runs and an
+// approval, and its canary waits for another approval after its first
+// node; cancel stops a deployment waiting at its gate, and pause holds a
+// rolling deployment after its current batch until it is resumed.
+func TestDeployPromoteApprovePauseCancel(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 3, `  - name: staging
+    nodes: {role: web}
+    hooks: {before: ["sleep 0.5"]}
+`+healthCheck+`  - name: prod
+    nodes: {role: web}
+    strategy:
+      type: canary
+      steps: [{nodes: 1, pause: manual}]
+    gates: {requires: [staging], approval: admin}
+`+healthCheck, serverOptions{})
+	v1, v2 := f.release("v1", 0), f.release("v2", 0)
+	// prod needs staging to run the release first.
+	_, body, _ := f.api.call("POST", "/api/services/app/environments/prod/deployments", map[string]string{"release": v1})
+	if !strings.Contains(string(body), "staging must run "+v1+" first; it runs nothing yet") {
+		t.Fatalf("deploying to prod first: %s", body)
+	}
+	// Pause holds a rolling deployment after its current batch.
+	d := f.deploy("staging", v1)
+	eventually(t, deployTimeout, 10*time.Millisecond, func() (bool, string) {
+		got := f.deployment(d.ID)
+		return got.State == "running" && got.Batch == 1, fmt.Sprintf("%s batch %d", got.State, got.Batch)
+	})
+	f.api.do("POST", fmt.Sprintf("/api/deployments/%d/pause", d.ID), map[string]string{"reason": "look first"}, http.StatusOK, nil)
+	eventually(t, deployTimeout, 10*time.Millisecond, func() (bool, string) {
+		got := f.deployment(d.ID)
+		return strings.Contains(got.Reason, "paused after batch 1 of 3"), got.State + ": " + got.Reason
+	})
+	if got := f.deployment(d.ID); got.Batch != 1 || got.State != "running" {
+		t.Fatalf("paused deployment moved on: %+v", got)
+	}
+	f.api.do("POST", fmt.Sprintf("/api/deployments/%d/resume", d.ID), nil, http.StatusOK, nil)
+	if got := f.wait(d.ID); got.State != "succeeded" {
+		t.Fatalf("staging: %+v", got)
+	}
+
+	// Promote: waits for approval, then for the canary's manual pause.
+	var p deployJSON
+	f.api.do("POST", "/api/services/app/environments/staging/promote", nil, http.StatusCreated, &p)
+	if p.Environment != "prod" || p.Release != v1 {
+		t.Fatalf("promoted %+v", p)
+	}
+	eventually(t, deployTimeout, 10*time.Millisecond, func() (bool, string) {
+		got := f.deployment(p.ID)
+		return strings.Contains(got.Reason, "waiting for approval by a user with the admin role"), got.State + ": " + got.Reason
+	})
+	f.api.do("POST", fmt.Sprintf("/api/deployments/%d/approve", p.ID), nil, http.StatusOK, nil)
+	eventually(t, deployTimeout, 10*time.Millisecond, func() (bool, string) {
+		got := f.deployment(p.ID)
+		return strings.Contains(got.Reason, "paused after batch 1 of 2"), got.State + ": " + got.Reason
+	})
+	f.api.do("POST", fmt.Sprintf("/api/deployments/%d/approve", p.ID), nil, http.StatusOK, nil)
+	if got := f.wait(p.ID); got.State != "succeeded" {
+		t.Fatalf("prod: %+v", got)
+	}
+	f.allRun(3, v1)
+
+	// Cancel a deployment waiting at its gate.
+	f.deploy("staging", v2)
+	eventually(t, deployTimeout, 10*time.Millisecond, func() (bool, string) {
+		ds := []deployJSON{}
+		f.api.do("GET", "/api/deployments?environment=staging&active=true", nil, http.StatusOK, &ds)
+		return len(ds) == 0, fmt.Sprintf("%d active", len(ds))
+	})
+	f.api.do("POST", "/api/services/app/environments/staging/promote", nil, http.StatusCreated, &p)
+	eventually(t, deployTimeout, 10*time.Millisecond, func() (bool, string) {
+		got := f.deployment(p.ID)
+		return strings.Contains(got.Reason, "waiting for approval"), got.State + ": " + got.Reason
+	})
+	f.api.do("POST", fmt.Sprintf("/api/deployments/%d/cancel", p.ID), map[string]string{"reason": "not today"}, http.StatusOK, nil)
+	if got := f.wait(p.ID); got.State != "cancelled" {
+		t.Fatalf("cancelled: %+v", got)
+	}
+	var audit []struct{ Actor, Action, Reason string }
+	f.api.do("GET", fmt.Sprintf("/api/audit?deployment=%d", p.ID), nil, http.StatusOK, &audit)
+	if len(audit) != 3 || audit[1].Action != "cancel" || audit[1].Reason != "not today" || audit[1].Actor != "admin" {
+		t.Fatalf("audit of the cancelled deployment: %+v", audit)
+	}
+}
