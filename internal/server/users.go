@@ -364,7 +364,7 @@ func (s *Server) createUserToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listAgentTokens(w http.ResponseWriter, r *http.Request) error {
-	return s.listTokens(w, r, 0, "")
+	return s.listTokensOf(w, r, store.TokenAgent)
 }
 
 func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request) error {
