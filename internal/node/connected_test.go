@@ -17,7 +17,9 @@ import (
 )
 
 // protoServer is a test implementation of the server side of
-// internal/nodeproto (internal/server does not implement it yet): it holds
+// internal/nodeproto, so that the node's side is tested alone (the real
+// server side, internal/server/deploy.go, is tested with real nodes in
+// internal/e2e): it holds
 // one desired state for every node (a node is its token), answers
 // long-polls, and keeps the reports.
 type protoServer struct {
