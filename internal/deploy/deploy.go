@@ -67,6 +67,9 @@ type Config struct {
 	Now func() time.Time
 	// HTTPClient sends notifications (default: one with a 10s timeout).
 	HTTPClient *http.Client
+	// Finished, when set, is called with each deployment this orchestrator
+	// ends (for metrics); it must return quickly.
+	Finished func(d *store.Deployment)
 }
 
 // Orchestrator moves deployments. Its methods are safe for concurrent use.
@@ -615,6 +618,9 @@ func (o *Orchestrator) finish(ctx context.Context, d *store.Deployment, state st
 	}
 	if _, env, err := o.environment(ctx, d.Service, d.Environment); err == nil {
 		o.notify(env, d, string(state))
+	}
+	if o.cfg.Finished != nil {
+		o.cfg.Finished(d)
 	}
 	o.log.Info("deployment finished", "deployment", d.ID, "service", d.Service, "environment", d.Environment,
 		"release", d.ReleaseID, "state", state, "reason", reason)

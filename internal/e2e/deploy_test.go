@@ -361,6 +361,9 @@ func TestDeployRollingFiveNodesAndRollback(t *testing.T) {
 	if got := strings.Join(actions, " "); got != want {
 		t.Fatalf("audit log: %s\nwant: %s", got, want)
 	}
+	if m := f.api.text("/metrics"); !strings.Contains(m, `ferry_deployments_total{state="succeeded"} 3`) || !strings.Contains(m, "ferry_nodes_registered 5") {
+		t.Fatal("/metrics does not count the 3 deployments and 5 nodes")
+	}
 }
 
 // A canary of a release whose health check fails stops at its first

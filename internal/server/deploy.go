@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ferryci/ferry/internal/deploy"
 	"github.com/ferryci/ferry/internal/deploy/spec"
 	"github.com/ferryci/ferry/internal/nodeproto"
@@ -59,9 +61,23 @@ func (s *Server) deployRoutes() []route {
 }
 
 // newOrchestrator returns the deploy orchestrator, which wakes node
-// long-polls when desired states change.
+// long-polls when desired states change, and registers its metrics.
 func (s *Server) newOrchestrator() *deploy.Orchestrator {
+	finished := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_deployments_total",
+		Help: "Deployments this server ended, by final state.",
+	}, []string{"state"})
+	duration := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ferry_deployment_duration_seconds",
+		Help:    "Time from a deployment's creation to its end.",
+		Buckets: []float64{0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
+	})
+	s.metrics.reg.MustRegister(finished, duration, &deployCollector{s: s})
 	return deploy.New(deploy.Config{
+		Finished: func(d *store.Deployment) {
+			finished.WithLabelValues(string(d.State)).Inc()
+			duration.Observe(d.Finished.Sub(d.Created).Seconds())
+		},
 		Store:          s.store,
 		Logger:         s.log.With("component", "deploy"),
 		DesiredChanged: func([]int64) { s.desired.notify() },
@@ -69,6 +85,46 @@ func (s *Server) newOrchestrator() *deploy.Orchestrator {
 		// a lease, as it leaves its jobs.
 		LeaseTTL: min(s.cfg.LeaseTTL, deploy.DefaultLeaseTTL),
 	})
+}
+
+var (
+	descDeploymentsActive = prometheus.NewDesc("ferry_deployments_active", "Deployments not finished, by state.", []string{"state"}, nil)
+	descNodes             = prometheus.NewDesc("ferry_nodes_registered", "Nodes registered with the server.", nil, nil)
+	descNodesSeen         = prometheus.NewDesc("ferry_nodes_seen", "Nodes seen in the last minute.", nil, nil)
+)
+
+// deployCollector reads the delivery gauges from the store at scrape
+// time, so every server of a cluster reports the same.
+type deployCollector struct{ s *Server }
+
+func (c *deployCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descDeploymentsActive
+	ch <- descNodes
+	ch <- descNodesSeen
+}
+
+func (c *deployCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ds, err := c.s.store.Deployments.List(ctx, store.DeploymentFilter{Active: true, Limit: 10000}); err == nil {
+		n := map[store.DeployState]int{store.DeployPending: 0, store.DeployRunning: 0, store.DeployRollingBack: 0}
+		for _, d := range ds {
+			n[d.State]++
+		}
+		for st, v := range n {
+			ch <- prometheus.MustNewConstMetric(descDeploymentsActive, prometheus.GaugeValue, float64(v), string(st))
+		}
+	}
+	if ns, err := c.s.store.Nodes.List(ctx); err == nil {
+		seen := 0
+		for _, n := range ns {
+			if time.Since(n.LastSeen) < time.Minute {
+				seen++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(len(ns)))
+		ch <- prometheus.MustNewConstMetric(descNodesSeen, prometheus.GaugeValue, float64(seen))
+	}
 }
 
 // buildFinished tells the build's subscribers (the auto deploy trigger)

@@ -50,6 +50,12 @@ func TestNodeTokenGrantsTheNodeProtocolOnly(t *testing.T) {
 	ts.must(http.StatusOK, "GET", "/api/node/desired?version=&wait=0s", node, nil, &ds)
 	ts.must(http.StatusNotModified, "GET", "/api/node/desired?version="+ds.Version+"&wait=10ms", node, nil, nil)
 	ts.must(http.StatusNoContent, "POST", "/api/node/report", node, map[string]any{"version": ds.Version, "services": []any{}}, nil)
+	metrics := string(ts.must(http.StatusOK, "GET", "/metrics", adminToken, nil, nil))
+	for _, want := range []string{"ferry_nodes_registered 1", "ferry_nodes_seen 1", `ferry_deployments_active{state="running"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %q", want)
+		}
+	}
 
 	for _, c := range []struct {
 		method, path, token string
