@@ -23,6 +23,7 @@ var funcs = template.FuncMap{
 	"repoURL":   repoURL,
 	"pct":       func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) + "%" },
 	"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"dict":      dict,
 }
 
 // statusIcon is the symbol drawn beside a status; the status is always
@@ -102,4 +103,21 @@ func repoURL(slug string) string { return "/repos/" + (&url.URL{Path: slug}).Esc
 // stepURL is the path of a step's place on its build's page.
 func stepURL(slug string, build, pipeline, step int64) string {
 	return buildURL(slug, build) + "/" + strconv.FormatInt(pipeline, 10) + "/" + strconv.FormatInt(step, 10)
+}
+
+// dict builds a map from key, value pairs, for passing several values to
+// a template.
+func dict(kv ...any) (map[string]any, error) {
+	if len(kv)%2 != 0 {
+		return nil, fmt.Errorf("dict needs key, value pairs")
+	}
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			return nil, fmt.Errorf("dict key %v is not a string", kv[i])
+		}
+		m[k] = kv[i+1]
+	}
+	return m, nil
 }

@@ -92,10 +92,10 @@ func New(cfg Config) (*UI, error) {
 	}
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "templates/")
-		if base == "layout.html" {
+		if base == "layout.html" || base == "partials.html" {
 			continue
 		}
-		t, err := template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", name)
+		t, err := template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", name)
 		if err != nil {
 			return nil, fmt.Errorf("web: parsing %s: %w", name, err)
 		}
@@ -111,10 +111,11 @@ func New(cfg Config) (*UI, error) {
 // Owns reports whether path belongs to the UI rather than to the API,
 // webhooks or the agent protocol.
 func Owns(path string) bool {
-	if path == "/" || path == "/login" || path == "/logout" || path == "/agents" {
+	switch path {
+	case "/", "/login", "/logout", "/agents", "/deployments", "/nodes", "/audit":
 		return true
 	}
-	for _, p := range []string{"/repos/", "/static/", "/badge/", "/ui/", "/user/"} {
+	for _, p := range []string{"/repos/", "/static/", "/badge/", "/ui/", "/user/", "/deployments/"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}
@@ -156,6 +157,12 @@ func (ui *UI) routes() {
 	ui.mux.HandleFunc("POST /user/tokens", ui.withSession(ui.createToken))
 	ui.mux.HandleFunc("POST /user/tokens/{id}/revoke", ui.withSession(ui.revokeToken))
 	ui.mux.HandleFunc("GET /agents", ui.withSession(ui.agentsPage))
+	ui.mux.HandleFunc("GET /deployments", ui.withSession(ui.deploymentsPage))
+	ui.mux.HandleFunc("GET /deployments/{id}", ui.withSession(ui.deploymentPage))
+	ui.mux.HandleFunc("POST /deployments/{id}/{action}", ui.withSession(ui.deploymentAction))
+	ui.mux.HandleFunc("POST /deployments/{service}/{env}/{action}", ui.withSession(ui.envAction))
+	ui.mux.HandleFunc("GET /nodes", ui.withSession(ui.nodesPage))
+	ui.mux.HandleFunc("GET /audit", ui.withSession(ui.auditPage))
 	ui.mux.HandleFunc("GET /", ui.withSession(func(w http.ResponseWriter, r *http.Request, _ *session) {
 		ui.errorPage(w, r, http.StatusNotFound, "There is no page at "+r.URL.Path+".")
 	}))

@@ -95,6 +95,59 @@
     pollTimer = setInterval(refreshBuild, 1000);
   }
 
+  // ---- deployments --------------------------------------------------------
+  // Dashboard and deployment forms ask for confirmation (their reason
+  // field is required by the form) and post with fetch; the matrix then
+  // follows the deployment live. While a deployment runs, the matrix is
+  // fetched again every second and swapped in, unless the user is busy
+  // with one of its forms.
+  function bindDeployForm(form) {
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (!confirm(form.dataset.confirm || "Are you sure?")) return;
+      const button = form.querySelector("button");
+      if (button) button.disabled = true;
+      fetch(form.action, { method: "POST", body: new URLSearchParams(new FormData(form)), credentials: "same-origin",
+        headers: { "X-Ferry-Fetch": "1", Accept: "application/json" } })
+        .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+        .then(function (res) {
+          if (button) button.disabled = false;
+          const notice = document.getElementById("notice");
+          const msg = res.ok ? res.body.notice : "Refused: " + (res.body.error || "the action failed");
+          if (notice) { notice.hidden = false; notice.textContent = msg; notice.className = res.ok ? "notice" : "error"; }
+          else if (!res.ok) alert(msg);
+          if (res.ok) {
+            const d = form.closest("details");
+            if (d) d.open = false;
+            refreshMatrix(true);
+          }
+        })
+        .catch(function () { form.submit(); });
+    });
+  }
+  document.querySelectorAll("form.js-deploy").forEach(bindDeployForm);
+  let matrixTimer = null;
+  function refreshMatrix(force) {
+    const m = document.getElementById("matrix") || document.getElementById("dep-page");
+    if (!m) return;
+    const busy = m.querySelector("details[open]") || (document.activeElement && m.contains(document.activeElement) && document.activeElement.tagName === "INPUT");
+    if (busy && !force) return;
+    fetch(location.pathname, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById(m.id);
+        if (!fresh) return;
+        m.replaceWith(fresh);
+        fresh.querySelectorAll("form.js-deploy").forEach(bindDeployForm);
+        if (fresh.dataset.active === "true") { if (!matrixTimer) matrixTimer = setInterval(refreshMatrix, 1000); }
+        else if (matrixTimer) { clearInterval(matrixTimer); matrixTimer = null; }
+      })
+      .catch(function () {});
+  }
+  const matrixEl = document.getElementById("matrix") || document.getElementById("dep-page");
+  if (matrixEl && matrixEl.dataset.active === "true") matrixTimer = setInterval(refreshMatrix, 1000);
+
   // ---- ANSI colours -----------------------------------------------------
   // renderLine fills el with text, turning SGR escape sequences into
   // spans and dropping every other control sequence.
