@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -98,9 +97,9 @@ func (g *graphite) event(ev *Event) graphiteEvent {
 // Notify implements Notifier. graphite-web answers 200 with an empty
 // body; 400 when the document is wrong.
 func (g *graphite) Notify(ctx context.Context, ev *Event) error {
-	body, err := json.Marshal(g.event(ev))
+	body, err := encodeJSON(g.event(ev))
 	if err != nil {
-		return Permanent(fmt.Errorf("encoding the event: %w", err))
+		return err
 	}
 	h := g.cfg.header()
 	h.Set("Content-Type", "application/json")

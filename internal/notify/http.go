@@ -3,6 +3,7 @@ package notify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,18 @@ func (e *StatusError) Error() string {
 		return fmt.Sprintf("answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 	}
 	return fmt.Sprintf("answered %d %s: %s", e.StatusCode, http.StatusText(e.StatusCode), e.Body)
+}
+
+// encodeJSON encodes v as JSON without escaping <, > and & (the
+// documents are not embedded in HTML), and without a final newline.
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, Permanent(fmt.Errorf("encoding the document: %w", err))
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // maxErrorBody bounds how much of an error answer is kept.

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -143,9 +142,9 @@ func (s *slack) message(ev *Event) slackMessage {
 // invalid_payload, 403, 404 channel_not_found, 410 channel_is_archived)
 // are permanent.
 func (s *slack) Notify(ctx context.Context, ev *Event) error {
-	body, err := json.Marshal(s.message(ev))
+	body, err := encodeJSON(s.message(ev))
 	if err != nil {
-		return Permanent(fmt.Errorf("encoding the message: %w", err))
+		return err
 	}
 	h := s.cfg.header()
 	h.Set("Content-Type", "application/json")

@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 )
 
 // The webhook notifier POSTs each event as a JSON document (Event's JSON
@@ -45,9 +43,9 @@ func newWebhook(c *Config) (Notifier, error) {
 
 // Notify implements Notifier.
 func (w *webhook) Notify(ctx context.Context, ev *Event) error {
-	body, err := json.Marshal(ev)
+	body, err := encodeJSON(ev)
 	if err != nil {
-		return Permanent(fmt.Errorf("encoding the event: %w", err))
+		return err
 	}
 	h := w.cfg.header()
 	h.Set("Content-Type", "application/json")
