@@ -101,7 +101,7 @@ func TestParseFlag(t *testing.T) {
 		"webhook=https://h.example;on=build.done":   `"webhook https://h.example": on[0]: unknown build event "build.done"; use build.* or one of build.started, build.finished, build.success, build.failure, build.error, build.killed`,
 		"webhook=https://h.example;header=X":        `"webhook https://h.example": header "X": write header=NAME: VALUE`,
 		"graphite=http://u:secret@g.example;secret": `"graphite http://u:xxxxx@g.example": option "secret" needs a value: write KEY=VALUE`,
-		"webhook=":                                  `"webhook ": url: missing; give the endpoint's http:// or https:// URL`,
+		"webhook=": `"webhook ": url: missing; give the endpoint's http:// or https:// URL`,
 	} {
 		_, err := ParseFlag(in)
 		if err == nil || err.Error() != want {
