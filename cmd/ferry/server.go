@@ -43,6 +43,7 @@ func serverFlags() []ucli.Flag {
 		&ucli.DurationFlag{Name: "read-header-timeout", Value: d.ReadHeaderTimeout, Usage: "drop a client that takes longer to send a request's headers", Sources: env("FERRY_READ_HEADER_TIMEOUT")},
 		&ucli.DurationFlag{Name: "read-timeout", Value: d.ReadTimeout, Usage: "drop a client that takes longer to send a whole request, body included (responses such as log streams are not limited)", Sources: env("FERRY_READ_TIMEOUT")},
 		maxConfigSizeFlag(),
+		&ucli.StringSliceFlag{Name: "notify", Usage: "send build (and deployment) events to `TYPE=URL[;KEY=VALUE]...`, TYPE webhook, slack or graphite (repeatable; the variable takes one per line; docs/server.md, \"Notifications\")", Sources: env("FERRY_NOTIFY")},
 	}
 }
 
@@ -72,6 +73,7 @@ func serverConfig(c *ucli.Command) server.Config {
 		ReadHeaderTimeout:   c.Duration("read-header-timeout"),
 		ReadTimeout:         c.Duration("read-timeout"),
 		MaxConfigSize:       c.Int64("max-config-size"),
+		Notify:              c.StringSlice("notify"),
 	}
 }
 
@@ -91,6 +93,8 @@ func serverCommand() *ucli.Command {
 			"with --database postgres://…, which several servers may share. SIGTERM or SIGINT shuts down gracefully.",
 		Flags:    serverFlags(),
 		Commands: []*ucli.Command{adminTokenCommand()},
+		// --notify values hold commas (on=build.*,deployment.failed).
+		DisableSliceFlagSeparator: true,
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if c.Args().Len() > 0 {
 				return fmt.Errorf("server takes no arguments, got %q", c.Args().Slice())

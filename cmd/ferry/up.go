@@ -43,6 +43,8 @@ func upCommand() *ucli.Command {
 			"the logs. New commits are picked up by polling. Uncommitted changes are not built (ferry exec runs\n" +
 			"the files on disk). State is kept outside the checkout, in the user's state directory.",
 		Flags: flags,
+		// --notify values hold commas (on=build.*,deployment.failed).
+		DisableSliceFlagSeparator: true,
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if c.Args().Len() > 0 {
 				return fmt.Errorf("up takes no arguments, got %q; use --repo DIR", c.Args().Slice())

@@ -126,13 +126,29 @@ func checkURL(s string) error {
 	return nil
 }
 
-// redact hides a URL's password, for messages and logs.
+// redact hides the passwords of the URLs in s, for messages and logs.
 func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
 	}
-	return u.Redacted()
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "://")
+		if i < 0 {
+			break
+		}
+		b.WriteString(s[:i+3])
+		s = s[i+3:]
+		host := s[:strings.IndexAny(s+"/", "/?#")]
+		if at := strings.LastIndex(host, "@"); at >= 0 {
+			if user, _, ok := strings.Cut(host[:at], ":"); ok {
+				b.WriteString(user + ":xxxxx")
+				s = s[at:]
+			}
+		}
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 func validHeaderName(k string) bool {

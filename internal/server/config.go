@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/pipeline"
 )
 
@@ -88,6 +89,10 @@ type Config struct {
 	// .drone.yml) the server reads; a larger one fails the build before
 	// it is parsed.
 	MaxConfigSize int64
+	// Notify lists notification endpoints as --notify values,
+	// TYPE=URL[;KEY=VALUE]... (notify.ParseFlag); a value of several lines
+	// (FERRY_NOTIFY) holds one per line.
+	Notify []string
 }
 
 // The defaults of DefaultConfig.
@@ -158,6 +163,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return err
+	}
+	if _, err := notify.ParseFlags(c.Notify); err != nil {
+		return fmt.Errorf("--notify %w", err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/forge"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/pipeline/program"
 	"github.com/ferryci/ferry/internal/store"
@@ -305,6 +306,7 @@ func (s *Server) createFailedBuild(ctx context.Context, repo *store.Repo, b *sto
 	s.log.Info("build failed before it ran", "repo", repo.Slug, "build", b.Number, "err", reason)
 	s.metrics.buildFinished(b)
 	s.notify(repo, b)
+	s.notifyBuild(ctx, repo, b, notify.ActionFinished)
 	return b, nil
 }
 

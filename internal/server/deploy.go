@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryci/ferry/internal/deploy"
 	"github.com/ferryci/ferry/internal/deploy/spec"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/nodeproto"
 	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/store"
@@ -127,8 +128,8 @@ func (c *deployCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// buildFinished tells the build's subscribers (the auto deploy trigger)
-// that a build ended. It is called once per build, from the two places
+// buildFinished tells the build's subscribers (the auto deploy trigger,
+// the --notify endpoints) that a build ended. It is called once per build, from the two places
 // that finish builds (reconcileOnce, and rpcComplete's fast path), until
 // the build event stream replaces them.
 func (s *Server) buildFinished(ctx context.Context, b *store.Build) {
@@ -137,6 +138,7 @@ func (s *Server) buildFinished(ctx context.Context, b *store.Build) {
 	for _, sub := range []deploy.BuildSubscriber{s.deploy} {
 		sub.OnBuildFinished(ctx, ev)
 	}
+	s.notifyBuild(ctx, nil, b, notify.ActionFinished)
 }
 
 // syncServices stores the services a repo's config declares, from pushes

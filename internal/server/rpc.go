@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/gitauth"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/rpc"
 	"github.com/ferryci/ferry/internal/store"
 )
@@ -171,13 +172,14 @@ func (s *Server) recordLease(ctx context.Context, j *store.Job, b *store.Build, 
 	if !started {
 		return s.reconcile(ctx, j.BuildID)
 	}
-	if buildStarted && s.notifier != nil {
+	if buildStarted && (s.notifier != nil || s.dispatch != nil) {
 		nb := *b
 		nb.Status, nb.Version = store.StatusRunning, b.Version+1
 		if nb.Started.IsZero() {
 			nb.Started = j.Started
 		}
 		s.notify(repo, &nb)
+		s.notifyBuild(ctx, repo, &nb, notify.ActionStarted)
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/deploy"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/store/database"
 	"github.com/ferryci/ferry/internal/trigger"
@@ -46,6 +47,9 @@ type Server struct {
 	// notifier reports build states to forges; nil when none is
 	// configured.
 	notifier notifier
+	// dispatch sends build events to the --notify endpoints; nil when
+	// none is configured.
+	dispatch *notify.Dispatcher
 	metrics  *metrics
 	// ui serves the web pages at the paths web.Owns names.
 	ui *web.UI
@@ -181,6 +185,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, err
 	}
+	if s.dispatch, err = newDispatcher(&cfg, s.metrics, logger); err != nil {
+		st.Close()
+		return nil, err
+	}
 	api := s.handler
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if web.Owns(r.URL.Path) {
@@ -200,10 +208,12 @@ func (s *Server) Store() *store.Store { return s.store }
 // endpoints, webhooks, /metrics and /healthz.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close ends long polls and log streams and closes the store. Call it
-// after Serve has returned; the server must not be used afterwards.
+// Close ends long polls and log streams, sends the queued notifications
+// (for up to ten seconds) and closes the store. Call it after Serve has
+// returned; the server must not be used afterwards.
 func (s *Server) Close() error {
 	s.stop()
+	s.closeNotifications()
 	return s.store.Close()
 }
 
