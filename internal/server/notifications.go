@@ -16,15 +16,13 @@ import (
 // notifyCloseTimeout bounds how long Close waits for queued notifications.
 const notifyCloseTimeout = 10 * time.Second
 
-// newDispatcher returns the dispatcher of the --notify endpoints, counting
-// in ferry_notifications_total, or nil when there are none.
+// newDispatcher returns the dispatcher of the --notify endpoints (maybe
+// none: the deploy orchestrator also sends to its environments' own),
+// counting in ferry_notifications_total.
 func newDispatcher(cfg *Config, m *metrics, log *slog.Logger) (*notify.Dispatcher, error) {
 	cfgs, err := notify.ParseFlags(cfg.Notify)
 	if err != nil {
 		return nil, fmt.Errorf("--notify %w", err)
-	}
-	if len(cfgs) == 0 {
-		return nil, nil
 	}
 	targets, err := notify.NewTargets(cfgs)
 	if err != nil {
@@ -44,17 +42,17 @@ func newDispatcher(cfg *Config, m *metrics, log *slog.Logger) (*notify.Dispatche
 	return notify.NewDispatcher(targets, notify.Options{Logger: log.With("component", "notify"), Metrics: pm}), nil
 }
 
-// Notifications returns the dispatcher of the --notify endpoints, nil when
-// none is configured, for the deploy orchestrator to send deployment
-// events through (with each environment's own targets as Send's extra
-// targets). It lives until Close.
+// Notifications returns the dispatcher of the --notify endpoints (which
+// may be none), for the deploy orchestrator to send deployment events
+// through, with each environment's own targets as Send's extra targets.
+// It is never nil, and drains in Close.
 func (s *Server) Notifications() *notify.Dispatcher { return s.dispatch }
 
 // notifyBuild sends a build event (build.started or build.finished) of b
 // to the --notify endpoints. It never blocks on them; repo may be nil, and
 // is then read from the store.
 func (s *Server) notifyBuild(ctx context.Context, repo *store.Repo, b *store.Build, action string) {
-	if s.dispatch == nil {
+	if len(s.dispatch.Targets()) == 0 {
 		return
 	}
 	if repo == nil {
@@ -81,9 +79,6 @@ func (s *Server) notifyBuild(ctx context.Context, repo *store.Repo, b *store.Bui
 
 // closeNotifications drains the notification queue, for Close.
 func (s *Server) closeNotifications() {
-	if s.dispatch == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), notifyCloseTimeout)
 	defer cancel()
 	if err := s.dispatch.Close(ctx); err != nil {

@@ -172,7 +172,7 @@ func (s *Server) recordLease(ctx context.Context, j *store.Job, b *store.Build, 
 	if !started {
 		return s.reconcile(ctx, j.BuildID)
 	}
-	if buildStarted && (s.notifier != nil || s.dispatch != nil) {
+	if buildStarted && (s.notifier != nil || len(s.dispatch.Targets()) > 0) {
 		nb := *b
 		nb.Status, nb.Version = store.StatusRunning, b.Version+1
 		if nb.Started.IsZero() {

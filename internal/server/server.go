@@ -47,8 +47,8 @@ type Server struct {
 	// notifier reports build states to forges; nil when none is
 	// configured.
 	notifier notifier
-	// dispatch sends build events to the --notify endpoints; nil when
-	// none is configured.
+	// dispatch sends build events to the --notify endpoints, and the
+	// deploy orchestrator's events to them and to its environments'.
 	dispatch *notify.Dispatcher
 	metrics  *metrics
 	// ui serves the web pages at the paths web.Owns names.
