@@ -83,10 +83,11 @@ const (
 // Each event becomes one delivery per target that wants it. The worker
 // sends deliveries in the order they were queued, each attempt bounded by
 // its target's timeout. A delivery that fails with a network error, a
-// timeout, a 5xx, 408 or 429 answer is retried after a backoff, while the
-// worker goes on with the others (so a retried delivery may arrive after a
-// later event); a 4xx answer, or MaxAttempts failures, fail it for good
-// and log why.
+// timeout, a 5xx, 408 or 429 answer is retried after a backoff; until it
+// succeeds or fails for good, the later deliveries to the same target wait
+// behind it, while the worker goes on with the other targets' — so each
+// target receives its events in order. A 4xx answer, or MaxAttempts
+// failures, fail a delivery for good and log why.
 //
 // The queue is bounded (Options.QueueSize). When it is full, Send drops
 // the OLDEST waiting delivery to make room, logs it with the running count
@@ -273,26 +274,32 @@ func (d *Dispatcher) run() {
 }
 
 // next takes the next delivery to send: a retry that is due, else the
-// oldest queued one. With none, it returns how long to wait for the next
-// retry, and whether the worker is finished (closed and nothing left).
+// oldest queued one whose target has no retry pending. With none, it
+// returns how long to wait for the next retry, and whether the worker is
+// finished (closed and nothing left).
 func (d *Dispatcher) next(now time.Time) (dl *delivery, wait time.Duration, finished bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	wait = time.Hour
+	var retrying map[*Target]bool
 	for i, r := range d.retries {
 		if !r.due.After(now) {
 			d.retries = append(d.retries[:i], d.retries[i+1:]...)
 			return r, 0, false
 		}
 		wait = min(wait, r.due.Sub(now))
+		if retrying == nil {
+			retrying = map[*Target]bool{}
+		}
+		retrying[r.t] = true
 	}
-	if len(d.queue) > 0 {
-		dl = d.queue[0]
-		d.queue[0] = nil
-		d.queue = d.queue[1:]
-		return dl, 0, false
+	for i, q := range d.queue {
+		if !retrying[q.t] {
+			d.queue = append(d.queue[:i], d.queue[i+1:]...)
+			return q, 0, false
+		}
 	}
-	return nil, wait, d.closed && len(d.retries) == 0
+	return nil, wait, d.closed && len(d.queue) == 0 && len(d.retries) == 0
 }
 
 // attempt makes one attempt of dl and records its outcome.

@@ -196,6 +196,46 @@ func TestCloseDrains(t *testing.T) {
 	}
 }
 
+// TestRetryKeepsOrder: while a delivery to one endpoint waits for its
+// retry, the later events to that endpoint wait behind it, and another
+// endpoint's go on.
+func TestRetryKeepsOrder(t *testing.T) {
+	flaky := newListener(t, func(n int, _ *request) (int, string) {
+		if n == 1 {
+			return http.StatusServiceUnavailable, ""
+		}
+		return http.StatusOK, ""
+	})
+	steady := newListener(t, nil)
+	d := NewDispatcher([]*Target{
+		mustTarget(t, Config{Type: "webhook", URL: flaky.URL}),
+		mustTarget(t, Config{Type: "webhook", URL: steady.URL}),
+	}, Options{Backoff: 50 * time.Millisecond})
+	for i := 1; i <= 3; i++ {
+		ev := buildEvent()
+		ev.Build.Number = int64(i)
+		d.Send(ev)
+	}
+	closeDispatcher(t, d)
+	numbers := func(l *listener) string {
+		var out []int64
+		for _, r := range l.requests() {
+			var ev Event
+			if err := json.Unmarshal(r.Body, &ev); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ev.Build.Number)
+		}
+		return fmt.Sprint(out)
+	}
+	if got := numbers(flaky); got != "[1 1 2 3]" {
+		t.Errorf("the flaky endpoint got builds %s, want [1 1 2 3]", got)
+	}
+	if got := numbers(steady); got != "[1 2 3]" {
+		t.Errorf("the steady endpoint got builds %s, want [1 2 3]", got)
+	}
+}
+
 // TestDispatcherFilters: each target gets the events its filter wants,
 // extra targets given to Send included.
 func TestDispatcherFilters(t *testing.T) {
