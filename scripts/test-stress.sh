@@ -31,6 +31,7 @@ concurrent=(
   ./internal/node
   ./internal/node/lb
   ./internal/artifact
+  ./internal/notify
 )
 count="${STRESS_COUNT:-3}"
 scope="${STRESS_SCOPE:-all}"

@@ -53,7 +53,7 @@ func count(m *testMetrics, typ string, o Outcome) int {
 
 func closeDispatcher(t *testing.T, d *Dispatcher) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a guard against hanging
 	defer cancel()
 	if err := d.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestRetryOn500ThenSuccess(t *testing.T) {
 		return http.StatusOK, ""
 	})
 	m := newMetrics(t)
-	d := NewDispatcher([]*Target{mustTarget(t, Config{Type: "webhook", URL: l.URL})},
+	d := NewDispatcher([]*Target{mustTarget(t, Config{Type: "webhook", URL: l.URL, Timeout: MaxTimeout})},
 		Options{Backoff: time.Millisecond, Metrics: m})
 	d.Send(buildEvent())
 	closeDispatcher(t, d)
@@ -95,8 +95,8 @@ func TestNoRetryOn400(t *testing.T) {
 	down := newListener(t, func(int, *request) (int, string) { return http.StatusBadGateway, "" })
 	m := newMetrics(t)
 	d := NewDispatcher([]*Target{
-		mustTarget(t, Config{Type: "slack", URL: bad.URL}),
-		mustTarget(t, Config{Type: "webhook", URL: down.URL}),
+		mustTarget(t, Config{Type: "slack", URL: bad.URL, Timeout: MaxTimeout}),
+		mustTarget(t, Config{Type: "webhook", URL: down.URL, Timeout: MaxTimeout}),
 	}, Options{Backoff: time.Millisecond, MaxAttempts: 3, Metrics: m})
 	d.Send(buildEvent())
 	closeDispatcher(t, d)
@@ -169,7 +169,7 @@ func TestSendNeverBlocksWhenListenerHangs(t *testing.T) {
 func TestCloseDrains(t *testing.T) {
 	l := newListener(t, nil)
 	m := newMetrics(t)
-	d := NewDispatcher([]*Target{mustTarget(t, Config{Type: "webhook", URL: l.URL})}, Options{Metrics: m})
+	d := NewDispatcher([]*Target{mustTarget(t, Config{Type: "webhook", URL: l.URL, Timeout: MaxTimeout})}, Options{Metrics: m})
 	const n = 50
 	for i := 1; i <= n; i++ {
 		ev := buildEvent()
@@ -208,8 +208,8 @@ func TestRetryKeepsOrder(t *testing.T) {
 	})
 	steady := newListener(t, nil)
 	d := NewDispatcher([]*Target{
-		mustTarget(t, Config{Type: "webhook", URL: flaky.URL}),
-		mustTarget(t, Config{Type: "webhook", URL: steady.URL}),
+		mustTarget(t, Config{Type: "webhook", URL: flaky.URL, Timeout: MaxTimeout}),
+		mustTarget(t, Config{Type: "webhook", URL: steady.URL, Timeout: MaxTimeout}),
 	}, Options{Backoff: 50 * time.Millisecond})
 	for i := 1; i <= 3; i++ {
 		ev := buildEvent()
@@ -243,10 +243,10 @@ func TestDispatcherFilters(t *testing.T) {
 	failures := newListener(t, nil)
 	deploys := newListener(t, nil)
 	d := NewDispatcher([]*Target{
-		mustTarget(t, Config{Type: "webhook", URL: builds.URL, On: []string{"build.*"}}),
-		mustTarget(t, Config{Type: "webhook", URL: failures.URL, On: []string{"build.failure", "deployment.failed"}}),
+		mustTarget(t, Config{Type: "webhook", URL: builds.URL, On: []string{"build.*"}, Timeout: MaxTimeout}),
+		mustTarget(t, Config{Type: "webhook", URL: failures.URL, On: []string{"build.failure", "deployment.failed"}, Timeout: MaxTimeout}),
 	}, Options{})
-	env := mustTarget(t, Config{Type: "webhook", URL: deploys.URL, On: []string{"failed", "rolled_back"}})
+	env := mustTarget(t, Config{Type: "webhook", URL: deploys.URL, On: []string{"failed", "rolled_back"}, Timeout: MaxTimeout})
 	started := buildEvent()
 	started.Action, started.Status = ActionStarted, "running"
 	ok := buildEvent()

@@ -68,7 +68,7 @@ func (l *listener) requests() []request {
 // waitRequests waits until the listener has received n requests.
 func (l *listener) waitRequests(t *testing.T, n int) []request {
 	t.Helper()
-	timeout := time.After(30 * time.Second)
+	timeout := time.After(2 * time.Minute) // a guard against hanging
 	for {
 		if rs := l.requests(); len(rs) >= n {
 			return rs

@@ -84,7 +84,7 @@ steps:
 		t.Fatal(err)
 	}
 	want := "[build.started/running build.finished/failure]"
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // a guard against hanging
 	for strings.Join(rcv.names(), " ") != strings.Trim(want, "[]") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the receiver got %v, want %s; rejected: %v", rcv.names(), want, rcv.bad)
