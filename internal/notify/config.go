@@ -45,8 +45,9 @@ const DefaultTimeout = 10 * time.Second
 const MaxTimeout = 5 * time.Minute
 
 // DefaultOn is the filter of a Config without one: every finished build,
-// and every deployment event.
-var DefaultOn = []string{"build.finished", "deployment.*"}
+// and every deployment that ended (succeeded, failed, rolled back,
+// cancelled), as a deploy spec's notify: documents.
+var DefaultOn = []string{"build.finished", "deployment.succeeded", "deployment.failed", "deployment.rolled_back", "deployment.cancelled"}
 
 // The actions and statuses a filter may name, per kind.
 var (
