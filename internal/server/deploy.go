@@ -11,8 +11,8 @@ import (
 
 	"github.com/ferryci/ferry/internal/deploy"
 	"github.com/ferryci/ferry/internal/deploy/spec"
-	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/nodeproto"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/store"
 )
