@@ -25,12 +25,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ferryci/ferry/internal/deploy/spec"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/store"
 )
 
@@ -65,8 +65,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the time (default time.Now); tests of gates set it.
 	Now func() time.Time
-	// HTTPClient sends notifications (default: one with a 10s timeout).
-	HTTPClient *http.Client
+	// Notifications sends the deployment events (to the server's --notify
+	// endpoints and each environment's notify: list). Nil means a
+	// dispatcher of the orchestrator's own, closed when Run returns; the
+	// server passes its own, which it drains at Close.
+	Notifications *notify.Dispatcher
 	// Finished, when set, is called with each deployment this orchestrator
 	// ends (for metrics); it must return quickly.
 	Finished func(d *store.Deployment)
@@ -79,8 +82,8 @@ type Orchestrator struct {
 	log   *slog.Logger
 	wake  chan struct{}
 	stepM sync.Mutex
-	// sending counts notifications in flight; Run waits for them.
-	sending sync.WaitGroup
+	// ownDispatcher is set when New made cfg.Notifications.
+	ownDispatcher bool
 }
 
 // New returns an orchestrator on cfg.Store.
@@ -102,10 +105,28 @@ func New(cfg Config) *Orchestrator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: notifyTimeout}
+	own := cfg.Notifications == nil
+	if own {
+		cfg.Notifications = notify.NewDispatcher(nil, notify.Options{Logger: cfg.Logger})
 	}
-	return &Orchestrator{cfg: cfg, st: cfg.Store, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	return &Orchestrator{cfg: cfg, st: cfg.Store, log: cfg.Logger, wake: make(chan struct{}, 1), ownDispatcher: own}
+}
+
+// notifyCloseTimeout bounds how long Run, ending, waits for the
+// notifications of a dispatcher of the orchestrator's own.
+const notifyCloseTimeout = 10 * time.Second
+
+// closeNotifications drains the orchestrator's own dispatcher; one passed
+// in Config is its owner's to close.
+func (o *Orchestrator) closeNotifications() {
+	if !o.ownDispatcher {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), notifyCloseTimeout)
+	defer cancel()
+	if err := o.cfg.Notifications.Close(ctx); err != nil {
+		o.log.Warn("deploy notifications left unsent", "err", err)
+	}
 }
 
 // Wake asks Run to step soon: a node reported, or an operation changed a
@@ -121,7 +142,7 @@ func (o *Orchestrator) Wake() {
 func (o *Orchestrator) Run(ctx context.Context) error {
 	t := time.NewTicker(o.cfg.Tick)
 	defer t.Stop()
-	defer o.sending.Wait()
+	defer o.closeNotifications()
 	for {
 		if err := o.Step(ctx); err != nil && ctx.Err() == nil {
 			o.log.Error("deploy orchestrator", "err", err)

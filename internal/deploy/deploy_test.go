@@ -180,8 +180,7 @@ func TestDeployGates(t *testing.T) {
 	if got.State != store.DeployFailed || !strings.Contains(got.Reason, "no registered node matches the selector map[role:web]") {
 		t.Fatalf("%s %q", got.State, got.Reason)
 	}
-	o.sending.Wait()
-	if h := hook.got("/hook"); len(h) != 1 || !strings.Contains(h[0], `"state":"failed"`) {
+	if h := hook.wait(t, "/hook", 1); len(h) != 1 || !strings.Contains(h[0], `"status":"failed"`) {
 		t.Fatalf("the environment's webhook got %q", h)
 	}
 

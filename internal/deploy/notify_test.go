@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/deploy/spec"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/store"
 )
 
@@ -40,40 +41,62 @@ func newListener(t *testing.T) *listener {
 func (l *listener) got(path string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.bodies[path]
+	return append([]string(nil), l.bodies[path]...)
 }
 
-// Each notifier posts its format to a local listener; "on" filters the
-// states, and "started" is sent only when asked for.
+// wait returns what was posted to path once there are at least n posts.
+func (l *listener) wait(t *testing.T, path string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute) // a guard against hanging
+	for {
+		if got := l.got(path); len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s got %d posts, want %d", path, len(l.got(path)), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Each environment's notify: entry gets the deployment's events in its
+// type's format (internal/notify), filtered by on: ("started" only when
+// asked for); a failing endpoint is retried.
 func TestNotifiers(t *testing.T) {
 	l := newListener(t)
-	o := New(Config{})
+	d := notify.NewDispatcher(nil, notify.Options{Backoff: time.Millisecond})
+	o := New(Config{Notifications: d})
 	env := &spec.Environment{Notify: []spec.Notify{
 		{Type: "webhook", URL: l.URL + "/hook"},
 		{Type: "slack", URL: l.URL + "/slack", On: []string{"started", "rolled_back"}},
 		{Type: "graphite", URL: l.URL + "/events/"},
 		{Type: "webhook", URL: l.URL + "/broken"},
 	}}
-	d := &store.Deployment{ID: 7, Service: "app", Environment: "prod", ReleaseID: "app-9f86d081884c", Creator: "alice"}
-	o.notify(env, d, "started")
-	d.Reason = "batch 1 of 3 failed: node web-1: health check"
-	o.notify(env, d, "rolled_back")
-	o.sending.Wait()
+	dep := &store.Deployment{ID: 7, Service: "app", Environment: "prod", ReleaseID: "app-9f86d081884c", Creator: "alice"}
+	o.notify(env, dep, "started")
+	dep.Reason = "batch 1 of 3 failed: node web-1: health check"
+	o.notify(env, dep, "rolled_back")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a guard against hanging
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	hook := l.got("/hook")
 	if len(hook) != 1 {
 		t.Fatalf("webhook got %d posts, want only the final state: %q", len(hook), hook)
 	}
-	var ev map[string]any
+	var ev notify.Event
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(hook[0], "application/json ")), &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev["deployment"] != float64(7) || ev["state"] != "rolled_back" || ev["release"] != "app-9f86d081884c" || !strings.Contains(ev["reason"].(string), "health check") {
-		t.Fatalf("webhook event %v", ev)
+	if ev.Name() != "deployment.rolled_back" || ev.Deployment == nil || ev.Deployment.ID != 7 ||
+		ev.Deployment.Release != "app-9f86d081884c" || ev.Deployment.Actor != "alice" || !strings.Contains(ev.Deployment.Reason, "health check") {
+		t.Fatalf("webhook event %+v %+v", ev, ev.Deployment)
 	}
-	// Notifications go out concurrently: their order is not kept.
-	if s := l.got("/slack"); len(s) != 2 || !strings.Contains(strings.Join(s, "\n"), `"text":"Deployment #7 of app-9f86d081884c to app/prod: *started*"`) ||
-		!strings.Contains(strings.Join(s, "\n"), "*rolled_back* — batch 1 of 3 failed") {
+	// One endpoint receives its events in order.
+	if s := l.got("/slack"); len(s) != 2 || !strings.Contains(s[0], `"text":"app app-9f86d081884c to prod: started"`) ||
+		!strings.Contains(s[1], `"text":"app app-9f86d081884c to prod: rolled_back (batch 1 of 3 failed: node web-1: health check)"`) {
 		t.Fatalf("slack got %q", s)
 	}
 	g := l.got("/events/")
@@ -83,18 +106,15 @@ func TestNotifiers(t *testing.T) {
 	var gev struct {
 		What string   `json:"what"`
 		Tags []string `json:"tags"`
-		When int64    `json:"when"`
 	}
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(g[0], "application/json ")), &gev); err != nil {
 		t.Fatal(err)
 	}
-	if gev.What != "deploy app-9f86d081884c app/prod rolled_back" || strings.Join(gev.Tags, ",") != "deploy,app,prod,rolled_back" || time.Since(time.Unix(gev.When, 0)) > time.Hour {
+	if gev.What != "app app-9f86d081884c to prod: rolled_back (batch 1 of 3 failed: node web-1: health check)" ||
+		strings.Join(gev.Tags, ",") != "ferry,deployment,rolled_back,app,prod" {
 		t.Fatalf("graphite event %+v", gev)
 	}
-	if len(l.got("/broken")) != 1 {
-		t.Fatal("the failing endpoint was not tried")
-	}
-	if err := (slack{}).Send(context.Background(), http.DefaultClient, l.URL+"/broken", &Event{}); err == nil || !strings.Contains(err.Error(), "500") {
-		t.Fatalf("a 500 answer: %v", err)
+	if n := len(l.got("/broken")); n != notify.DefaultMaxAttempts {
+		t.Fatalf("the failing endpoint got %d attempts, want %d", n, notify.DefaultMaxAttempts)
 	}
 }

@@ -3,6 +3,7 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,9 +122,13 @@ func DecodeNode(n *yaml.Node, key string) ([]Config, pipeline.Errors) {
 			var fe *FieldError
 			at, k := item, ik
 			if errors.As(err, &fe) {
-				field, _, _ := strings.Cut(fe.Field, "[")
+				field, index, _ := strings.Cut(fe.Field, "[")
 				if v := pos[field]; v != nil {
 					at = v
+					// on[1] points at the list's second element.
+					if i, err := strconv.Atoi(strings.TrimSuffix(index, "]")); err == nil && v.Kind == yaml.SequenceNode && i < len(v.Content) {
+						at = v.Content[i]
+					}
 				}
 				k = ik + "." + fe.Field
 				err = errors.New(fe.Msg)

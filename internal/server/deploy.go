@@ -81,6 +81,7 @@ func (s *Server) newOrchestrator() *deploy.Orchestrator {
 		},
 		Store:          s.store,
 		Logger:         s.log.With("component", "deploy"),
+		Notifications:  s.dispatch,
 		DesiredChanged: func([]int64) { s.desired.notify() },
 		// A server that dies leaves its deployments to the others after
 		// a lease, as it leaves its jobs.

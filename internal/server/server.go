@@ -163,6 +163,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		desired:     newBroadcast(),
 	}
 	s.storeFailed(time.Now()) // start-up counts as the end of an outage
+	if s.dispatch, err = newDispatcher(&cfg, s.metrics, logger); err != nil {
+		st.Close()
+		return nil, err
+	}
+	built := false
+	defer func() {
+		if !built {
+			s.closeNotifications() // ends its worker
+		}
+	}()
 	s.deploy = s.newOrchestrator()
 	s.metrics.register(s)
 	s.notifier, err = newNotifier(&cfg, logger)
@@ -185,10 +195,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, err
 	}
-	if s.dispatch, err = newDispatcher(&cfg, s.metrics, logger); err != nil {
-		st.Close()
-		return nil, err
-	}
 	api := s.handler
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if web.Owns(r.URL.Path) {
@@ -197,6 +203,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		}
 		api.ServeHTTP(w, r)
 	})
+	built = true
 	return s, nil
 }
 

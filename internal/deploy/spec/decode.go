@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/ferryci/ferry/internal/nodeproto"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/pipeline"
 )
 
@@ -18,9 +19,6 @@ func init() { pipeline.RegisterKind(Kind, decodeService) }
 // Strategies are the strategy types a service may name; internal/deploy
 // registers one implementation for each.
 var Strategies = []string{"rolling", "canary", "blue-green"}
-
-// NotifyTypes are the notification types a service may name.
-var NotifyTypes = []string{"webhook", "slack", "graphite"}
 
 var (
 	serviceKeys  = []string{"kind", "name", "artifact", "environments"}
@@ -35,11 +33,9 @@ var (
 	freezeKeys   = []string{"from", "to", "reason"}
 	autoKeys     = []string{"branches", "events"}
 	allowKeys    = []string{"users", "role", "branches"}
-	notifyKeys   = []string{"type", "url", "on"}
 	days         = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 	roles        = []string{"read", "write", "admin"}
 	events       = []string{"push", "tag", "pull_request", "cron", "custom", "promote", "rollback"}
-	finalStates  = []string{"succeeded", "failed", "rolled_back", "cancelled", "started"}
 )
 
 // decoder collects the problems of one document.
@@ -330,33 +326,11 @@ func (d *decoder) environment(n *yaml.Node, key string) *Environment {
 				}
 			})
 		case "notify":
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, kk, "%s must be a list of {type, url}, got %s", kk, describe(v))
-				return
-			}
-			for i, c := range v.Content {
-				var nt Notify
-				ik := fmt.Sprintf("%s[%d]", kk, i)
-				d.fields(c, ik, notifyKeys, func(k string, v *yaml.Node) {
-					switch k {
-					case "type":
-						nt.Type = d.oneOf(v, join(ik, k), NotifyTypes)
-					case "url":
-						nt.URL = d.str(v, join(ik, k))
-					case "on":
-						for _, st := range d.strList(v, join(ik, k)) {
-							if !contains(finalStates, st) {
-								d.errorf(v, join(ik, k), "%s: unknown state %q; valid states are: %s", join(ik, k), st, strings.Join(finalStates, ", "))
-							}
-							nt.On = append(nt.On, st)
-						}
-					}
-				})
-				if nt.Type == "" || nt.URL == "" {
-					d.errorf(deref(c), ik, "%s needs a type (%s) and a url", ik, strings.Join(NotifyTypes, ", "))
-				}
-				e.Notify = append(e.Notify, nt)
-			}
+			// The entries are notify.Config, decoded and validated by
+			// internal/notify, so a service takes every key --notify does.
+			cfgs, errs := notify.DecodeNode(v, kk)
+			d.errs = append(d.errs, errs...)
+			e.Notify = append(e.Notify, cfgs...)
 		case "auto_rollback":
 			e.AutoRollback = d.boolean(v, kk)
 		case "lock_timeout":

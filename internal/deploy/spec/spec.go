@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/nodeproto"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/pipeline"
 )
 
@@ -190,15 +191,9 @@ type Allow struct {
 	Branches []string `json:"branches,omitempty"`
 }
 
-// Notify is one notification target, of a registered type.
-type Notify struct {
-	// Type is webhook, slack or graphite.
-	Type string `json:"type"`
-	// URL of the endpoint.
-	URL string `json:"url"`
-	// On lists the deployment states to notify (default every final one).
-	On []string `json:"on,omitempty"`
-}
+// Notify is one notification endpoint of an environment: the keys of
+// internal/notify's Config (type, url, secret, headers, on, timeout, …).
+type Notify = notify.Config
 
 // Environment returns the environment called name, or nil.
 func (s *Service) Environment(name string) *Environment {

@@ -67,6 +67,8 @@ func TestParseBad(t *testing.T) {
 		{"canary steps", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    strategy: canary\n", `a canary strategy needs steps`},
 		{"window", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    gates: {windows: [{from: '9am', to: '17:00'}]}\n", `environments[0].gates.windows[0].from: "9am": want a time of day HH:MM`},
 		{"health url", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    health: {type: http}\n", `a http health check needs url`},
+		{"notify type", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    notify: [{type: teams, url: 'https://h.example'}]\n", `f.yml:10:21: environments[0].notify[0].type: unknown type "teams"; use one of graphite, slack, webhook`},
+		{"notify on", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    notify: [{type: slack, url: 'https://h.example', on: [rolledback]}]\n", `f.yml:10:59: environments[0].notify[0].on[0]: unknown event "rolledback"`},
 		{"kind typo", "kind: servic\nname: app\n", `unknown kind "servic"; did you mean "service"?`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
