@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -96,6 +97,14 @@ func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 	workDir := filepath.Join(os.TempDir(), "ferry-agent")
 	if inside(workDir, o.Server.DataDir) {
 		return 0, fmt.Errorf("the agent's work dir %s is inside the data dir %s; choose a --data-dir elsewhere (or another TMPDIR)", workDir, o.Server.DataDir)
+	}
+	// The agent empties its work dir when it stops; a work dir this run
+	// made goes too, so that a clean run leaves nothing in TMPDIR. Runs
+	// last (deferred first): after the agent has stopped. os.Remove keeps
+	// a dir that is not empty: the records of steps a crash left running,
+	// which the next start reads, or another agent's jobs.
+	if _, err := os.Stat(workDir); errors.Is(err, fs.ErrNotExist) {
+		defer os.Remove(workDir)
 	}
 	// The admin token of a first start is printed last, below the builds,
 	// where a person sees it; not as a log line among the others.

@@ -303,3 +303,28 @@ func TestDemoLeavesNothingBehind(t *testing.T) {
 		t.Errorf("demo.sh left %s behind", filepath.Join(tmp, e.Name()))
 	}
 }
+
+// TestUpLeavesNoWorkDir checks that a clean `ferry up --once` removes the
+// agent's work dir it made in TMPDIR ($TMPDIR/ferry-agent), so that running
+// it (or the tests that run it) leaves nothing behind there.
+func TestUpLeavesNoWorkDir(t *testing.T) {
+	tmp := t.TempDir()
+	// Host steps may run as nobody (under root), who must enter it.
+	for _, d := range []string{filepath.Dir(tmp), tmp} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("TMPDIR", tmp)
+	repo := gitRepo(t, map[string]string{".ferry.yml": "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: a\n  commands: [echo hi]\n"})
+	if code, out, errs := upOnce(t, t.TempDir(), repo); code != cli.ExitOK || !strings.Contains(out, "[ci/a] hi") {
+		t.Fatalf("exit code %d; stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	left, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		t.Errorf("ferry up left %s behind", filepath.Join(tmp, e.Name()))
+	}
+}
