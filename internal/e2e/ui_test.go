@@ -55,15 +55,25 @@ func browser(t testing.TB) context.Context {
 	return ctx
 }
 
-// screenshot saves the page as NAME.png among the test's artefacts: in
-// $FERRY_UI_SCREENSHOTS when set (make screenshots writes the README's
-// there), else in the test's temporary directory.
+// screenshotDir is where screenshot saves: $FERRY_UI_SCREENSHOTS when set
+// (docs/screenshots for the README's), else bin/ui-screenshots in the
+// module, which git ignores: the tests leave nothing outside the clone.
+func screenshotDir() string {
+	if dir := os.Getenv("FERRY_UI_SCREENSHOTS"); dir != "" {
+		return dir
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "..", "bin", "ui-screenshots"))
+	if err != nil {
+		panic(err)
+	}
+	return dir
+}
+
+// screenshot saves the page as NAME.png in screenshotDir, among the test's
+// artefacts.
 func screenshot(t testing.TB, ctx context.Context, name string) {
 	t.Helper()
-	dir := os.Getenv("FERRY_UI_SCREENSHOTS")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "ferry-ui-screenshots")
-	}
+	dir := screenshotDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -339,4 +349,23 @@ func mustRequest(t testing.TB, method, u, token string) *http.Request {
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	return req
+}
+
+// TestScreenshotDirIsInsideTheCloneAndIgnored checks that, by default, the
+// browser tests' screenshots go to a directory inside the clone that git
+// ignores, rather than to TMPDIR, where they would stay after the tests.
+func TestScreenshotDirIsInsideTheCloneAndIgnored(t *testing.T) {
+	t.Setenv("FERRY_UI_SCREENSHOTS", "")
+	dir := screenshotDir()
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skipf("not in a git checkout: %v", err)
+	}
+	root := strings.TrimSpace(string(top))
+	if rel, err := filepath.Rel(root, dir); err != nil || strings.HasPrefix(rel, "..") {
+		t.Fatalf("screenshots go to %s, outside the clone %s", dir, root)
+	}
+	if out, err := exec.Command("git", "-C", root, "check-ignore", "-q", "--no-index", dir).CombinedOutput(); err != nil {
+		t.Fatalf("git does not ignore %s, where the screenshots go: %v %s", dir, err, out)
+	}
 }
