@@ -40,5 +40,9 @@ fuzz: ## Fuzz the YAML parser, the pipeline programs, the Woodpecker converter, 
 	$(GO) test -run='^$$' -fuzz='^FuzzValidateSlug$$' -fuzztime=60s ./internal/server
 	$(GO) test -run='^$$' -fuzz='^FuzzCheckGitURL$$' -fuzztime=60s ./internal/server
 
-clean: ## Remove build outputs.
-	rm -rf bin/ferry
+clean: ## Remove build outputs, test screenshots and the tests' Docker images (ferry-test/*, a cache kept between runs).
+	rm -rf bin/ferry bin/ui-screenshots
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
+	  ids=$$(docker images -q --filter label=ferry.testimage.hash | sort -u); \
+	  if [ -n "$$ids" ]; then docker rmi -f $$ids >/dev/null && echo "removed the tests' Docker images"; fi; \
+	fi

@@ -292,11 +292,13 @@ func ensure(ctx context.Context, cli *client.Client, ref string, changes []strin
 	defer buildMu.Unlock()
 
 	img, err := cli.ImageInspect(ctx, ref)
+	var previous string // the image ref named before, now replaced
 	switch {
 	case err == nil:
 		if img.Config != nil && img.Config.Labels[LabelHash] == sum {
 			return nil
 		}
+		previous = img.ID
 	case !cerrdefs.IsNotFound(err):
 		return fmt.Errorf("inspecting image %s: %w", ref, err)
 	}
@@ -311,7 +313,22 @@ func ensure(ctx context.Context, cli *client.Client, ref string, changes []strin
 	if err := readProgress(body); err != nil {
 		return fmt.Errorf("importing image %s: %w", ref, err)
 	}
+	if previous != "" {
+		removeDangling(ctx, cli, previous)
+	}
 	return nil
+}
+
+// removeDangling removes the image id when no tag names it any more (its
+// tag moved to a new import), so that rebuilt test images do not pile up
+// as <none> images: the node image, say, holds ferry and changes with it.
+// An image still tagged or used by a container stays.
+func removeDangling(ctx context.Context, cli *client.Client, id string) {
+	img, err := cli.ImageInspect(ctx, id)
+	if err != nil || len(img.RepoTags) > 0 {
+		return
+	}
+	_, _ = cli.ImageRemove(ctx, id, image.RemoveOptions{PruneChildren: true})
 }
 
 // readProgress drains an Engine progress stream (JSON messages) and returns

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -199,5 +200,37 @@ exit 1
 	out, code := run(t, cli, ref, nil, []string{"/bin/sh", "-c"}, []string{script})
 	if code != 0 || !strings.Contains(out, "ferry version") || !strings.Contains(out, "/etc/ferry/node.yml: ok") || !strings.HasSuffix(out, "v7\n") {
 		t.Fatalf("exit code %d, output:\n%s", code, out)
+	}
+}
+
+// TestReplacedImageIsRemoved checks that an image whose tag moves to a new
+// import (its content changed) is removed rather than left as a <none>
+// image on the Engine each time a test image changes.
+func TestReplacedImageIsRemoved(t *testing.T) {
+	cli := testimage.Client(t)
+	const tag = "ferry-test/testimage-replaced:latest"
+	t.Cleanup(func() {
+		_, _ = cli.ImageRemove(context.Background(), tag, image.RemoveOptions{})
+	})
+	if _, err := testimage.GoBinary(t.Context(), cli, tag, "plugin"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := cli.ImageInspect(t.Context(), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testimage.GoBinary(t.Context(), cli, tag, "webapp"); err != nil {
+		t.Fatal(err)
+	}
+	second, err := cli.ImageInspect(t.Context(), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.ID == first.ID {
+		t.Fatalf("the webapp image has the plugin image's id %s", first.ID)
+	}
+	if _, err := cli.ImageInspect(t.Context(), first.ID); !cerrdefs.IsNotFound(err) {
+		_, _ = cli.ImageRemove(context.Background(), first.ID, image.RemoveOptions{})
+		t.Errorf("the replaced image %s is still there (%v)", first.ID, err)
 	}
 }
