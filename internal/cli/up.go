@@ -438,6 +438,7 @@ func followBuild(ctx context.Context, st *store.Store, buildID int64, w io.Write
 			}
 		}
 		if done {
+			buildErrors(w, pipes)
 			buildSummary(w, pipes)
 			fmt.Fprintf(w, "build #%d: %s\n", b.Number, b.Status)
 			return b.Status
@@ -446,6 +447,24 @@ func followBuild(ctx context.Context, st *store.Store, buildID int64, w io.Write
 		case <-ctx.Done():
 			return store.StatusKilled
 		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// buildErrors prints why each step and pipeline in error failed (an image
+// that could not be pulled, an agent lost), as ferry exec does: their logs
+// may be empty, and the summary gives only the status.
+func buildErrors(w io.Writer, pipes []*store.Pipeline) {
+	for _, p := range pipes {
+		stepSaid := false
+		for _, s := range p.Steps {
+			if s.Error != "" {
+				fmt.Fprintf(w, "[%s/%s] error: %s\n", p.Name, s.Name, s.Error)
+				stepSaid = stepSaid || strings.Contains(p.Error, s.Error)
+			}
+		}
+		if p.Error != "" && !stepSaid {
+			fmt.Fprintf(w, "--- pipeline %s: %s (%s)\n", p.Name, p.Status, p.Error)
 		}
 	}
 }
@@ -461,11 +480,13 @@ func buildSummary(w io.Writer, pipes []*store.Pipeline) {
 		}
 		for _, s := range p.Steps {
 			exit, dur := "-", "-"
-			if !s.Started.IsZero() {
+			// A step in error with no exit code never ran its
+			// command (its image could not be pulled, say).
+			if !s.Started.IsZero() && (s.Status != store.StatusError || s.ExitCode != 0) {
 				exit = fmt.Sprint(s.ExitCode)
-				if !s.Finished.IsZero() {
-					dur = s.Finished.Sub(s.Started).Round(time.Millisecond).String()
-				}
+			}
+			if !s.Started.IsZero() && !s.Finished.IsZero() {
+				dur = s.Finished.Sub(s.Started).Round(time.Millisecond).String()
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, s.Name, s.Status, exit, dur)
 		}

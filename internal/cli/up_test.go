@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/ferryci/ferry/internal/server"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/store/database"
+	"github.com/ferryci/ferry/internal/testimage"
 )
 
 // TestUpBuildsLocalRepo runs `ferry up --once` in-process against a real git
@@ -326,5 +328,26 @@ func TestUpLeavesNoWorkDir(t *testing.T) {
 	}
 	for _, e := range left {
 		t.Errorf("ferry up left %s behind", filepath.Join(tmp, e.Name()))
+	}
+}
+
+// TestUpSaysWhyAStepFailedToStart runs `ferry up --once` on a docker
+// pipeline whose image cannot be pulled (there is no such image, and no
+// registry is reachable or has it): the output names the image and the
+// answer, and the summary shows the step in error without an exit code,
+// since its command never ran.
+func TestUpSaysWhyAStepFailedToStart(t *testing.T) {
+	testimage.Client(t) // skips without a Docker Engine (fails under CI=true)
+	const img = "ferry-test/no-such-image:never"
+	repo := gitRepo(t, map[string]string{".ferry.yml": "kind: pipeline\ntype: docker\nname: ci\nsteps:\n- name: pull\n  image: " + img + "\n  commands: [echo hi]\n"})
+	code, out, errs := upOnce(t, t.TempDir(), repo)
+	if code != cli.ExitFailed {
+		t.Fatalf("exit code %d, want 1; stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	if want := "[ci/pull] error: image " + img + " could not be pulled: "; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+	if !regexp.MustCompile(`(?m)^ci +pull +error +- `).MatchString(out) {
+		t.Errorf("the summary does not show step pull in error without an exit code:\n%s", out)
 	}
 }
