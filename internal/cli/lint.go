@@ -92,7 +92,7 @@ func LintMax(dir, file string, strict bool, maxSize int64, stdout, stderr io.Wri
 		return ExitInvalid
 	}
 	if n := len(list) + len(convWarnings); n > 0 {
-		fmt.Fprintf(stderr, "%s: ok, with %d warning(s); it runs (--strict makes warnings errors)\n", file, n)
+		fmt.Fprintf(stderr, "%s: valid, with %d warning(s) (--strict makes warnings errors)\n", file, n)
 		return ExitOK
 	}
 	fmt.Fprintf(stderr, "%s: ok\n", file)

@@ -89,7 +89,7 @@ func TestLintWarningsExitZeroAndStrictExitTwo(t *testing.T) {
 			t.Errorf("line %d = %q, want it to start with %q", i+1, lines[i], w)
 		}
 	}
-	if !strings.Contains(errOut.String(), "ok, with 2 warning(s)") {
+	if !strings.Contains(errOut.String(), "valid, with 2 warning(s)") {
 		t.Errorf("stderr = %q, want the warning count", errOut.String())
 	}
 
@@ -125,6 +125,10 @@ func TestUnknownPipelineType(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `warning: unknown pipeline type "exce"; did you mean "exec"?`) {
 		t.Errorf("lint printed %q, want the type warning with its suggestion", out.String())
+	}
+	// Not "it runs": exec runs nothing of it.
+	if strings.Contains(errOut.String(), "runs") {
+		t.Errorf("lint says %q, although ferry exec runs nothing of the file", errOut.String())
 	}
 	out.Reset()
 	errOut.Reset()
