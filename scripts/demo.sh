@@ -19,6 +19,11 @@ git -C "$repo" -c user.name="ferry demo" -c user.email="demo@ferry.invalid" add 
 git -C "$repo" -c user.name="ferry demo" -c user.email="demo@ferry.invalid" commit -q -m "Add the example pipeline"
 once=--once
 [ "${1:-}" = "--serve" ] && once=
+# With --once the server and its data dir are gone when ferry exits: an
+# admin token (and how to make another in that data dir) would be of no
+# use, so the demo gives one of its own that is never printed.
+token=()
+[ -n "$once" ] && token=(--admin-token "demo-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')")
 # Ctrl-C reaches ferry (same process group), which stops gracefully; the
 # shell waits for it, then removes $work.
 # The agent's work dir ($TMPDIR/ferry-agent) goes in $work too; host steps
@@ -27,5 +32,5 @@ once=--once
 # stays private).
 chmod 711 "$work"
 code=0
-TMPDIR="$work" "${FERRY_BIN:-$root/bin/ferry}" up $once --repo "$repo" --data-dir "$work/ferry-data" --addr "${FERRY_ADDR:-127.0.0.1:8080}" --log-level warn || code=$?
+TMPDIR="$work" "${FERRY_BIN:-$root/bin/ferry}" up $once "${token[@]}" --repo "$repo" --data-dir "$work/ferry-data" --addr "${FERRY_ADDR:-127.0.0.1:8080}" --log-level warn || code=$?
 exit "$code"

@@ -297,6 +297,11 @@ func TestDemoLeavesNothingBehind(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "build #1: success") {
 		t.Fatalf("demo.sh: %v\n%s", err, out)
 	}
+	// The server and its data dir are gone when the demo ends: no token
+	// to keep, no data dir to make another in.
+	if strings.Contains(string(out), "admin API token") || strings.Contains(string(out), "admin-token --data-dir") {
+		t.Errorf("demo.sh prints an admin token for a server it removes:\n%s", out)
+	}
 	left, err := os.ReadDir(tmp)
 	if err != nil {
 		t.Fatal(err)
