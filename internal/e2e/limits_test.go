@@ -52,7 +52,9 @@ func TestWebhookFloodMemory(t *testing.T) {
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/flooded"
-	c.createRepo(map[string]any{"git_url": "https://example.invalid/acme/flooded.git", "slug": slug,
+	// A repository the server can read: it is checked when added.
+	repo := newGitRepo(t, t.TempDir(), "flooded", map[string]string{".drone.yml": "kind: pipeline\nname: default\nsteps:\n- name: a\n  image: busybox\n"})
+	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug,
 		"forge": "github", "webhook_secret": "the-real-secret", "poll_interval": "0s"})
 
 	const posts, size = 40, 25 << 20
@@ -128,7 +130,8 @@ func TestSlowUploadDropped(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, serverOptions{Args: []string{"--read-header-timeout", "500ms", "--read-timeout", "1s"}})
 	c := adminAPI(t, srv)
-	c.createRepo(map[string]any{"git_url": "https://example.invalid/acme/slow.git", "slug": "acme/slow",
+	repo := newGitRepo(t, t.TempDir(), "slow", map[string]string{".drone.yml": "kind: pipeline\nname: default\nsteps:\n- name: a\n  image: busybox\n"})
+	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": "acme/slow",
 		"forge": "github", "webhook_secret": "s", "poll_interval": "0s"})
 	addr := strings.TrimPrefix(srv.URL, "http://")
 
