@@ -36,12 +36,21 @@ func chromiumPath(t testing.TB) string {
 // context of a tab in it. Everything is closed when the test ends.
 func browser(t testing.TB) context.Context {
 	t.Helper()
+	return browserIn(t, t.TempDir())
+}
+
+// browserIn is browser with chromium's TMPDIR in tmp, where it keeps its
+// singleton socket and cookie (org.chromium.Chromium.*): a browser killed
+// at the test's end would leave them in the system's TMPDIR.
+func browserIn(t testing.TB, tmp string) context.Context {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.NoSandbox, // the tests run as root
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 900),
 		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Env("TMPDIR="+tmp),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
@@ -367,5 +376,19 @@ func TestScreenshotDirIsInsideTheCloneAndIgnored(t *testing.T) {
 	}
 	if out, err := exec.Command("git", "-C", root, "check-ignore", "-q", "--no-index", dir).CombinedOutput(); err != nil {
 		t.Fatalf("git does not ignore %s, where the screenshots go: %v %s", dir, err, out)
+	}
+}
+
+// TestBrowserTempFilesStayInTheTest checks that chromium keeps its
+// temporary files in the test's directory, removed with it, and not in
+// the system's TMPDIR, where each browser test left a directory.
+func TestBrowserTempFilesStayInTheTest(t *testing.T) {
+	tmp := t.TempDir()
+	ctx := browserIn(t, tmp)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	if found, _ := filepath.Glob(filepath.Join(tmp, "org.chromium.Chromium.*")); len(found) == 0 {
+		t.Errorf("chromium wrote nothing in the TMPDIR it was given (%s): it writes in the system's", tmp)
 	}
 }
