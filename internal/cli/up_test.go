@@ -284,13 +284,7 @@ func TestUpKeepsStateOutsideTheCheckout(t *testing.T) {
 // empty afterwards.
 func TestDemoLeavesNothingBehind(t *testing.T) {
 	bin := buildFerry(t)
-	tmp := t.TempDir()
-	// Host steps may run as nobody (under root), who must enter it.
-	for _, d := range []string{filepath.Dir(tmp), tmp} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tmp := enterableTempDir(t)
 	cmd := exec.Command("bash", filepath.Join("..", "..", "scripts", "demo.sh"))
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "FERRY_BIN="+bin, "FERRY_ADDR=127.0.0.1:0")
 	out, err := cmd.CombinedOutput()
@@ -302,37 +296,44 @@ func TestDemoLeavesNothingBehind(t *testing.T) {
 	if strings.Contains(string(out), "admin API token") || strings.Contains(string(out), "admin-token --data-dir") {
 		t.Errorf("demo.sh prints an admin token for a server it removes:\n%s", out)
 	}
-	left, err := os.ReadDir(tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range left {
-		t.Errorf("demo.sh left %s behind", filepath.Join(tmp, e.Name()))
-	}
+	checkEmpty(t, tmp, "demo.sh")
 }
 
 // TestUpLeavesNoWorkDir checks that a clean `ferry up --once` removes the
 // agent's work dir it made in TMPDIR ($TMPDIR/ferry-agent), so that running
 // it (or the tests that run it) leaves nothing behind there.
 func TestUpLeavesNoWorkDir(t *testing.T) {
-	tmp := t.TempDir()
-	// Host steps may run as nobody (under root), who must enter it.
-	for _, d := range []string{filepath.Dir(tmp), tmp} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tmp := enterableTempDir(t)
 	t.Setenv("TMPDIR", tmp)
 	repo := gitRepo(t, map[string]string{".ferry.yml": "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: a\n  commands: [echo hi]\n"})
 	if code, out, errs := upOnce(t, t.TempDir(), repo); code != cli.ExitOK || !strings.Contains(out, "[ci/a] hi") {
 		t.Fatalf("exit code %d; stdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
-	left, err := os.ReadDir(tmp)
+	checkEmpty(t, tmp, "ferry up")
+}
+
+// enterableTempDir returns a new temporary directory that host steps,
+// which may run as nobody (under root), can enter.
+func enterableTempDir(t *testing.T) string {
+	t.Helper()
+	tmp := t.TempDir()
+	for _, d := range []string{filepath.Dir(tmp), tmp} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tmp
+}
+
+// checkEmpty reports each entry that who left behind in dir.
+func checkEmpty(t *testing.T, dir, who string) {
+	t.Helper()
+	left, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range left {
-		t.Errorf("ferry up left %s behind", filepath.Join(tmp, e.Name()))
+		t.Errorf("%s left %s behind", who, filepath.Join(dir, e.Name()))
 	}
 }
 
