@@ -459,7 +459,7 @@ func (a *Agent) openBackends(ctx context.Context) (func(), error) {
 				if kind == BackendAuto {
 					if a.execUser == nil && a.cfg.ExecUser == "" && a.euid != 0 {
 						closeAll()
-						return nil, fmt.Errorf("docker engine not reachable (%v), and %w", err, errHostAsSelf(a.euid))
+						return nil, fmt.Errorf("docker engine not reachable (%w), and %w", err, errHostAsSelf(a.euid))
 					}
 					a.log.Info("docker engine not reachable; running on the local backend", "err", err)
 					a.backends[BackendLocal] = newLocal()
