@@ -1,108 +1,31 @@
 package compiler
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coreos/go-semver/semver"
+
+	"github.com/ferryci/ferry/internal/metadata"
 )
 
-// Metadata describes the build a pipeline runs for: the repository, the
-// commit and the trigger. It is the source of the DRONE_*, CI_* and FERRY_*
-// variables and of the values that `when` and `trigger` are matched against.
-type Metadata struct {
-	Repo   Repo
-	Build  Build
-	Commit Commit
-	System System
-}
-
-// Repo describes the repository.
-type Repo struct {
-	// Slug is "namespace/name".
-	Slug       string
-	Namespace  string
-	Name       string
-	Link       string
-	Branch     string // default branch
-	HTTPURL    string
-	SSHURL     string
-	SCM        string
-	Private    bool
-	Visibility string
-}
-
-// Build describes the trigger.
-type Build struct {
-	Number int64
-	Parent int64
-	// Event is push, pull_request, tag, promote, rollback, cron or custom.
-	Event   string
-	Action  string
-	Trigger string
-	// Target is the deploy target of promote and rollback events.
-	Target  string
-	Cron    string
-	Created time.Time
-	Started time.Time
-	// Instance is the host name of the machine that runs the pipeline
-	// (DRONE_STAGE_MACHINE). The `instance` condition is matched against
-	// System.Host instead, as in Drone.
-	Instance string
-	// ChangedPaths are the files the trigger changed, for `paths`.
-	ChangedPaths []string
-}
-
-// Commit describes the commit being built.
-type Commit struct {
-	SHA    string
-	Before string
-	Ref    string
-	// Branch is the target branch (the branch pushed to, or a pull
-	// request's base branch).
-	Branch       string
-	SourceBranch string
-	Message      string
-	Link         string
-	Author       string
-	AuthorName   string
-	AuthorEmail  string
-	AuthorAvatar string
-	// PullRequest is the pull request number, 0 if none.
-	PullRequest      int
-	PullRequestTitle string
-}
-
-// System describes the ferry installation.
-type System struct {
-	Proto   string
-	Host    string
-	Version string
-}
-
-// Tag is the tag name when Ref is a tag.
-func (m *Metadata) Tag() string {
-	if t, ok := strings.CutPrefix(m.Commit.Ref, "refs/tags/"); ok {
-		return t
-	}
-	return ""
-}
-
-var pullNumber = regexp.MustCompile(`\d+`)
-
-// pullRequest returns the pull request number, from the field or the ref
-// (refs/pull/N/head, refs/merge-requests/N/head).
-func (m *Metadata) pullRequest() string {
-	if m.Commit.PullRequest > 0 {
-		return strconv.Itoa(m.Commit.PullRequest)
-	}
-	if m.Build.Event == "pull_request" {
-		return pullNumber.FindString(m.Commit.Ref)
-	}
-	return ""
-}
+// The build context types live in internal/metadata, a leaf package the
+// agent protocol shares; these aliases keep the compiler's API in one
+// place.
+type (
+	// Metadata describes the build a pipeline runs for; see
+	// metadata.Metadata.
+	Metadata = metadata.Metadata
+	// Repo describes the repository.
+	Repo = metadata.Repo
+	// Build describes the trigger.
+	Build = metadata.Build
+	// Commit describes the commit being built.
+	Commit = metadata.Commit
+	// System describes the ferry installation.
+	System = metadata.System
+)
 
 func unix(t time.Time) string {
 	if t.IsZero() {
@@ -117,7 +40,7 @@ func unix(t time.Time) string {
 // also the variables available to ${VAR} substitution in the YAML.
 func Environ(m *Metadata) map[string]string {
 	tag := m.Tag()
-	pr := m.pullRequest()
+	pr := m.PullRequest()
 	link := ""
 	if m.System.Host != "" && m.Repo.Slug != "" {
 		link = m.System.Proto + "://" + m.System.Host + "/" + m.Repo.Slug + "/" + strconv.FormatInt(m.Build.Number, 10)

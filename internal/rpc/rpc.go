@@ -13,8 +13,8 @@ package rpc
 import (
 	"time"
 
-	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/gitauth"
+	"github.com/ferryci/ferry/internal/metadata"
 )
 
 // Endpoint paths. {id} is a job id.
@@ -59,7 +59,7 @@ type Job struct {
 	// Config is the whole config file, already ${VAR}-expanded.
 	Config string `json:"config"`
 	// Metadata is the build context (repo, commit, trigger).
-	Metadata compiler.Metadata `json:"metadata"`
+	Metadata metadata.Metadata `json:"metadata"`
 	// Secrets are the secrets this job may see: already filtered by event,
 	// and empty for pull requests from forks unless a secret allows them.
 	Secrets map[string]string `json:"secrets,omitempty"`
