@@ -52,11 +52,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/client"
-
 	"github.com/ferryci/ferry/internal/backend"
-	"github.com/ferryci/ferry/internal/backend/docker"
 	"github.com/ferryci/ferry/internal/backend/local"
+	"github.com/ferryci/ferry/internal/backend/registry"
 	"github.com/ferryci/ferry/internal/rpc"
 )
 
@@ -85,8 +83,8 @@ const (
 
 // Backend names, as used in --backend and in the "backend" label.
 const (
-	BackendDocker = "docker"
-	BackendLocal  = "local"
+	BackendDocker = backend.Docker
+	BackendLocal  = backend.Local
 	BackendAuto   = "auto"
 )
 
@@ -443,55 +441,29 @@ func (a *Agent) openBackends(ctx context.Context) (func(), error) {
 	if a.execUser == nil && a.cfg.ExecUser == "" && a.euid != 0 && slices.Contains(a.kinds, BackendLocal) {
 		return nil, errHostAsSelf(a.euid)
 	}
-	newLocal := func() backend.Backend {
-		if err := local.Cleanup(a.cfg.WorkDir, a.log); err != nil {
-			a.log.Warn("killing the steps an earlier agent left running", "err", err)
-		}
-		return local.New(local.Options{Logger: a.log, TempDir: a.cfg.WorkDir, User: a.execUser, StateDir: a.cfg.WorkDir})
-	}
 	for _, kind := range a.kinds {
-		switch kind {
-		case BackendLocal:
-			a.backends[BackendLocal] = newLocal()
-		case BackendDocker, BackendAuto:
-			cli, err := connectDocker(ctx)
-			if err != nil {
-				if kind == BackendAuto {
-					if a.execUser == nil && a.cfg.ExecUser == "" && a.euid != 0 {
-						closeAll()
-						return nil, fmt.Errorf("docker engine not reachable (%w), and %w", err, errHostAsSelf(a.euid))
-					}
-					a.log.Info("docker engine not reachable; running on the local backend", "err", err)
-					a.backends[BackendLocal] = newLocal()
-					continue
-				}
-				closeAll()
-				return nil, err
-			}
-			closers = append(closers, func() { _ = cli.Close() })
-			if err := docker.Cleanup(ctx, cli, a.log); err != nil {
-				a.log.Warn("removing leftovers of earlier runs", "err", err)
-			}
-			a.backends[BackendDocker] = docker.New(cli, docker.Options{Logger: a.log})
+		name := kind
+		if kind == BackendAuto {
+			name = BackendDocker
 		}
+		be, closeBe, err := registry.Open(ctx, name, registry.Options{Logger: a.log, TempDir: a.cfg.WorkDir, StateDir: a.cfg.WorkDir, User: a.execUser})
+		if err != nil && kind == BackendAuto {
+			if a.execUser == nil && a.cfg.ExecUser == "" && a.euid != 0 {
+				closeAll()
+				return nil, fmt.Errorf("docker engine not reachable (%w), and %w", err, errHostAsSelf(a.euid))
+			}
+			a.log.Info("docker engine not reachable; running on the local backend", "err", err)
+			name = BackendLocal
+			be, closeBe, err = registry.Open(ctx, name, registry.Options{Logger: a.log, TempDir: a.cfg.WorkDir, StateDir: a.cfg.WorkDir, User: a.execUser})
+		}
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		closers = append(closers, closeBe)
+		a.backends[name] = be
 	}
 	return closeAll, nil
-}
-
-// connectDocker connects to the Engine named by the environment and checks
-// that it answers.
-func connectDocker(ctx context.Context) (*client.Client, error) {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		return nil, fmt.Errorf("connecting to docker: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(pctx); err != nil {
-		_ = cli.Close()
-		return nil, fmt.Errorf("connecting to docker at %s: %w (is the Docker Engine running?)", cli.DaemonHost(), err)
-	}
-	return cli, nil
 }
 
 // pollSlack is how much longer than PollWait a lease request may take

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryci/ferry/internal/backend"
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/rpc"
@@ -293,14 +294,10 @@ func (a *Agent) execute(ctx context.Context, log *slog.Logger, job *rpc.Job, rep
 	return string(result.Status), result.Error
 }
 
-// backendFor returns the backend a pipeline type runs on, as ferry exec
-// decides it.
+// backendFor returns the backend a pipeline type runs on.
 func backendFor(typ string) (string, error) {
-	switch typ {
-	case "", pipeline.TypeDocker, "kubernetes":
-		return BackendDocker, nil
-	case pipeline.TypeExec:
-		return BackendLocal, nil
+	if name, ok := backend.ForType(typ); ok {
+		return name, nil
 	}
 	return "", fmt.Errorf("pipeline type %q is not supported", typ)
 }

@@ -16,12 +16,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/client"
 	"github.com/joho/godotenv"
 
 	"github.com/ferryci/ferry/internal/backend"
-	"github.com/ferryci/ferry/internal/backend/docker"
-	"github.com/ferryci/ferry/internal/backend/local"
+	"github.com/ferryci/ferry/internal/backend/registry"
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/pipeline/program"
@@ -221,12 +219,8 @@ func execute(ctx context.Context, o ExecOptions) (int, error) {
 		}
 		kind := o.Backend
 		if kind == "" {
-			switch p.Type {
-			case "", "docker", "kubernetes":
-				kind = "docker"
-			case "exec":
-				kind = "local"
-			default:
+			var ok bool
+			if kind, ok = backend.ForType(p.Type); !ok {
 				fmt.Fprintf(o.Stderr, "ferry exec: skipping pipeline %q: type %q is not supported; run it with --backend docker or --backend local\n", p.Name, p.Type)
 				skipped = append(skipped, p)
 				unsupported = append(unsupported, p)
@@ -392,27 +386,16 @@ func openBackends(ctx context.Context, plans []*plan, logger *slog.Logger) (map[
 		if out[pl.backend] != nil {
 			continue
 		}
-		switch pl.backend {
-		case "local":
-			out["local"] = local.New(local.Options{Logger: logger})
-		case "docker":
-			cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-			if err != nil {
-				return nil, nil, fmt.Errorf("connecting to docker: %w", err)
+		be, closeBe, err := registry.Open(ctx, pl.backend, registry.Options{Logger: logger,
+			DockerHint: "use --backend local to run on the host"})
+		if err != nil {
+			for _, c := range closers {
+				c()
 			}
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err = cli.Ping(pctx)
-			cancel()
-			if err != nil {
-				_ = cli.Close()
-				return nil, nil, fmt.Errorf("connecting to docker: %w (is the Docker Engine running? use --backend local to run on the host)", err)
-			}
-			if err := docker.Cleanup(ctx, cli, logger); err != nil {
-				logger.Warn("cleaning up leftovers of earlier runs", "err", err)
-			}
-			out["docker"] = docker.New(cli, docker.Options{Logger: logger})
-			closers = append(closers, func() { _ = cli.Close() })
+			return nil, nil, err
 		}
+		out[pl.backend] = be
+		closers = append(closers, closeBe)
 	}
 	return out, func() {
 		for _, c := range closers {

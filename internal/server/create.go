@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryci/ferry/internal/backend"
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/notify"
@@ -317,13 +318,9 @@ func jobLabels(p *pipeline.Pipeline) map[string]string {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	switch p.Type {
-	case "", "docker", "kubernetes":
-		labels["backend"] = "docker"
-	case "exec":
-		labels["backend"] = "local"
-	default:
-		labels["backend"] = p.Type
+	labels["backend"] = p.Type // no agent offers it; the build waits
+	if name, ok := backend.ForType(p.Type); ok {
+		labels["backend"] = name
 	}
 	if p.Platform.OS != "" || p.Platform.Arch != "" {
 		labels["platform"] = firstOf(p.Platform.OS, "linux") + "/" + firstOf(p.Platform.Arch, "amd64")
