@@ -18,10 +18,8 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +33,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/ferryci/ferry/internal/backend/docker/progress"
 )
 
 // BusyboxRef is the reference Busybox tags its image with.
@@ -310,7 +310,7 @@ func ensure(ctx context.Context, cli *client.Client, ref string, changes []strin
 		return fmt.Errorf("importing image %s: %w", ref, err)
 	}
 	defer body.Close()
-	if err := readProgress(body); err != nil {
+	if err := progress.Read(body); err != nil {
 		return fmt.Errorf("importing image %s: %w", ref, err)
 	}
 	if previous != "" {
@@ -329,32 +329,6 @@ func removeDangling(ctx context.Context, cli *client.Client, id string) {
 		return
 	}
 	_, _ = cli.ImageRemove(ctx, id, image.RemoveOptions{PruneChildren: true})
-}
-
-// readProgress drains an Engine progress stream (JSON messages) and returns
-// the first error it reports.
-func readProgress(r io.Reader) error {
-	dec := json.NewDecoder(r)
-	for {
-		var msg struct {
-			Error       string `json:"error"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&msg); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("reading progress: %w", err)
-		}
-		if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
-			return errors.New(msg.ErrorDetail.Message)
-		}
-		if msg.Error != "" {
-			return errors.New(msg.Error)
-		}
-	}
 }
 
 // writeBusybox writes busybox's root file system; the applet named skip, if

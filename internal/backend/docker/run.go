@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/ferryci/ferry/internal/backend"
+	"github.com/ferryci/ferry/internal/backend/docker/progress"
 )
 
 // exitSIGKILL is the exit status of a process killed by SIGKILL, which is how
@@ -294,7 +294,7 @@ func (e *engine) pull(ctx context.Context, ref string) error {
 		return &backend.ImageError{Image: ref, Err: engineAnswer(err)}
 	}
 	defer body.Close()
-	if err := readProgress(body); err != nil {
+	if err := progress.Read(body); err != nil {
 		return &backend.ImageError{Image: ref, Err: err}
 	}
 	return nil
@@ -317,32 +317,6 @@ type answerError struct {
 
 func (e *answerError) Error() string { return e.msg }
 func (e *answerError) Unwrap() error { return e.err }
-
-// readProgress drains an Engine progress stream (JSON messages) and returns
-// the first error it reports.
-func readProgress(r io.Reader) error {
-	dec := json.NewDecoder(r)
-	for {
-		var msg struct {
-			Error       string `json:"error"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&msg); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("reading progress: %w", err)
-		}
-		if msg.ErrorDetail != nil && msg.ErrorDetail.Message != "" {
-			return errors.New(msg.ErrorDetail.Message)
-		}
-		if msg.Error != "" {
-			return errors.New(msg.Error)
-		}
-	}
-}
 
 // containerConfig translates a step into the Engine's container
 // configuration. It refuses what an untrusted pipeline may not do.
