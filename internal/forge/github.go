@@ -6,16 +6,49 @@ import (
 	"strings"
 )
 
-// GitHub payloads, as documented at
-// https://docs.github.com/en/webhooks/webhook-events-and-payloads. Only the
-// fields ferry reads are declared.
+// GitHub-shaped payloads. GitHub documents them at
+// https://docs.github.com/en/webhooks/webhook-events-and-payloads; Gitea
+// (and Forgejo, which sends the same) copies their shape in its
+// modules/structs/hook.go, with a few differences that ghDialect names.
+// One set of types decodes both. Only the fields ferry reads are declared.
+
+// ghDialect is what tells GitHub's payloads from Gitea's.
+type ghDialect struct {
+	// name is the forge's name in errors.
+	name string
+	// synchronize is the pull request action for new commits.
+	synchronize string
+	// truncated reports whether a push lists fewer commits than it
+	// pushed, so that its changed files are unknown.
+	truncated func(p *ghPush) bool
+}
+
+// ghMaxCommits is how many commits GitHub lists in a push payload at most;
+// a push with more is truncated.
+const ghMaxCommits = 20
+
+var (
+	githubDialect = &ghDialect{name: "github", synchronize: "synchronize",
+		truncated: func(p *ghPush) bool { return len(p.Commits) >= ghMaxCommits }}
+	giteaDialect = &ghDialect{name: "gitea", synchronize: "synchronized",
+		truncated: func(p *ghPush) bool { return p.TotalCommits > len(p.Commits) }}
+)
 
 type ghUser struct {
-	ID        int64  `json:"id"`
-	Login     string `json:"login"`
-	Name      string `json:"name"`
+	ID    int64  `json:"id"`
+	Login string `json:"login"`
+	// UserName is Gitea's older name for Login.
+	UserName string `json:"username"`
+	Name     string `json:"name"`
+	// FullName is Gitea's name for Name.
+	FullName  string `json:"full_name"`
 	Email     string `json:"email"`
 	AvatarURL string `json:"avatar_url"`
+}
+
+func (u ghUser) user() User {
+	return User{Login: firstNonEmpty(u.Login, u.UserName), Name: firstNonEmpty(u.Name, u.FullName),
+		Email: u.Email, Avatar: u.AvatarURL}
 }
 
 type ghRepo struct {
@@ -33,7 +66,7 @@ type ghRepo struct {
 func (r *ghRepo) repo() Repo {
 	ns, name := splitSlug(r.FullName)
 	if ns == "" {
-		ns, name = r.Owner.Login, r.Name
+		ns, name = r.Owner.user().Login, r.Name
 	}
 	return Repo{
 		Slug:          r.FullName,
@@ -64,21 +97,27 @@ type ghCommit struct {
 }
 
 type ghPush struct {
-	Ref        string     `json:"ref"`
-	Before     string     `json:"before"`
-	After      string     `json:"after"`
-	Deleted    bool       `json:"deleted"`
-	Compare    string     `json:"compare"`
+	Ref     string `json:"ref"`
+	Before  string `json:"before"`
+	After   string `json:"after"`
+	Deleted bool   `json:"deleted"`
+	Compare string `json:"compare"`
+	// CompareURL is Gitea's name for Compare.
+	CompareURL string     `json:"compare_url"`
 	HeadCommit *ghCommit  `json:"head_commit"`
 	Commits    []ghCommit `json:"commits"`
-	Repository *ghRepo    `json:"repository"`
-	Sender     ghUser     `json:"sender"`
+	// TotalCommits is Gitea's count of the commits pushed.
+	TotalCommits int     `json:"total_commits"`
+	Repository   *ghRepo `json:"repository"`
+	Sender       ghUser  `json:"sender"`
 }
 
 type ghBranch struct {
-	Ref  string  `json:"ref"`
-	SHA  string  `json:"sha"`
-	Repo *ghRepo `json:"repo"`
+	Ref string `json:"ref"`
+	SHA string `json:"sha"`
+	// RepoID is Gitea's ID of the branch's repository.
+	RepoID int64   `json:"repo_id"`
+	Repo   *ghRepo `json:"repo"`
 }
 
 type ghPullRequest struct {
@@ -96,31 +135,38 @@ type ghPullRequest struct {
 	} `json:"pull_request"`
 }
 
-// ghMaxCommits is how many commits GitHub lists in a push payload at most;
-// a push with more is truncated.
-const ghMaxCommits = 20
-
 func parseGitHub(event string, payload []byte) (*Hook, error) {
+	return githubDialect.parse(event, payload)
+}
+
+func parseGitea(event string, payload []byte) (*Hook, error) {
+	return giteaDialect.parse(event, payload)
+}
+
+func (d *ghDialect) parse(event string, payload []byte) (*Hook, error) {
 	switch event {
 	case "push":
 		var p ghPush
 		if err := decode(payload, &p); err != nil {
 			return nil, err
 		}
-		return githubPush(&p)
+		return d.push(&p)
 	case "pull_request":
+		// Gitea names every pull request event (pull_request_sync,
+		// pull_request_label, ...) "pull_request" in X-Gitea-Event; the
+		// action tells them apart.
 		var p ghPullRequest
 		if err := decode(payload, &p); err != nil {
 			return nil, err
 		}
-		return githubPullRequest(&p)
+		return d.pullRequest(&p)
 	}
-	// "create" duplicates the push of a tag or branch; "ping", "issues"
-	// and the rest build nothing.
-	return nil, fmt.Errorf("%w: github event %q", ErrIgnored, event)
+	// GitHub's "create" duplicates the push of a tag or branch; "ping",
+	// "issues" and the rest build nothing.
+	return nil, fmt.Errorf("%w: %s event %q", ErrIgnored, d.name, event)
 }
 
-func githubPush(p *ghPush) (*Hook, error) {
+func (d *ghDialect) push(p *ghPush) (*Hook, error) {
 	if p.Deleted || isZeroSHA(p.After) {
 		return nil, fmt.Errorf("%w: deletion of %s", ErrIgnored, p.Ref)
 	}
@@ -140,25 +186,34 @@ func githubPush(p *ghPush) (*Hook, error) {
 		Ref:    p.Ref,
 		SHA:    p.After,
 		Before: p.Before,
-		Link:   p.Compare,
+		Link:   firstNonEmpty(p.Compare, p.CompareURL),
 		Sender: p.Sender.user(),
 	}
 	if event == EventPush {
 		hook.Branch, hook.SourceBranch = short, short
 	}
-	if c := p.HeadCommit; c != nil {
+	head := p.HeadCommit
+	if head == nil {
+		// Gitea before 1.17 sends no head_commit.
+		for i := range p.Commits {
+			if p.Commits[i].ID == p.After {
+				head = &p.Commits[i]
+			}
+		}
+	}
+	if head != nil {
 		// For an annotated tag, "after" is the tag object; head_commit is
 		// the commit it points to.
-		if c.ID != "" {
-			hook.SHA = c.ID
+		if head.ID != "" {
+			hook.SHA = head.ID
 		}
-		hook.Message = c.Message
-		hook.Author = User{Login: c.Author.Username, Name: c.Author.Name, Email: c.Author.Email}
-		if hook.Author.Login != "" && strings.EqualFold(hook.Author.Login, p.Sender.Login) {
+		hook.Message = head.Message
+		hook.Author = User{Login: head.Author.Username, Name: head.Author.Name, Email: head.Author.Email}
+		if hook.Author.Login != "" && strings.EqualFold(hook.Author.Login, hook.Sender.Login) {
 			hook.Author.Avatar = p.Sender.AvatarURL
 		}
 		if hook.Link == "" {
-			hook.Link = c.URL
+			hook.Link = head.URL
 		}
 	}
 	if event == EventPush && len(p.Commits) > 0 {
@@ -166,17 +221,17 @@ func githubPush(p *ghPush) (*Hook, error) {
 		for _, c := range p.Commits {
 			lists = append(lists, c.Added, c.Removed, c.Modified)
 		}
-		hook.ChangedPaths = changedPaths(len(p.Commits) >= ghMaxCommits, lists...)
+		hook.ChangedPaths = changedPaths(d.truncated(p), lists...)
 	}
 	return hook, nil
 }
 
-func githubPullRequest(p *ghPullRequest) (*Hook, error) {
+func (d *ghDialect) pullRequest(p *ghPullRequest) (*Hook, error) {
 	var action string
 	switch p.Action {
 	case "opened":
 		action = ActionOpened
-	case "synchronize":
+	case d.synchronize:
 		action = ActionSynchronized
 	case "reopened":
 		action = ActionReopened
@@ -218,7 +273,7 @@ func githubPullRequest(p *ghPullRequest) (*Hook, error) {
 		PullRequest: PullRequest{
 			Number: number,
 			Title:  pr.Title,
-			Fork:   githubFork(pr.Head.Repo, pr.Base.Repo, p.Repository),
+			Fork:   ghFork(&pr.Head, &pr.Base, p.Repository),
 		},
 	}
 	if pr.Head.Repo != nil {
@@ -227,22 +282,45 @@ func githubPullRequest(p *ghPullRequest) (*Hook, error) {
 	return hook, nil
 }
 
-// githubFork reports whether a pull request's head lives in another
-// repository than its base. A head repository GitHub no longer knows (the
-// fork was deleted) counts as a fork.
-func githubFork(head, base, repo *ghRepo) bool {
-	if base == nil {
-		base = repo
+// ghFork reports whether a pull request's head lives in another
+// repository than its base, by ID when both are known, else by name. A
+// head repository the forge no longer knows (the fork was deleted) counts
+// as a fork.
+func ghFork(head, base *ghBranch, repo *ghRepo) bool {
+	baseID, baseName := base.RepoID, ""
+	if base.Repo != nil {
+		if baseID == 0 {
+			baseID = base.Repo.ID
+		}
+		baseName = base.Repo.FullName
 	}
-	if head == nil {
-		return true
+	if baseID == 0 {
+		baseID = repo.ID
 	}
-	if head.ID != 0 && base.ID != 0 {
-		return head.ID != base.ID
+	if baseName == "" {
+		baseName = repo.FullName
 	}
-	return !strings.EqualFold(head.FullName, base.FullName)
+	headID, headName := head.RepoID, ""
+	if head.Repo != nil {
+		if headID == 0 {
+			headID = head.Repo.ID
+		}
+		headName = head.Repo.FullName
+	}
+	switch {
+	case headID != 0 && baseID != 0:
+		return headID != baseID
+	case headName != "":
+		return !strings.EqualFold(headName, baseName)
+	}
+	return true
 }
 
-func (u ghUser) user() User {
-	return User{Login: u.Login, Name: u.Name, Email: u.Email, Avatar: u.AvatarURL}
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
