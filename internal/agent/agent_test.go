@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/rpc"
+	"github.com/ferryci/ferry/internal/testgit"
 	"github.com/ferryci/ferry/internal/testimage"
 )
 
@@ -36,46 +36,8 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// gitRepo is a real git repository in a temp dir, served over file://.
-type gitRepo struct {
-	dir string
-	url string
-}
-
-func newGitRepo(t *testing.T) *gitRepo {
-	t.Helper()
-	dir := t.TempDir()
-	r := &gitRepo{dir: dir, url: "file://" + dir}
-	r.git(t, "init", "--quiet", "--initial-branch=main")
-	return r
-}
-
-func (r *gitRepo) git(t *testing.T, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=ferry test", "-c", "user.email=test@ferry.invalid", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Dir = r.dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit writes files and commits them; it returns the commit's SHA.
-func (r *gitRepo) commit(t *testing.T, files map[string]string) string {
-	t.Helper()
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(r.dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r.git(t, "add", "--all")
-	r.git(t, "commit", "--quiet", "-m", "commit")
-	return r.git(t, "rev-parse", "HEAD")
-}
-
 // testJob is a job of pipeline "build" at sha on main.
-func testJob(repo *gitRepo, sha, config string) rpc.Job {
+func testJob(repo *testgit.Repo, sha, config string) rpc.Job {
 	return rpc.Job{
 		BuildID:    7,
 		Pipeline:   "build",
@@ -87,7 +49,7 @@ func testJob(repo *gitRepo, sha, config string) rpc.Job {
 			Build:  compiler.Build{Number: 7, Event: "push"},
 			Commit: compiler.Commit{SHA: sha, Ref: "refs/heads/main", Branch: "main"},
 		},
-		Clone: rpc.Clone{URL: repo.url, Ref: "refs/heads/main", SHA: sha, Depth: 1},
+		Clone: rpc.Clone{URL: repo.URL(), Ref: "refs/heads/main", SHA: sha, Depth: 1},
 		// Host execution needs a trusted repo (docs/security.md).
 		Trusted: true,
 	}
@@ -248,11 +210,11 @@ func sleeper(pidFile string) string {
 
 func TestJobReportsStepsAndLogsInOrder(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	first := repo.commit(t, map[string]string{"hello.txt": "hello v1\n"})
+	repo := testgit.New(t, t.TempDir())
+	first := repo.Commit("commit", map[string]string{"hello.txt": "hello v1\n"})
 	// main moves on: the job's commit is no longer the tip, and with
 	// depth 1 the agent must fetch it by SHA.
-	repo.commit(t, map[string]string{"hello.txt": "hello v2\n"})
+	repo.Commit("commit", map[string]string{"hello.txt": "hello v2\n"})
 
 	config := execPipeline(`- name: greet
   environment:
@@ -353,8 +315,8 @@ func TestJobReportsStepsAndLogsInOrder(t *testing.T) {
 // the dispatch benchmark (docs/benchmarks.md), not for a test.
 func TestShortJobReportsInOneRequest(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	id := s.enqueue(testJob(repo, sha, execPipeline("- name: hi\n  commands:\n  - echo hi\n")), localLabels)
 	startAgent(t, s, func(c *Config) { c.reportLinger = patience })
@@ -398,8 +360,8 @@ func equalMaps(a, b map[string]string) bool {
 
 func TestLogsStreamWhileStepRuns(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	g := newGate(t)
 	id := s.enqueue(testJob(repo, sha, execPipeline(fmt.Sprintf("- name: slow\n  commands:\n  - echo first\n  - %s\n  - echo second\n", g.wait()))), localLabels)
@@ -421,8 +383,8 @@ func TestLogsStreamWhileStepRuns(t *testing.T) {
 
 func TestServerOutageLosesNothing(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	const n = 200
 	// The step prints half its lines slowly, waits for the gate, and
@@ -474,8 +436,8 @@ func TestServerOutageLosesNothing(t *testing.T) {
 
 func TestLeaseRetriesUntilServerAnswers(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	s.drop.Store(true) // connections are cut: network errors, not answers
 	id := s.enqueue(testJob(repo, sha, execPipeline("- name: hi\n  commands:\n  - echo hi\n")), localLabels)
@@ -493,8 +455,8 @@ func TestLeaseRetriesUntilServerAnswers(t *testing.T) {
 
 func TestCancelStopsStep(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	id := s.enqueue(testJob(repo, sha, execPipeline(sleeper(pidFile)+"- name: after\n  commands:\n  - echo after\n")), localLabels)
@@ -519,8 +481,8 @@ func TestCancelStopsStep(t *testing.T) {
 
 func TestLeaseLostStopsJob(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	id := s.enqueue(testJob(repo, sha, execPipeline(sleeper(pidFile))), localLabels)
@@ -544,8 +506,8 @@ func TestLeaseLostStopsJob(t *testing.T) {
 
 func TestDrainFinishesRunningJob(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	g := newGate(t)
 	id := s.enqueue(testJob(repo, sha, execPipeline(fmt.Sprintf("- name: work\n  commands:\n  - %s\n  - echo done\n", g.wait()))), localLabels)
@@ -575,8 +537,8 @@ func TestDrainFinishesRunningJob(t *testing.T) {
 
 func TestStopKillsRunningJob(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	id := s.enqueue(testJob(repo, sha, execPipeline(sleeper(pidFile))), localLabels)
@@ -608,8 +570,8 @@ func TestStopKillsRunningJob(t *testing.T) {
 
 func TestCapacityRunsJobsConcurrently(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	g := newGate(t)
 	var ids []int64
@@ -640,8 +602,8 @@ func TestCapacityRunsJobsConcurrently(t *testing.T) {
 
 func TestCloneFailureIsReported(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	job := testJob(repo, sha, execPipeline("- name: hi\n  commands:\n  - echo hi\n"))
 	job.Clone.URL = "file://" + filepath.Join(t.TempDir(), "missing")
@@ -660,7 +622,7 @@ func TestCloneFailureIsReported(t *testing.T) {
 func TestCloneDisabledAndBadConfig(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	repo := &gitRepo{url: "file:///nonexistent"}
+	repo := &testgit.Repo{Dir: "/nonexistent"}
 	noClone := testJob(repo, "", execPipeline("- name: ls\n  commands:\n  - ls -A | wc -l\n"))
 	noClone.Clone.Disable = true
 	a := s.enqueue(noClone, localLabels)
@@ -693,7 +655,7 @@ func TestUntrustedJobIsRefused(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
 	marker := filepath.Join(t.TempDir(), "ran")
-	job := testJob(&gitRepo{url: "file:///nonexistent"}, "", execPipeline("- name: x\n  commands: [touch "+marker+"]\n"))
+	job := testJob(&testgit.Repo{Dir: "/nonexistent"}, "", execPipeline("- name: x\n  commands: [touch "+marker+"]\n"))
 	job.Clone.Disable = true
 	job.Trusted = false
 	id := s.enqueue(job, localLabels)
@@ -887,8 +849,8 @@ func TestDockerJobCancelLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"hello.txt": "hello from the repo\n"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"hello.txt": "hello from the repo\n"})
 	name := fmt.Sprintf("agent-test-%d", time.Now().UnixNano())
 	config := fmt.Sprintf(`kind: pipeline
 type: docker
@@ -979,8 +941,8 @@ func (r recorder) WithGroup(name string) slog.Handler {
 
 func TestCompleteAnswerLost(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	id := s.enqueue(testJob(repo, sha, execPipeline("- name: hi\n  commands:\n  - echo hi\n")), localLabels)
 	// The server completes the job but its answer is lost; the re-sent
@@ -1012,8 +974,8 @@ func TestCompleteAnswerLost(t *testing.T) {
 // next, and nothing is left in the agent's work dir once it stops.
 func TestReusedWorkDirStartsEmpty(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a": "a"})
+	repo := testgit.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	workDir := t.TempDir()
 	steps := execPipeline("- name: dirty\n  commands:\n" +

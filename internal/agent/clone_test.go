@@ -13,6 +13,7 @@ import (
 	"github.com/ferryci/ferry/internal/gitauth"
 	"github.com/ferryci/ferry/internal/gittest"
 	"github.com/ferryci/ferry/internal/rpc"
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // checkoutGit runs git in a checkout and returns its trimmed output.
@@ -27,21 +28,16 @@ func checkoutGit(t *testing.T, dir string, args ...string) string {
 
 func TestCloneChecksOutExactCommit(t *testing.T) {
 	// A directory name that needs quoting in git's config file.
-	dir := filepath.Join(t.TempDir(), `re"po\ x`)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	repo := &gitRepo{dir: dir, url: "file://" + dir}
-	repo.git(t, "init", "--quiet", "--initial-branch=main")
-	first := repo.commit(t, map[string]string{"a.txt": "one"})
-	second := repo.commit(t, map[string]string{"a.txt": "two"})
-	repo.git(t, "update-ref", "refs/pull/1/head", second)
-	repo.git(t, "branch", "feature", first)
+	repo := testgit.New(t, filepath.Join(t.TempDir(), `re"po\ x`))
+	first := repo.Commit("commit", map[string]string{"a.txt": "one"})
+	second := repo.Commit("commit", map[string]string{"a.txt": "two"})
+	repo.Git("update-ref", "refs/pull/1/head", second)
+	repo.Git("branch", "feature", first)
 	// The branch moves on past the commit to build, beyond depth 1.
-	repo.git(t, "tag", "-a", "-m", "Release 1", "v1", first)
-	repo.git(t, "tag", "light", second)
-	repo.commit(t, map[string]string{"a.txt": "three"})
-	repo.commit(t, map[string]string{"a.txt": "four"})
+	repo.Git("tag", "-a", "-m", "Release 1", "v1", first)
+	repo.Git("tag", "light", second)
+	repo.Commit("commit", map[string]string{"a.txt": "three"})
+	repo.Commit("commit", map[string]string{"a.txt": "four"})
 
 	tests := []struct {
 		name  string
@@ -49,15 +45,15 @@ func TestCloneChecksOutExactCommit(t *testing.T) {
 		want  string // commit checked out
 		file  string // content of a.txt
 	}{
-		{"tip", rpc.Clone{URL: repo.url, Ref: "refs/heads/main", SHA: repo.git(t, "rev-parse", "HEAD"), Depth: 1}, repo.git(t, "rev-parse", "HEAD"), "four"},
-		{"behind depth", rpc.Clone{URL: repo.url, Ref: "refs/heads/main", SHA: second, Depth: 1}, second, "two"},
-		{"full history", rpc.Clone{URL: repo.url, Ref: "refs/heads/main", SHA: first}, first, "one"},
-		{"sha only", rpc.Clone{URL: repo.url, SHA: first, Depth: 1}, first, "one"},
-		{"plain path", rpc.Clone{URL: repo.dir, Ref: "main", SHA: second, Depth: 2}, second, "two"},
-		{"annotated tag", rpc.Clone{URL: repo.url, Ref: "refs/tags/v1", SHA: first, Depth: 1}, first, "one"},
-		{"lightweight tag", rpc.Clone{URL: repo.url, Ref: "refs/tags/light", SHA: second}, second, "two"},
-		{"pull request", rpc.Clone{URL: repo.url, Ref: "refs/pull/1/head", SHA: second, Depth: 1}, second, "two"},
-		{"no sha", rpc.Clone{URL: repo.url, Ref: "refs/heads/main", Depth: 1}, repo.git(t, "rev-parse", "HEAD"), "four"},
+		{"tip", rpc.Clone{URL: repo.URL(), Ref: "refs/heads/main", SHA: repo.Git("rev-parse", "HEAD"), Depth: 1}, repo.Git("rev-parse", "HEAD"), "four"},
+		{"behind depth", rpc.Clone{URL: repo.URL(), Ref: "refs/heads/main", SHA: second, Depth: 1}, second, "two"},
+		{"full history", rpc.Clone{URL: repo.URL(), Ref: "refs/heads/main", SHA: first}, first, "one"},
+		{"sha only", rpc.Clone{URL: repo.URL(), SHA: first, Depth: 1}, first, "one"},
+		{"plain path", rpc.Clone{URL: repo.Dir, Ref: "main", SHA: second, Depth: 2}, second, "two"},
+		{"annotated tag", rpc.Clone{URL: repo.URL(), Ref: "refs/tags/v1", SHA: first, Depth: 1}, first, "one"},
+		{"lightweight tag", rpc.Clone{URL: repo.URL(), Ref: "refs/tags/light", SHA: second}, second, "two"},
+		{"pull request", rpc.Clone{URL: repo.URL(), Ref: "refs/pull/1/head", SHA: second, Depth: 1}, second, "two"},
+		{"no sha", rpc.Clone{URL: repo.URL(), Ref: "refs/heads/main", Depth: 1}, repo.Git("rev-parse", "HEAD"), "four"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +80,7 @@ func TestCloneChecksOutExactCommit(t *testing.T) {
 			}
 			// Steps may fetch more of the repository through origin.
 			checkoutGit(t, out, "fetch", "--quiet", "origin")
-			if got := checkoutGit(t, out, "rev-parse", "origin/main"); got != repo.git(t, "rev-parse", "HEAD") {
+			if got := checkoutGit(t, out, "rev-parse", "origin/main"); got != repo.Git("rev-parse", "HEAD") {
 				t.Errorf("origin/main is %s after a fetch, want the tip", got)
 			}
 			if got := checkoutGit(t, out, "rev-parse", "origin/feature"); got != first {
@@ -100,9 +96,9 @@ func TestCloneChecksOutExactCommit(t *testing.T) {
 }
 
 func TestCloneUnknownCommitFails(t *testing.T) {
-	repo := newGitRepo(t)
-	repo.commit(t, map[string]string{"a.txt": "one"})
-	err := clone(context.Background(), t.TempDir(), rpc.Clone{URL: repo.url, Ref: "refs/heads/main", SHA: strings.Repeat("1", 40), Depth: 1})
+	repo := testgit.New(t, t.TempDir())
+	repo.Commit("commit", map[string]string{"a.txt": "one"})
+	err := clone(context.Background(), t.TempDir(), rpc.Clone{URL: repo.URL(), Ref: "refs/heads/main", SHA: strings.Repeat("1", 40), Depth: 1})
 	if err == nil || !strings.Contains(err.Error(), "checking out") {
 		t.Fatalf("clone of a commit the repository lacks: %v, want a checkout error", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // leaseTTL is the short lease TTL of the agent-loss tests.
@@ -52,16 +54,16 @@ func TestAgentKilledMidStep(t *testing.T) {
 			t.Parallel()
 			stepDir := t.TempDir()
 			t.Cleanup(func() { killGroupFromFile(t, filepath.Join(stepDir, "pid")) })
-			repo := newGitRepo(t, t.TempDir(), "svc", map[string]string{".drone.yml": sleeperPipeline(stepDir)})
+			repo := testgit.NewWithOrigin(t, t.TempDir(), "svc", map[string]string{".drone.yml": sleeperPipeline(stepDir)})
 			srv := startServer(t, serverOptions{Args: []string{
 				"--lease-ttl", leaseTTL.String(), "--max-attempts", fmt.Sprint(tc.maxAttempts)}})
 			c := adminAPI(t, srv)
 			const slug = "acme/svc"
-			c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+			c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s"})
 			token := c.agentToken("agents")
 			first := startAgent(t, srv.URL, token, agentOptions{Name: "doomed"})
 
-			b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+			b := c.manualBuild(slug, "main", repo.Git("rev-parse", "HEAD"))
 			// Wait until the step really runs on the first agent.
 			eventually(t, 20*time.Second, 20*time.Millisecond, func() (bool, string) {
 				b = c.build(slug, b.Number)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // noopPipeline is the minimal job: one pipeline, no checkout, one step
@@ -39,16 +41,16 @@ func benchServer(b testing.TB, store, pipeline string, repoFields map[string]any
 	if store == "postgres" {
 		opts.Database = postgresDatabase(b)
 	}
-	repo := newGitRepo(b, b.TempDir(), "bench", map[string]string{".drone.yml": pipeline})
+	repo := testgit.NewWithOrigin(b, b.TempDir(), "bench", map[string]string{".drone.yml": pipeline})
 	srv := startServer(b, opts)
 	c := adminAPI(b, srv)
 	const slug = "acme/bench"
-	fields := map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"}
+	fields := map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s"}
 	for k, v := range repoFields {
 		fields[k] = v
 	}
 	c.createRepo(fields)
-	return srv, c, slug, repo.git(repo.work, "rev-parse", "HEAD")
+	return srv, c, slug, repo.Git("rev-parse", "HEAD")
 }
 
 // BenchmarkDispatch measures dispatch throughput: how fast agents drain a

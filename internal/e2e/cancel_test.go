@@ -15,6 +15,8 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/ferryci/ferry/internal/testimage"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // cancelLimit bounds the wait for a cancelled build's step to stop. It is
@@ -53,14 +55,14 @@ steps:
   - echo started
   - sleep 300
 `, image)
-	repo := newGitRepo(t, t.TempDir(), "longrun", map[string]string{".drone.yml": pipeline})
+	repo := testgit.NewWithOrigin(t, t.TempDir(), "longrun", map[string]string{".drone.yml": pipeline})
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/longrun"
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s"})
 	startAgent(t, srv.URL, c.agentToken("docker-agent"), agentOptions{Name: "docker-agent", Backend: "docker"})
 
-	b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+	b := c.manualBuild(slug, "main", repo.Git("rev-parse", "HEAD"))
 	var jobID int64
 	eventually(t, 60*time.Second, 50*time.Millisecond, func() (bool, string) {
 		b = c.build(slug, b.Number)

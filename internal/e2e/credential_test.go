@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/gittest"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // privatePipeline checks, from inside its steps, that the repo's token is
@@ -54,7 +56,7 @@ func TestPrivateRepoCredential(t *testing.T) {
 	// shell joins: the file itself (stored with the build) holds neither.
 	split := func(s string) string { return s[:len(s)/2] + "''" + s[len(s)/2:] }
 	pipeline := strings.NewReplacer("TOKEN", split(token), "AUTH", split(auth)).Replace(privatePipeline)
-	newGitRepo(t, root, "private", map[string]string{".drone.yml": pipeline})
+	testgit.NewWithOrigin(t, root, "private", map[string]string{".drone.yml": pipeline})
 	gate := &gittest.BasicAuth{User: user, Password: token}
 	base := gittest.Serve(t, root, gate.Wrap)
 	gitURL := base + "/private.git"

@@ -10,96 +10,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ferryci/ferry/internal/gittest"
 )
-
-// gitRepo is a real git repository: a bare origin that ferry clones, and a
-// working clone that commits and pushes to it.
-type gitRepo struct {
-	t      testing.TB
-	origin string // the bare repository, NAME.git under the root
-	work   string
-}
-
-// requireGit skips the test when git is missing (fails when CI=true).
-func requireGit(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		skipOrFail(t, "git is not on PATH: %v", err)
-	}
-}
-
-// newGitRepo creates root/NAME.git with one commit on main holding files.
-func newGitRepo(t testing.TB, root, name string, files map[string]string) *gitRepo {
-	t.Helper()
-	requireGit(t)
-	r := &gitRepo{t: t, origin: filepath.Join(root, name+".git"), work: filepath.Join(t.TempDir(), "work")}
-	r.git("", "init", "--quiet", "--bare", "--initial-branch=main", r.origin)
-	r.git("", "init", "--quiet", "--initial-branch=main", r.work)
-	r.git(r.work, "remote", "add", "origin", r.origin)
-	r.commit(files, "Initial commit")
-	r.push("main")
-	return r
-}
-
-// git runs git in dir with a fixed identity and no user or system
-// configuration, and returns its trimmed output.
-func (r *gitRepo) git(dir string, args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_AUTHOR_NAME=Ada Lovelace", "GIT_AUTHOR_EMAIL=ada@example.com",
-		"GIT_COMMITTER_NAME=Ada Lovelace", "GIT_COMMITTER_EMAIL=ada@example.com",
-	)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit writes files in the working clone, commits them with message and
-// returns the commit's SHA. It does not push.
-func (r *gitRepo) commit(files map[string]string, message string) string {
-	r.t.Helper()
-	names := make([]string, 0, len(files))
-	for name, content := range files {
-		writeFile(r.t, r.work, name, content)
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	r.git(r.work, append([]string{"add", "--"}, names...)...)
-	r.git(r.work, "commit", "--quiet", "-m", message)
-	return r.git(r.work, "rev-parse", "HEAD")
-}
-
-// push pushes refspecs to origin.
-func (r *gitRepo) push(refspecs ...string) {
-	r.t.Helper()
-	r.git(r.work, append([]string{"push", "--quiet", "origin"}, refspecs...)...)
-}
-
-// fileURL is origin's file:// URL.
-func (r *gitRepo) fileURL() string { return "file://" + r.origin }
-
-// serveGit serves the bare repositories under root over git's smart HTTP
-// protocol with `git http-backend`, run as a CGI program by this process,
-// and returns the base URL: NAME.git under root is at BASE/NAME.git.
-func serveGit(t testing.TB, root string) string {
-	t.Helper()
-	requireGit(t)
-	return gittest.Serve(t, root, nil)
-}
 
 // ---- webhooks ----
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // TestLargeLogServerMemory runs a step that prints a log of more than
@@ -33,13 +35,13 @@ steps:
   commands:
   - seq -f 'line %%07.0f %s' 0 %d
 `, filler, lines-1)
-	repo := newGitRepo(t, t.TempDir(), "flood", map[string]string{".drone.yml": config})
+	repo := testgit.NewWithOrigin(t, t.TempDir(), "flood", map[string]string{".drone.yml": config})
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/flood"
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug})
 	startAgent(t, srv.URL, c.agentToken("flood-agent"), agentOptions{Name: "flood-agent"})
-	sha := repo.git(repo.work, "rev-parse", "HEAD")
+	sha := repo.Git("rev-parse", "HEAD")
 	idle := srv.vmKiB(t, "VmRSS")
 
 	b := c.manualBuild(slug, "main", sha)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // TestTwoServersOnePostgres is acceptance test 5: two servers share one
@@ -32,8 +34,8 @@ steps:
   commands:
   - echo "$DRONE_BUILD_NUMBER" >> %s
 `, markers)
-	repo := newGitRepo(t, t.TempDir(), "shared", map[string]string{".drone.yml": pipeline})
-	sha := repo.git(repo.work, "rev-parse", "HEAD")
+	repo := testgit.NewWithOrigin(t, t.TempDir(), "shared", map[string]string{".drone.yml": pipeline})
+	sha := repo.Git("rev-parse", "HEAD")
 
 	key := randomHex(t, 32)
 	s1 := startServer(t, serverOptions{Database: dsn, SecretKey: key})
@@ -41,7 +43,7 @@ steps:
 	c1 := adminAPI(t, s1)
 	c2 := c1.on(s2)
 	const slug = "acme/shared"
-	c1.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+	c1.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s"})
 	token := c2.agentToken("fleet")
 	agents := map[string]*ferryServer{"a1": s1, "a2": s2, "a3": s1}
 	for name, s := range agents {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // TestPollingBuildsNewCommit is acceptance test 2: a repo with no forge and
@@ -11,14 +13,14 @@ import (
 // pushed, within its interval.
 func TestPollingBuildsNewCommit(t *testing.T) {
 	root := t.TempDir()
-	repo := newGitRepo(t, root, "lib", map[string]string{
+	repo := testgit.NewWithOrigin(t, root, "lib", map[string]string{
 		".drone.yml": "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: test\n  commands:\n  - git log -1 --format=%s\n",
 	})
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/lib"
 	const interval = 2 * time.Second
-	r := c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": interval.String()})
+	r := c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": interval.String()})
 	if r.Forge != "none" {
 		t.Fatalf("repo forge = %q, want none", r.Forge)
 	}
@@ -31,8 +33,8 @@ func TestPollingBuildsNewCommit(t *testing.T) {
 		t.Fatalf("the first poll built %d builds; it should only record the baseline", len(bs))
 	}
 
-	sha := repo.commit(map[string]string{"lib.go": "package lib\n"}, "Add lib.go")
-	repo.push("main")
+	sha := repo.Commit("Add lib.go", map[string]string{"lib.go": "package lib\n"})
+	repo.Push("main")
 	pushed := time.Now()
 
 	// The poller looks for due repos once a second, and a repo is due one

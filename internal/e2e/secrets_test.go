@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // secretPipeline prints a secret and whether it is set.
@@ -47,19 +49,19 @@ func TestSecrets(t *testing.T) {
 				opts.Database = postgresDatabase(t)
 			}
 			root := t.TempDir()
-			repo := newGitRepo(t, root, "vault", map[string]string{".drone.yml": secretPipeline, "README.md": "vault\n"})
-			base := repo.git(repo.work, "rev-parse", "HEAD")
+			repo := testgit.NewWithOrigin(t, root, "vault", map[string]string{".drone.yml": secretPipeline, "README.md": "vault\n"})
+			base := repo.Git("rev-parse", "HEAD")
 			// The pull request's head, reachable only as refs/pull/1/head,
 			// as GitHub keeps it for a fork's pull request.
-			repo.git(repo.work, "checkout", "--quiet", "-b", "feature")
-			head := repo.commit(map[string]string{"README.md": "vault, improved\n"}, "Improve the vault")
-			repo.push("feature:refs/pull/1/head")
-			repo.git(repo.work, "checkout", "--quiet", "main")
+			repo.Git("checkout", "--quiet", "-b", "feature")
+			head := repo.Commit("Improve the vault", map[string]string{"README.md": "vault, improved\n"})
+			repo.Push("feature:refs/pull/1/head")
+			repo.Git("checkout", "--quiet", "main")
 
 			srv := startServer(t, opts)
 			c := adminAPI(t, srv)
 			const slug, hookSecret = "acme/vault", "vault-webhook-secret"
-			c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "forge": "github", "webhook_secret": hookSecret})
+			c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "forge": "github", "webhook_secret": hookSecret})
 			plaintext := "pl41n-" + randomHex(t, 12)
 			var sec struct {
 				Name   string   `json:"name"`
@@ -76,7 +78,7 @@ func TestSecrets(t *testing.T) {
 			hookURL := srv.URL + "/hook/" + slug
 
 			// A push build gets the secret, masked in its log.
-			status, body := sendHook(t, c.hc, hookURL, "push", githubPush(slug, repo.fileURL(), "main", strings.Repeat("0", 40), base, "Initial commit"), hookSecret)
+			status, body := sendHook(t, c.hc, hookURL, "push", githubPush(slug, repo.URL(), "main", strings.Repeat("0", 40), base, "Initial commit"), hookSecret)
 			if status != http.StatusOK {
 				t.Fatalf("push webhook: %d %s", status, body)
 			}
@@ -95,7 +97,7 @@ func TestSecrets(t *testing.T) {
 
 			// A pull request from a fork waits for approval, then runs
 			// without the secret.
-			status, body = sendHook(t, c.hc, hookURL, "pull_request", githubPullRequest(slug, repo.fileURL(), "mallory/vault", 1, head, base), hookSecret)
+			status, body = sendHook(t, c.hc, hookURL, "pull_request", githubPullRequest(slug, repo.URL(), "mallory/vault", 1, head, base), hookSecret)
 			if status != http.StatusOK {
 				t.Fatalf("pull_request webhook: %d %s", status, body)
 			}

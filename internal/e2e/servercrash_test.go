@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // countLines is how many numbered lines the crash test's step prints, one
@@ -36,13 +38,13 @@ steps:
   commands:
   - i=1; while [ $i -le %d ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
 `, countLines)
-			repo := newGitRepo(t, t.TempDir(), "counter", map[string]string{".drone.yml": pipeline})
+			repo := testgit.NewWithOrigin(t, t.TempDir(), "counter", map[string]string{".drone.yml": pipeline})
 			srv := startServer(t, opts)
 			c := adminAPI(t, srv)
 			const slug = "acme/counter"
-			c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+			c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s"})
 			agent := startAgent(t, srv.URL, c.agentToken("survivor"), agentOptions{Name: "survivor"})
-			b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+			b := c.manualBuild(slug, "main", repo.Git("rev-parse", "HEAD"))
 			logPath := fmt.Sprintf("/api/repos/%s/builds/%d/pipelines/1/steps/1/logs", slug, b.Number)
 
 			// Wait until the API shows some of the lines: those are

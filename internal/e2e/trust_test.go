@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/testimage"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // userToken creates a user with no role anywhere and returns its token.
@@ -101,8 +103,8 @@ steps:
     for f in /proc/[0-9]*; do printf '%%s: ' $(basename $f); tr '\0' ' ' < $f/cmdline 2>/dev/null || true; echo; done > %[3]s/cmdlines
   - echo "HOME=$HOME"
 `, keyFile, agent.pid(), out)
-	repo := newGitRepo(t, tmp, "app", map[string]string{".ferry.yml": pipeline})
-	sha := repo.git(repo.work, "rev-parse", "HEAD")
+	repo := testgit.NewWithOrigin(t, tmp, "app", map[string]string{".ferry.yml": pipeline})
+	sha := repo.Git("rev-parse", "HEAD")
 
 	const slug = "stranger/app"
 	var r repoJSON
@@ -110,7 +112,7 @@ steps:
 	stranger.do("POST", "/api/repos", map[string]any{"git_url": serveGit(t, tmp) + "/app.git", "slug": slug},
 		http.StatusCreated, &r)
 	// Only an administrator may point a repo at the server's disk.
-	admin.do("PATCH", "/api/repos/"+slug, map[string]any{"git_url": repo.fileURL()}, http.StatusOK, nil)
+	admin.do("PATCH", "/api/repos/"+slug, map[string]any{"git_url": repo.URL()}, http.StatusOK, nil)
 
 	// Untrusted: the build ends in error at once, naming the rule.
 	b := stranger.manualBuild(slug, "main", sha)
@@ -251,15 +253,15 @@ steps:
   commands:
   - echo ferry-was-here > /dev/hostkmsg
 `, image)
-	repo := newGitRepo(t, t.TempDir(), "devices", map[string]string{".drone.yml": trustedOnly})
-	shaTrusted := repo.git(repo.work, "rev-parse", "HEAD")
-	shaKmsg := repo.commit(map[string]string{".drone.yml": kmsg}, "Map /dev/kmsg through a temp volume")
-	repo.push("main")
+	repo := testgit.NewWithOrigin(t, t.TempDir(), "devices", map[string]string{".drone.yml": trustedOnly})
+	shaTrusted := repo.Git("rev-parse", "HEAD")
+	shaKmsg := repo.Commit("Map /dev/kmsg through a temp volume", map[string]string{".drone.yml": kmsg})
+	repo.Push("main")
 
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/devices"
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s", "trusted": false})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s", "trusted": false})
 	startAgent(t, srv.URL, c.agentToken("docker"), agentOptions{Name: "docker", Backend: "docker"})
 
 	b := c.manualBuild(slug, "main", shaKmsg)

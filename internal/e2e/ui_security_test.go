@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // webClient is a browser-like HTTP client for the UI: it keeps cookies
@@ -93,7 +95,7 @@ func (w *webClient) csrf(path string) string {
 // this origin, a read-only user can't act on builds or see secrets, and
 // secret values are never shown.
 func TestUISecurity(t *testing.T) {
-	requireGit(t)
+	testgit.Require(t)
 	pipeline := `kind: pipeline
 type: exec
 name: default
@@ -105,15 +107,15 @@ steps:
 `
 	const evilBranch = `x<script>alert(1)</script>`
 	const evilMessage = `fix "quotes" & <b onmouseover=alert(2)>bold</b>`
-	repo := newGitRepo(t, t.TempDir(), "sec", map[string]string{".drone.yml": pipeline})
-	repo.git(repo.work, "checkout", "-q", "-b", evilBranch)
-	sha := repo.commit(map[string]string{"f": "1"}, evilMessage)
-	repo.push(evilBranch)
+	repo := testgit.NewWithOrigin(t, t.TempDir(), "sec", map[string]string{".drone.yml": pipeline})
+	repo.Git("checkout", "-q", "-b", evilBranch)
+	sha := repo.Commit(evilMessage, map[string]string{"f": "1"})
+	repo.Push(evilBranch)
 
 	srv := startServer(t, serverOptions{})
 	admin := adminAPI(t, srv)
 	const slug = "acme/sec"
-	admin.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s", "trusted": true})
+	admin.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s", "trusted": true})
 	admin.do("POST", "/api/repos/"+slug+"/secrets", map[string]any{"name": "deploy_key", "value": "s3cr3t-value-never-shown"}, http.StatusCreated, nil)
 	startAgent(t, srv.URL, admin.agentToken("sec-agent"), agentOptions{Name: "sec-agent"})
 	b := admin.manualBuild(slug, evilBranch, sha)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // The browser tests drive Debian's chromium, headless, through chromedp,
@@ -151,7 +153,7 @@ func login(t testing.TB, ctx context.Context, base, token, path string) {
 // change without a reload; untrusted text (a commit message carrying
 // script) is shown as text.
 func TestUIBuildPage(t *testing.T) {
-	requireGit(t)
+	testgit.Require(t)
 	ctx := browser(t)
 	pipeline := `kind: pipeline
 type: exec
@@ -174,13 +176,13 @@ steps:
   commands: [echo shipped]
 `
 	const xss = `<img src=x onerror="window.__xss=1"> fix <script>window.__xss=2</script>`
-	repo := newGitRepo(t, t.TempDir(), "web", map[string]string{".drone.yml": pipeline})
-	sha := repo.commit(map[string]string{"README": "x"}, xss)
-	repo.push("main")
+	repo := testgit.NewWithOrigin(t, t.TempDir(), "web", map[string]string{".drone.yml": pipeline})
+	sha := repo.Commit(xss, map[string]string{"README": "x"})
+	repo.Push("main")
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/web"
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s", "trusted": true})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s", "trusted": true})
 	startAgent(t, srv.URL, c.agentToken("ui-agent"), agentOptions{Name: "ui-agent"})
 	b := c.manualBuild(slug, "main", sha)
 
@@ -254,7 +256,7 @@ func logLines(t testing.TB, ctx context.Context) int {
 // lines and to a far scroll are measured and logged (docs/benchmarks.md);
 // the test asserts what the page does, not how fast.
 func TestUIHugeLog(t *testing.T) {
-	requireGit(t)
+	testgit.Require(t)
 	ctx := browser(t)
 	const lines = 1_000_000
 	pipeline := fmt.Sprintf(`kind: pipeline
@@ -267,13 +269,13 @@ steps:
   commands:
   - seq -f 'row %%.0f of the huge log' 1 %d
 `, lines)
-	repo := newGitRepo(t, t.TempDir(), "huge", map[string]string{".drone.yml": pipeline})
+	repo := testgit.NewWithOrigin(t, t.TempDir(), "huge", map[string]string{".drone.yml": pipeline})
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/huge"
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s", "trusted": true})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s", "trusted": true})
 	startAgent(t, srv.URL, c.agentToken("huge-agent"), agentOptions{Name: "huge-agent"})
-	b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+	b := c.manualBuild(slug, "main", repo.Git("rev-parse", "HEAD"))
 	b = c.waitBuild(slug, b.Number, 5*time.Minute, nil)
 	if b.Status != "success" {
 		t.Fatalf("build ended %s: %s", b.Status, describe(b))

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // webhookPipelines has two exec pipelines: "build" checks the checkout and
@@ -40,14 +42,14 @@ steps:
 // webhook gets 401 and stores nothing.
 func TestWebhookPushBuild(t *testing.T) {
 	root := t.TempDir()
-	gitBase := serveGit(t, root)
-	repo := newGitRepo(t, root, "app", map[string]string{
+	gitBase := testgit.Serve(t, root)
+	repo := testgit.NewWithOrigin(t, root, "app", map[string]string{
 		".drone.yml": webhookPipelines,
 		"README.md":  "the widget factory\n",
 	})
-	before := repo.git(repo.work, "rev-parse", "HEAD")
-	sha := repo.commit(map[string]string{"README.md": "the widget factory, now with gears\n"}, "Add gears")
-	repo.push("main")
+	before := repo.Git("rev-parse", "HEAD")
+	sha := repo.Commit("Add gears", map[string]string{"README.md": "the widget factory, now with gears\n"})
+	repo.Push("main")
 
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)

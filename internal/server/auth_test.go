@@ -195,7 +195,7 @@ func TestWebhookMounted(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "sqlite", nil)
 	g := newGitRepo(t, map[string]string{".drone.yml": twoPipelines})
-	sha := g.git("rev-parse", "HEAD")
+	sha := g.Git("rev-parse", "HEAD")
 	var repo repoJSON
 	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken,
 		map[string]any{"git_url": g.URL(), "forge": "github", "webhook_secret": "s3cret"}, &repo)

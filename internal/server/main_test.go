@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/ferryci/ferry/internal/rpc"
 	"github.com/ferryci/ferry/internal/server"
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 func TestMain(m *testing.M) {
@@ -272,54 +272,12 @@ func (ts *testServer) userToken(login string) string {
 	return tok.Token
 }
 
-// gitRepo is a real git repository in a temporary directory.
-type gitRepo struct {
-	t   *testing.T
-	dir string
-}
-
-// URL is the repository's file:// URL.
-func (g *gitRepo) URL() string { return "file://" + g.dir }
-
-func newGitRepo(t *testing.T, files map[string]string) *gitRepo {
+// newGitRepo is a repository acme/app with one commit holding files.
+func newGitRepo(t *testing.T, files map[string]string) *testgit.Repo {
 	t.Helper()
-	g := &gitRepo{t: t, dir: filepath.Join(t.TempDir(), "acme", "app")}
-	if err := os.MkdirAll(g.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	g.git("init", "--quiet", "--initial-branch=main")
-	g.commit("initial commit", files)
+	g := testgit.New(t, filepath.Join(t.TempDir(), "acme", "app"))
+	g.Commit("initial commit", files)
 	return g
-}
-
-func (g *gitRepo) git(args ...string) string {
-	g.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = g.dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com",
-		"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		g.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit writes files and commits them, returning the new commit's sha.
-func (g *gitRepo) commit(msg string, files map[string]string) string {
-	g.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(g.dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			g.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			g.t.Fatal(err)
-		}
-	}
-	g.git("add", "-A")
-	g.git("commit", "--quiet", "--allow-empty", "-m", msg)
-	return g.git("rev-parse", "HEAD")
 }
 
 // repoJSON is the part of a repo answer the tests read.
@@ -331,7 +289,7 @@ type repoJSON struct {
 }
 
 // addRepo adds g to the server as acme/app, with no polling.
-func (ts *testServer) addRepo(g *gitRepo) *repoJSON {
+func (ts *testServer) addRepo(g *testgit.Repo) *repoJSON {
 	ts.t.Helper()
 	var r repoJSON
 	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken,

@@ -63,7 +63,7 @@ steps:
   image: busybox
   commands: [true]
 `})
-	sha := g.git("rev-parse", "HEAD")
+	sha := g.Git("rev-parse", "HEAD")
 	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken, map[string]any{"git_url": g.URL(), "forge": "github"}, nil)
 	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)
 	wait := func(s string) {

@@ -50,7 +50,7 @@ func TestJobCycle(t *testing.T) {
 func testJobCycle(t *testing.T, driver string) {
 	ts := startServer(t, driver, nil)
 	g := newGitRepo(t, map[string]string{".drone.yml": twoPipelines})
-	sha := g.git("rev-parse", "HEAD")
+	sha := g.Git("rev-parse", "HEAD")
 	ts.addRepo(g)
 	ctx := context.Background()
 

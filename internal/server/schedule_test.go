@@ -233,7 +233,7 @@ func TestDecline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sha := g.git("rev-parse", "HEAD")
+	sha := g.Git("rev-parse", "HEAD")
 	b, err := ts.CreateBuild(context.Background(), repo, &trigger.Event{Kind: "pull_request", Ref: "refs/pull/3/head",
 		Branch: "main", SourceBranch: "evil", SHA: sha, PullRequest: 3, Fork: true, Sender: "mallory"})
 	if err != nil || b == nil {
@@ -272,7 +272,7 @@ func TestPollingWired(t *testing.T) {
 		map[string]any{"git_url": g.URL(), "poll_interval": "1s"}, nil)
 	// The first poll only records the refs; the commit must come after it.
 	ts.waitLog("first poll: recorded the branches and tags as the baseline")
-	sha := g.commit("second", map[string]string{"README": "hi"})
+	sha := g.Commit("second", map[string]string{"README": "hi"})
 	deadline := time.Now().Add(time.Minute) // a guard: polls come every second
 	for {
 		code, body := ts.call("GET", "/api/repos/acme/app/builds/1", adminToken, nil)

@@ -79,7 +79,7 @@ func testSecrets(t *testing.T, driver string) {
 
 	// A pull request from a fork waits for approval, and then gets only
 	// the secret that allows pull requests.
-	sha := g.commit("from a fork", map[string]string{"fork.txt": "x"})
+	sha := g.Commit("from a fork", map[string]string{"fork.txt": "x"})
 	repo, err := ts.Store().Repos.GetBySlug(context.Background(), "acme/app")
 	if err != nil {
 		t.Fatal(err)

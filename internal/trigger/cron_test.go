@@ -49,17 +49,17 @@ func TestNextRun(t *testing.T) {
 func TestCronFires(t *testing.T) {
 	t.Parallel()
 	origin := newGitRepo(t, t.TempDir(), "app")
-	origin.git(origin.work, "checkout", "--quiet", "-b", "release")
-	release := origin.commit("VERSION", "1.0\n", "Release branch")
-	origin.push("release")
-	origin.git(origin.work, "checkout", "--quiet", "main")
-	main := origin.commit("x", "1", "Main moves on")
-	origin.push("main")
+	origin.Git("checkout", "--quiet", "-b", "release")
+	release := origin.Commit("Release branch", map[string]string{"VERSION": "1.0\n"})
+	origin.Push("release")
+	origin.Git("checkout", "--quiet", "main")
+	main := origin.Commit("Main moves on", map[string]string{"x": "1"})
+	origin.Push("main")
 
 	st := openStore(t)
 	b := newBuilder(st)
 	ctx := t.Context()
-	repo := createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.fileURL(), DefaultBranch: "main"})
+	repo := createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.URL(), DefaultBranch: "main"})
 	past := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 	crons := map[string]*store.Cron{
 		"nightly": {RepoID: repo.ID, Name: "nightly", Expr: "0 3 * * *", Branch: "release", Next: past},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -267,14 +266,4 @@ func runLoop(t *testing.T, loop func(context.Context) error) {
 			t.Errorf("loop did not stop within %s of cancellation", patience)
 		}
 	})
-}
-
-// skipOrFail skips the test, or fails it when CI=true: in CI every
-// component the test needs must be there.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/gittest"
 	"github.com/ferryci/ferry/internal/store"
+
+	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // TestPollerBuildsNewCommit runs the polling loop against a real git
@@ -28,13 +30,13 @@ func TestPollerBuildsNewCommit(t *testing.T) {
 			t.Parallel()
 			root := t.TempDir()
 			origin := newGitRepo(t, root, "app")
-			url := origin.fileURL()
+			url := origin.URL()
 			if transport == "http" {
-				url = serveGit(t, root) + "/app.git"
+				url = testgit.Serve(t, root) + "/app.git"
 			}
-			first := origin.git(origin.work, "rev-parse", "HEAD")
-			origin.git(origin.work, "tag", "v0.1.0")
-			origin.push("v0.1.0")
+			first := origin.Git("rev-parse", "HEAD")
+			origin.Git("tag", "v0.1.0")
+			origin.Push("v0.1.0")
 
 			st := openStore(t)
 			b := newBuilder(st)
@@ -55,8 +57,8 @@ func TestPollerBuildsNewCommit(t *testing.T) {
 				t.Fatalf("the first poll created builds: %+v", evs)
 			}
 
-			sha := origin.commit("src/main.go", "package main\n", "Add main\n\nWith a body.")
-			origin.push("main")
+			sha := origin.Commit("Add main\n\nWith a body.", map[string]string{"src/main.go": "package main\n"})
+			origin.Push("main")
 			evs := b.waitEvents(t, 1)
 			want := Event{
 				Kind: "push", Ref: "refs/heads/main", Branch: "main", SourceBranch: "main",
@@ -72,10 +74,10 @@ func TestPollerBuildsNewCommit(t *testing.T) {
 			}
 
 			// A new branch and a new tag, pushed together, build one each.
-			origin.git(origin.work, "checkout", "--quiet", "-b", "feature")
-			feature := origin.commit("README", "hello\n", "Feature work")
-			origin.git(origin.work, "tag", "-a", "-m", "Release 1.0.0", "v1.0.0", sha)
-			origin.push("feature", "v1.0.0")
+			origin.Git("checkout", "--quiet", "-b", "feature")
+			feature := origin.Commit("Feature work", map[string]string{"README": "hello\n"})
+			origin.Git("tag", "-a", "-m", "Release 1.0.0", "v1.0.0", sha)
+			origin.Push("feature", "v1.0.0")
 			evs = b.waitEvents(t, 3)
 			got := map[string]Event{}
 			for _, ev := range evs[1:] {
@@ -104,10 +106,10 @@ func TestPollSemantics(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	origin := newGitRepo(t, root, "app")
-	origin.git(origin.work, "branch", "old")
-	origin.git(origin.work, "branch", "flaky")
-	origin.git(origin.work, "branch", "docs")
-	origin.push("old", "flaky", "docs")
+	origin.Git("branch", "old")
+	origin.Git("branch", "flaky")
+	origin.Git("branch", "docs")
+	origin.Push("old", "flaky", "docs")
 
 	st := openStore(t)
 	b := newBuilder(st)
@@ -123,7 +125,7 @@ func TestPollSemantics(t *testing.T) {
 		return nil
 	}
 	b.skip = func(ev *Event) bool { return ev.Branch == "docs" }
-	repo := createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.fileURL(), PollInterval: time.Minute})
+	repo := createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.URL(), PollInterval: time.Minute})
 	p := NewPoller(st, b, forge.NewMirrors(t.TempDir()), testLogger(t))
 	ctx := t.Context()
 
@@ -146,13 +148,13 @@ func TestPollSemantics(t *testing.T) {
 
 	// Three branches move and one is deleted; the builder fails for one,
 	// and matches no pipeline for another.
-	origin.git(origin.work, "checkout", "--quiet", "flaky")
-	flaky := origin.commit("a", "1", "flaky change")
-	origin.git(origin.work, "checkout", "--quiet", "docs")
-	docs := origin.commit("doc.md", "1", "docs change")
-	origin.git(origin.work, "checkout", "--quiet", "main")
-	main := origin.commit("b", "1", "main change")
-	origin.push("flaky", "docs", "main", ":old")
+	origin.Git("checkout", "--quiet", "flaky")
+	flaky := origin.Commit("flaky change", map[string]string{"a": "1"})
+	origin.Git("checkout", "--quiet", "docs")
+	docs := origin.Commit("docs change", map[string]string{"doc.md": "1"})
+	origin.Git("checkout", "--quiet", "main")
+	main := origin.Commit("main change", map[string]string{"b": "1"})
+	origin.Push("flaky", "docs", "main", ":old")
 
 	evs := poll(true)
 	if got := refsOf(evs); !slices.Equal(got, []string{"refs/heads/docs@" + docs, "refs/heads/flaky@" + flaky, "refs/heads/main@" + main}) {
@@ -176,7 +178,7 @@ func TestPollSemantics(t *testing.T) {
 	}
 
 	// A deleted branch that comes back is new again.
-	origin.push("main:old")
+	origin.Push("main:old")
 	if got := refsOf(poll(false)); !slices.Equal(got, []string{"refs/heads/old@" + main}) {
 		t.Errorf("poll after re-creating a branch asked for %v", got)
 	}
@@ -200,7 +202,7 @@ func TestPollersShareRepos(t *testing.T) {
 	origin := newGitRepo(t, root, "app")
 	st := openStore(t)
 	b := newBuilder(st)
-	createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.fileURL(), PollInterval: 300 * time.Millisecond})
+	createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.URL(), PollInterval: 300 * time.Millisecond})
 	refs := newMemRefs()
 	stc, counts := counted(st)
 	for range 2 {
@@ -215,9 +217,9 @@ func TestPollersShareRepos(t *testing.T) {
 	// is seen by some poll.
 	var shas []string
 	for i := range 5 {
-		sha := origin.commit("f", strconv.Itoa(i), "change "+strconv.Itoa(i))
+		sha := origin.Commit("change "+strconv.Itoa(i), map[string]string{"f": strconv.Itoa(i)})
 		shas = append(shas, sha)
-		origin.push("main")
+		origin.Push("main")
 		waitFor(t, "a build of commit "+strconv.Itoa(i), func() bool {
 			return slices.ContainsFunc(b.Events(), func(ev *Event) bool { return ev.SHA == sha })
 		})
@@ -310,7 +312,7 @@ func TestPollLeaseCoversSlowPolls(t *testing.T) {
 	}
 	const interval = 200 * time.Millisecond
 	const tick = 10 * time.Millisecond
-	createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.fileURL(), PollInterval: interval})
+	createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.URL(), PollInterval: interval})
 	refs := newMemRefs()
 	stc, counts := counted(st)
 	for range 3 {
@@ -322,8 +324,8 @@ func TestPollLeaseCoversSlowPolls(t *testing.T) {
 	t.Cleanup(letGo) // runs before the pollers are stopped: last in, first out
 	waitFor(t, "the first poll", func() bool { return refs.saves() > 0 })
 
-	sha := origin.commit("f", "1", "slow change")
-	origin.push("main")
+	sha := origin.Commit("slow change", map[string]string{"f": "1"})
+	origin.Push("main")
 	waitFor(t, "the slow poll to reach its Builder", func() bool { return len(b.Events()) > 0 })
 	looks, polls := counts.counts()
 	// Three pollers tick every 10 ms: 3*2*interval/tick more looks for due
@@ -359,7 +361,7 @@ func TestPollKeepsToInterval(t *testing.T) {
 	origin := newGitRepo(t, t.TempDir(), "app")
 	st := openStore(t)
 	const interval = 500 * time.Millisecond
-	repo := createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.fileURL(), PollInterval: interval})
+	repo := createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.URL(), PollInterval: interval})
 	p := NewPoller(st, newBuilder(st), forge.NewMirrors(t.TempDir()), testLogger(t))
 	p.Tick = 70 * time.Millisecond
 	p.Refs = newMemRefs()
@@ -452,7 +454,7 @@ func TestPollerUsesRepoCredential(t *testing.T) {
 		t.Fatalf("Poll with the credential: %v", err)
 	}
 	refs, err := st.Repos.PollRefs(ctx, repo.ID)
-	if err != nil || refs["refs/heads/main"] != origin.git(origin.work, "rev-parse", "HEAD") {
+	if err != nil || refs["refs/heads/main"] != origin.Git("rev-parse", "HEAD") {
 		t.Fatalf("baseline after the poll = %v, %v; want main's head", refs, err)
 	}
 	if !slices.Equal(asked, []string{"acme/app"}) {
