@@ -5,43 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 )
-
-// Cron is a repo's build schedule (schema Cron).
-type Cron struct {
-	ID       int64     `json:"id"`
-	Name     string    `json:"name"`
-	Expr     string    `json:"expr"`
-	Branch   string    `json:"branch"`
-	Next     time.Time `json:"next,omitzero"`
-	Disabled bool      `json:"disabled"`
-	Created  time.Time `json:"created"`
-	Updated  time.Time `json:"updated"`
-}
-
-// CronRequest adds a cron (schema CronRequest).
-type CronRequest struct {
-	Name     string `json:"name"`
-	Expr     string `json:"expr"`
-	Branch   string `json:"branch,omitempty"`
-	Disabled bool   `json:"disabled,omitempty"`
-}
-
-// Agent is a registered agent (schema Agent).
-type Agent struct {
-	ID       int64             `json:"id"`
-	Name     string            `json:"name"`
-	Labels   map[string]string `json:"labels"`
-	Capacity int               `json:"capacity"`
-	Version  string            `json:"version"`
-	LastSeen time.Time         `json:"last_seen,omitzero"`
-	// Connected is set when the agent was seen recently.
-	Connected bool `json:"connected"`
-	// RunningJobs are the IDs of the jobs the agent holds leases on.
-	RunningJobs []int64   `json:"running_jobs"`
-	Created     time.Time `json:"created"`
-}
 
 // Crons lists the repo's crons.
 func (c *Client) Crons(ctx context.Context, slug string) ([]*Cron, error) {

@@ -252,9 +252,7 @@ func (c *Client) DeclineBuild(ctx context.Context, slug string, number int64) (*
 // and returns it. With failedOnly, only the pipelines that did not succeed
 // run again.
 func (c *Client) RestartBuild(ctx context.Context, slug string, number int64, failedOnly bool) (*Build, error) {
-	return c.buildAction(ctx, slug, number, "restart", struct {
-		FailedOnly bool `json:"failed_only"`
-	}{failedOnly})
+	return c.buildAction(ctx, slug, number, "restart", &RestartRequest{FailedOnly: failedOnly})
 }
 
 // secretPath returns the path of the secret name of the repo, or of the

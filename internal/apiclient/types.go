@@ -1,282 +1,47 @@
 package apiclient
 
-import (
-	"encoding/json"
-	"fmt"
-	"time"
+import "github.com/ferryci/ferry/internal/api"
+
+// The API's types are defined once, in internal/api; the client uses them
+// under these names.
+type (
+	Duration          = api.Duration
+	Status            = api.Status
+	User              = api.User
+	UserRequest       = api.UserRequest
+	Token             = api.Token
+	TokenRequest      = api.TokenRequest
+	Repo              = api.Repo
+	RepoRequest       = api.RepoRequest
+	Credential        = api.Credential
+	CredentialRequest = api.CredentialRequest
+	Secret            = api.Secret
+	SecretRequest     = api.SecretRequest
+	Build             = api.Build
+	Pipeline          = api.Pipeline
+	Step              = api.Step
+	Job               = api.Job
+	BuildRequest      = api.BuildRequest
+	StepEnd           = api.StepEnd
+	Agent             = api.Agent
+	Perm              = api.Perm
+	Cron              = api.Cron
+	CronRequest       = api.CronRequest
+	RestartRequest    = api.RestartRequest
 )
-
-// Duration is a time.Duration written in JSON as a Go duration string
-// ("90s", "1h0m0s"), as the API writes durations.
-type Duration time.Duration
-
-// MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string: %w", err)
-	}
-	if s == "" {
-		*d = 0
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("parsing duration: %w", err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// String returns the duration in Go's notation.
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// Status is the state of a build, pipeline, step or job.
-type Status string
 
 // The statuses the API reports.
 const (
-	StatusBlocked  Status = "blocked"
-	StatusPending  Status = "pending"
-	StatusRunning  Status = "running"
-	StatusSuccess  Status = "success"
-	StatusFailure  Status = "failure"
-	StatusError    Status = "error"
-	StatusKilled   Status = "killed"
-	StatusSkipped  Status = "skipped"
-	StatusDeclined Status = "declined"
+	StatusBlocked  = api.StatusBlocked
+	StatusPending  = api.StatusPending
+	StatusRunning  = api.StatusRunning
+	StatusSuccess  = api.StatusSuccess
+	StatusFailure  = api.StatusFailure
+	StatusError    = api.StatusError
+	StatusKilled   = api.StatusKilled
+	StatusSkipped  = api.StatusSkipped
+	StatusDeclined = api.StatusDeclined
 )
-
-// Done reports whether s is final: a build, pipeline or step in it will
-// not change again.
-func (s Status) Done() bool {
-	switch s {
-	case StatusSuccess, StatusFailure, StatusError, StatusKilled, StatusSkipped, StatusDeclined:
-		return true
-	}
-	return false
-}
-
-// User is a user account (schema User).
-type User struct {
-	ID      int64     `json:"id"`
-	Login   string    `json:"login"`
-	Email   string    `json:"email"`
-	Admin   bool      `json:"admin"`
-	Created time.Time `json:"created"`
-	Updated time.Time `json:"updated"`
-}
-
-// UserRequest creates or changes a user (schema UserRequest); nil fields
-// are left out.
-type UserRequest struct {
-	Login *string `json:"login,omitempty"`
-	Email *string `json:"email,omitempty"`
-	Admin *bool   `json:"admin,omitempty"`
-}
-
-// Token is an API token (schema Token). Token, the secret string, is only
-// set in the answer that creates it.
-type Token struct {
-	ID       int64     `json:"id"`
-	Kind     string    `json:"kind"`
-	Name     string    `json:"name"`
-	User     string    `json:"user,omitempty"`
-	Expires  time.Time `json:"expires,omitzero"`
-	Created  time.Time `json:"created"`
-	LastUsed time.Time `json:"last_used,omitzero"`
-	Token    string    `json:"token,omitempty"`
-}
-
-// TokenRequest creates a token (schema TokenRequest).
-type TokenRequest struct {
-	// Name describes the token; it is required.
-	Name string `json:"name"`
-	// ExpiresIn limits the token's life; zero means it never expires.
-	ExpiresIn Duration `json:"expires_in,omitzero"`
-}
-
-// Repo is a repository ferry builds (schema Repo). WebhookSecret is only
-// set in the answers that create the repo or change the secret.
-type Repo struct {
-	ID            int64     `json:"id"`
-	Slug          string    `json:"slug"`
-	GitURL        string    `json:"git_url"`
-	Forge         string    `json:"forge"`
-	DefaultBranch string    `json:"default_branch"`
-	ConfigPath    string    `json:"config_path"`
-	PollInterval  Duration  `json:"poll_interval"`
-	Trusted       bool      `json:"trusted"`
-	Timeout       Duration  `json:"timeout"`
-	Active        bool      `json:"active"`
-	BuildCounter  int64     `json:"build_counter"`
-	WebhookURL    string    `json:"webhook_url"`
-	Created       time.Time `json:"created"`
-	Updated       time.Time `json:"updated"`
-	WebhookSecret string    `json:"webhook_secret,omitempty"`
-	Role          string    `json:"role,omitempty"`
-	// WebhookEvents are the events to tick in the forge's webhook
-	// settings, by the names the forge gives them.
-	WebhookEvents []string `json:"webhook_events,omitempty"`
-	// Credential says whether the repo has a git credential; it is only
-	// in the answers about one repo.
-	Credential *Credential `json:"credential,omitempty"`
-	// Warnings are problems with the repo's setup, in the answers that
-	// create or change it.
-	Warnings []string `json:"warnings,omitempty"`
-}
-
-// Credential describes a repo's git credential (schema Credential); the
-// secret part is write-only.
-type Credential struct {
-	Set      bool   `json:"set"`
-	Kind     string `json:"kind,omitempty"`
-	Username string `json:"username,omitempty"`
-}
-
-// CredentialRequest sets a repo's git credential (schema
-// CredentialRequest): a username with a password or access token, or an
-// SSH private key with, optionally, the known_hosts lines of its server.
-type CredentialRequest struct {
-	Username   string `json:"username,omitempty"`
-	Password   string `json:"password,omitempty"`
-	SSHKey     string `json:"ssh_key,omitempty"`
-	KnownHosts string `json:"known_hosts,omitempty"`
-}
-
-// RepoRequest adds or changes a repo (schema RepoRequest); nil fields are
-// left out, so that an update changes only the fields given.
-type RepoRequest struct {
-	GitURL        *string   `json:"git_url,omitempty"`
-	Slug          *string   `json:"slug,omitempty"`
-	Forge         *string   `json:"forge,omitempty"`
-	WebhookSecret *string   `json:"webhook_secret,omitempty"`
-	PollInterval  *Duration `json:"poll_interval,omitempty"`
-	ConfigPath    *string   `json:"config_path,omitempty"`
-	Trusted       *bool     `json:"trusted,omitempty"`
-	Timeout       *Duration `json:"timeout,omitempty"`
-	DefaultBranch *string   `json:"default_branch,omitempty"`
-	Active        *bool     `json:"active,omitempty"`
-	// Credential sets the repo's git credential.
-	Credential *CredentialRequest `json:"credential,omitempty"`
-}
-
-// Secret describes a secret (schema Secret); its value is write-only and
-// never part of an answer.
-type Secret struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-	// Repo is the repo's slug, or empty for a global secret.
-	Repo             string    `json:"repo,omitempty"`
-	Events           []string  `json:"events"`
-	AllowPullRequest bool      `json:"allow_pull_request"`
-	Created          time.Time `json:"created"`
-	Updated          time.Time `json:"updated"`
-}
-
-// SecretRequest creates or changes a secret (schema SecretRequest); nil
-// fields are left out.
-type SecretRequest struct {
-	Name  *string `json:"name,omitempty"`
-	Value *string `json:"value,omitempty"`
-	// Events limits the secret to builds of these events; empty means all.
-	Events           *[]string `json:"events,omitempty"`
-	AllowPullRequest *bool     `json:"allow_pull_request,omitempty"`
-}
-
-// Build is one trigger of one commit (schemas Build and BuildDetail).
-// Pipelines are only set in the answers about one build.
-type Build struct {
-	ID           int64             `json:"id"`
-	Repo         string            `json:"repo"`
-	Number       int64             `json:"number"`
-	Parent       int64             `json:"parent,omitempty"`
-	Event        string            `json:"event"`
-	Ref          string            `json:"ref"`
-	Branch       string            `json:"branch"`
-	SourceBranch string            `json:"source_branch,omitempty"`
-	Commit       string            `json:"commit"`
-	Before       string            `json:"before,omitempty"`
-	Message      string            `json:"message"`
-	Author       string            `json:"author"`
-	AuthorEmail  string            `json:"author_email,omitempty"`
-	Sender       string            `json:"sender"`
-	PullRequest  int64             `json:"pull_request,omitempty"`
-	Fork         bool              `json:"fork"`
-	Cron         string            `json:"cron,omitempty"`
-	Params       map[string]string `json:"params,omitempty"`
-	Status       Status            `json:"status"`
-	Error        string            `json:"error,omitempty"`
-	// Warnings are the pipeline file's problems that Drone tolerates, one
-	// "FILE:LINE:COL: warning: message" line each.
-	Warnings   []string    `json:"warnings,omitempty"`
-	Approval   string      `json:"approval,omitempty"`
-	ApprovedBy string      `json:"approved_by,omitempty"`
-	Created    time.Time   `json:"created"`
-	Started    time.Time   `json:"started,omitzero"`
-	Finished   time.Time   `json:"finished,omitzero"`
-	Updated    time.Time   `json:"updated"`
-	Pipelines  []*Pipeline `json:"pipelines,omitempty"`
-}
-
-// Pipeline is one pipeline of a build (schema Pipeline).
-type Pipeline struct {
-	Number    int64     `json:"number"`
-	Name      string    `json:"name"`
-	Status    Status    `json:"status"`
-	Error     string    `json:"error,omitempty"`
-	DependsOn []string  `json:"depends_on"`
-	Agent     string    `json:"agent,omitempty"`
-	Started   time.Time `json:"started,omitzero"`
-	Finished  time.Time `json:"finished,omitzero"`
-	Steps     []*Step   `json:"steps"`
-	// Job is the pipeline's job; a pipeline copied by a restart has none.
-	Job *Job `json:"job,omitempty"`
-}
-
-// Step is one step of a pipeline (schema Step).
-type Step struct {
-	Number   int64     `json:"number"`
-	Name     string    `json:"name"`
-	Status   Status    `json:"status"`
-	ExitCode int       `json:"exit_code"`
-	Error    string    `json:"error,omitempty"`
-	Started  time.Time `json:"started,omitzero"`
-	Finished time.Time `json:"finished,omitzero"`
-}
-
-// Job is the unit of work an agent leases: one pipeline (schema Job).
-type Job struct {
-	ID       int64             `json:"id"`
-	Status   Status            `json:"status"`
-	Labels   map[string]string `json:"labels"`
-	Attempts int               `json:"attempts"`
-	Canceled bool              `json:"canceled,omitempty"`
-	Error    string            `json:"error,omitempty"`
-	Queued   time.Time         `json:"queued,omitzero"`
-	Started  time.Time         `json:"started,omitzero"`
-	Finished time.Time         `json:"finished,omitzero"`
-	// WaitingReason explains why a pending or blocked job has not started.
-	WaitingReason string `json:"waiting_reason,omitempty"`
-}
-
-// BuildRequest starts a build by hand (schema ManualBuildRequest). Branch,
-// Ref and SHA choose the commit: a branch's head, a ref's commit, or a
-// commit (with Branch or Ref naming where it is); all empty means the
-// head of the default branch.
-type BuildRequest struct {
-	Branch string `json:"branch,omitempty"`
-	Ref    string `json:"ref,omitempty"`
-	SHA    string `json:"sha,omitempty"`
-	// Params are given to the steps as environment variables and to
-	// ${VAR} substitution.
-	Params map[string]string `json:"params,omitempty"`
-}
 
 // BuildFilter selects builds to list; zero fields select all.
 type BuildFilter struct {
@@ -298,10 +63,4 @@ type LogLine struct {
 	// not necessarily by one.
 	Seq  int64
 	Text string
-}
-
-// StepEnd is how a followed step ended.
-type StepEnd struct {
-	Status   Status `json:"status"`
-	ExitCode int    `json:"exit_code"`
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryci/ferry/internal/api"
 	"github.com/ferryci/ferry/internal/store"
 )
 
@@ -195,19 +196,7 @@ func (c *agentCache) prune(now time.Time) {
 	}
 }
 
-type agentJSON struct {
-	ID       int64             `json:"id"`
-	Name     string            `json:"name"`
-	Labels   map[string]string `json:"labels"`
-	Capacity int               `json:"capacity"`
-	Version  string            `json:"version"`
-	LastSeen time.Time         `json:"last_seen,omitzero"`
-	// Connected is set when the agent was seen in the last 30 seconds.
-	Connected bool `json:"connected"`
-	// RunningJobs are the IDs of the jobs the agent holds leases on.
-	RunningJobs []int64   `json:"running_jobs"`
-	Created     time.Time `json:"created"`
-}
+type agentJSON = api.Agent
 
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryci/ferry/internal/api"
 	"github.com/ferryci/ferry/internal/store"
 )
 
@@ -225,12 +226,7 @@ func jsonKind(goType string) string {
 // duration is a time.Duration written in JSON as a Go duration string
 // ("90s", "1h30m"). Requests carry durations as strings, parsed with
 // parseDuration so that an error names its field.
-type duration time.Duration
-
-// MarshalJSON implements json.Marshaler.
-func (d duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
+type duration = api.Duration
 
 // parseDuration parses the request field name, a Go duration string
 // ("90s", "1h30m"); empty means zero.

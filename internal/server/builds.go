@@ -11,89 +11,26 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryci/ferry/internal/api"
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/trigger"
 )
 
-type buildJSON struct {
-	ID           int64             `json:"id"`
-	Repo         string            `json:"repo"`
-	Number       int64             `json:"number"`
-	Parent       int64             `json:"parent,omitempty"`
-	Event        string            `json:"event"`
-	Ref          string            `json:"ref"`
-	Branch       string            `json:"branch"`
-	SourceBranch string            `json:"source_branch,omitempty"`
-	Commit       string            `json:"commit"`
-	Before       string            `json:"before,omitempty"`
-	Message      string            `json:"message"`
-	Author       string            `json:"author"`
-	AuthorEmail  string            `json:"author_email,omitempty"`
-	Sender       string            `json:"sender"`
-	PullRequest  int64             `json:"pull_request,omitempty"`
-	Fork         bool              `json:"fork"`
-	Cron         string            `json:"cron,omitempty"`
-	Params       map[string]string `json:"params,omitempty"`
-	Status       string            `json:"status"`
-	Error        string            `json:"error,omitempty"`
-	// Warnings are the pipeline file's problems that Drone tolerates,
-	// one "FILE:LINE:COL: warning: message" line each.
-	Warnings   []string  `json:"warnings,omitempty"`
-	Approval   string    `json:"approval,omitempty"`
-	ApprovedBy string    `json:"approved_by,omitempty"`
-	Created    time.Time `json:"created"`
-	Started    time.Time `json:"started,omitzero"`
-	Finished   time.Time `json:"finished,omitzero"`
-	Updated    time.Time `json:"updated"`
-	// Pipelines are only in the answer about one build.
-	Pipelines []*pipelineJSON `json:"pipelines,omitempty"`
-}
+type buildJSON = api.Build
 
-type pipelineJSON struct {
-	Number    int64       `json:"number"`
-	Name      string      `json:"name"`
-	Status    string      `json:"status"`
-	Error     string      `json:"error,omitempty"`
-	DependsOn []string    `json:"depends_on"`
-	Agent     string      `json:"agent,omitempty"`
-	Started   time.Time   `json:"started,omitzero"`
-	Finished  time.Time   `json:"finished,omitzero"`
-	Steps     []*stepJSON `json:"steps"`
-	// Job is the pipeline's job; a pipeline copied by a restart has none.
-	Job *jobJSON `json:"job,omitempty"`
-}
+type pipelineJSON = api.Pipeline
 
-type stepJSON struct {
-	Number   int64     `json:"number"`
-	Name     string    `json:"name"`
-	Status   string    `json:"status"`
-	ExitCode int       `json:"exit_code"`
-	Error    string    `json:"error,omitempty"`
-	Started  time.Time `json:"started,omitzero"`
-	Finished time.Time `json:"finished,omitzero"`
-}
+type stepJSON = api.Step
 
-type jobJSON struct {
-	ID       int64             `json:"id"`
-	Status   string            `json:"status"`
-	Labels   map[string]string `json:"labels"`
-	Attempts int               `json:"attempts"`
-	Canceled bool              `json:"canceled,omitempty"`
-	Error    string            `json:"error,omitempty"`
-	Queued   time.Time         `json:"queued,omitzero"`
-	Started  time.Time         `json:"started,omitzero"`
-	Finished time.Time         `json:"finished,omitzero"`
-	// WaitingReason explains why a pending or blocked job has not started.
-	WaitingReason string `json:"waiting_reason,omitempty"`
-}
+type jobJSON = api.Job
 
 func toBuildJSON(b *store.Build, slug string) *buildJSON {
 	return &buildJSON{
 		ID: b.ID, Repo: slug, Number: b.Number, Parent: b.Parent, Event: b.Event, Ref: b.Ref, Branch: b.Branch,
 		SourceBranch: b.SourceBranch, Commit: b.Commit, Before: b.Before, Message: b.Message, Author: b.Author,
 		AuthorEmail: b.AuthorEmail, Sender: b.Sender, PullRequest: b.PullRequest, Fork: b.Fork, Cron: b.Cron,
-		Params: b.Params, Status: string(b.Status), Error: b.Error, Warnings: b.Warnings, Approval: string(b.Approval),
+		Params: b.Params, Status: api.Status(b.Status), Error: b.Error, Warnings: b.Warnings, Approval: string(b.Approval),
 		ApprovedBy: b.ApprovedBy, Created: b.Created, Started: b.Started, Finished: b.Finished, Updated: b.Updated,
 	}
 }
@@ -232,18 +169,18 @@ func (s *Server) buildDetail(ctx context.Context, repo *store.Repo, b *store.Bui
 	out := toBuildJSON(b, repo.Slug)
 	out.Pipelines = make([]*pipelineJSON, 0, len(pls))
 	for _, p := range pls {
-		pj := &pipelineJSON{Number: p.Number, Name: p.Name, Status: string(p.Status), Error: p.Error,
+		pj := &pipelineJSON{Number: p.Number, Name: p.Name, Status: api.Status(p.Status), Error: p.Error,
 			DependsOn: p.DependsOn, Agent: p.Agent, Started: p.Started, Finished: p.Finished,
 			Steps: make([]*stepJSON, 0, len(p.Steps))}
 		if pj.DependsOn == nil {
 			pj.DependsOn = []string{}
 		}
 		for _, st := range p.Steps {
-			pj.Steps = append(pj.Steps, &stepJSON{Number: st.Number, Name: st.Name, Status: string(st.Status),
+			pj.Steps = append(pj.Steps, &stepJSON{Number: st.Number, Name: st.Name, Status: api.Status(st.Status),
 				ExitCode: st.ExitCode, Error: st.Error, Started: st.Started, Finished: st.Finished})
 		}
 		if j := jobOf[p.ID]; j != nil {
-			jj := &jobJSON{ID: j.ID, Status: string(j.Status), Labels: j.Labels, Attempts: j.Attempts,
+			jj := &jobJSON{ID: j.ID, Status: api.Status(j.Status), Labels: j.Labels, Attempts: j.Attempts,
 				Canceled: j.Canceled, Error: j.Error, Queued: j.Queued, Started: j.Started, Finished: j.Finished}
 			if jj.Labels == nil {
 				jj.Labels = map[string]string{}
@@ -280,16 +217,7 @@ func blockedReason(b *store.Build, p *store.Pipeline, status map[string]store.St
 
 var paramRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
-type manualBuildRequest struct {
-	// Branch, Ref and SHA choose the commit: a branch's head, a ref's
-	// commit, or a commit (with Branch naming its branch). Empty means the
-	// head of the default branch.
-	Branch string `json:"branch"`
-	Ref    string `json:"ref"`
-	SHA    string `json:"sha"`
-	// Params are given to the steps and to ${VAR} substitution.
-	Params map[string]string `json:"params"`
-}
+type manualBuildRequest = api.BuildRequest
 
 var shaRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`) })
 
@@ -404,11 +332,7 @@ func (s *Server) cancelJobs(ctx context.Context, buildID int64) error {
 	return s.reconcile(ctx, buildID)
 }
 
-type restartRequest struct {
-	// FailedOnly re-runs only the pipelines that did not succeed; the
-	// others are copied as they ended.
-	FailedOnly bool `json:"failed_only"`
-}
+type restartRequest = api.RestartRequest
 
 func (s *Server) restartBuild(w http.ResponseWriter, r *http.Request) error {
 	repo, err := s.repoAccess(r, store.RoleWrite)

@@ -10,21 +10,15 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/ferryci/ferry/internal/api"
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/gitauth"
 	"github.com/ferryci/ferry/internal/store"
 )
 
 // credentialJSON describes a repo's git credential without its secret
-// part, which is write-only.
-type credentialJSON struct {
-	// Set says whether the repo has a credential.
-	Set bool `json:"set"`
-	// Kind is "https" or "ssh" when Set.
-	Kind string `json:"kind,omitempty"`
-	// Username is the HTTPS username.
-	Username string `json:"username,omitempty"`
-}
+// part.
+type credentialJSON = api.Credential
 
 // credentialRequest sets a repo's git credential: a username with a
 // password or token, or an SSH private key.

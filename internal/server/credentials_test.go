@@ -37,7 +37,7 @@ func testRepoCredential(t *testing.T, driver string) {
 	ts := startServer(t, driver, nil)
 	root := t.TempDir()
 	g := newGitRepo(t, map[string]string{".drone.yml": execPipeline})
-	g.git("clone", "--quiet", "--bare", g.dir, filepath.Join(root, "app.git"))
+	g.Git("clone", "--quiet", "--bare", g.Dir, filepath.Join(root, "app.git"))
 	auth := &gittest.BasicAuth{User: "ci-bot", Password: "tok-credential-4e1f9a2b7c3d"}
 	url := gittest.Serve(t, root, auth.Wrap) + "/app.git"
 

@@ -3,8 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/http"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/ferryci/ferry/internal/api"
+	"github.com/ferryci/ferry/internal/rpc"
 	"github.com/ferryci/ferry/internal/server"
 )
 
@@ -79,4 +83,88 @@ func TestOpenAPIRoutes(t *testing.T) {
 	if !bytes.Equal(kept, doc) {
 		t.Error("docs/openapi.json differs from internal/server/openapi.json; copy it: cp internal/server/openapi.json docs/")
 	}
+}
+
+// TestOpenAPITypes checks that every schema of the OpenAPI document has
+// exactly the fields of the Go type that the server writes or reads for
+// it (internal/api for the user API, internal/rpc for agents), both ways.
+func TestOpenAPITypes(t *testing.T) {
+	t.Parallel()
+	spec, err := openapi3.NewLoader().LoadFromData(server.OpenAPI())
+	if err != nil {
+		t.Fatalf("loading the document: %v", err)
+	}
+	types := map[string]any{
+		"User": api.User{}, "UserRequest": api.UserRequest{}, "Token": api.Token{}, "TokenRequest": api.TokenRequest{},
+		"Agent": api.Agent{}, "Repo": api.Repo{}, "RepoRequest": api.RepoRequest{}, "Perm": api.Perm{},
+		"PermRequest": api.PermRequest{}, "Secret": api.Secret{}, "SecretRequest": api.SecretRequest{},
+		"Cron": api.Cron{}, "CronRequest": api.CronRequest{}, "BuildDetail": api.Build{}, "Pipeline": api.Pipeline{},
+		"Step": api.Step{}, "Job": api.Job{}, "ManualBuildRequest": api.BuildRequest{},
+		"RestartRequest": api.RestartRequest{}, "Credential": api.Credential{}, "CredentialRequest": api.CredentialRequest{},
+		"LeaseRequest": rpc.LeaseRequest{}, "AgentJob": rpc.Job{}, "ExtendRequest": rpc.ExtendRequest{},
+		"ExtendResponse": rpc.ExtendResponse{}, "StepUpdate": rpc.StepUpdate{}, "LogBatch": rpc.LogBatch{},
+		"CompleteRequest": rpc.CompleteRequest{}, "Report": rpc.Report{}, "ReportItem": rpc.ReportItem{},
+	}
+	// Schemas that no Go type stands for: errors are written by one
+	// function, and Build is BuildDetail without its pipelines.
+	untyped := map[string]bool{"Error": true, "Build": true}
+	for name, ref := range spec.Components.Schemas {
+		typ, ok := types[name]
+		if !ok {
+			if !untyped[name] {
+				t.Errorf("schema %s: no Go type is checked against it; add it to the table", name)
+			}
+			continue
+		}
+		documented := schemaFields(ref.Value)
+		fields := jsonFields(reflect.TypeOf(typ))
+		for f := range fields {
+			if !documented[f] {
+				t.Errorf("schema %s lacks field %q of %T", name, f, typ)
+			}
+		}
+		for f := range documented {
+			if !fields[f] {
+				t.Errorf("schema %s has field %q, which %T lacks", name, f, typ)
+			}
+		}
+	}
+	// Build is BuildDetail less its pipelines.
+	build := schemaFields(spec.Components.Schemas["Build"].Value)
+	want := jsonFields(reflect.TypeFor[api.Build]())
+	delete(want, "pipelines")
+	if !maps.Equal(build, want) {
+		t.Errorf("schema Build has fields %v, want %v", slices.Sorted(maps.Keys(build)), slices.Sorted(maps.Keys(want)))
+	}
+}
+
+// schemaFields returns the property names of s, merging allOf.
+func schemaFields(s *openapi3.Schema) map[string]bool {
+	out := map[string]bool{}
+	for name := range s.Properties {
+		out[name] = true
+	}
+	for _, sub := range s.AllOf {
+		maps.Copy(out, schemaFields(sub.Value))
+	}
+	return out
+}
+
+// jsonFields returns the JSON names of struct type t's fields.
+func jsonFields(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		out[name] = true
+	}
+	return out
 }

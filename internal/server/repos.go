@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryci/ferry/internal/api"
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/gitauth"
 	"github.com/ferryci/ferry/internal/store"
@@ -22,36 +23,7 @@ import (
 // minPollInterval is the shortest polling interval a repo may have.
 const minPollInterval = time.Second
 
-type repoJSON struct {
-	ID            int64     `json:"id"`
-	Slug          string    `json:"slug"`
-	GitURL        string    `json:"git_url"`
-	Forge         string    `json:"forge"`
-	DefaultBranch string    `json:"default_branch"`
-	ConfigPath    string    `json:"config_path"`
-	PollInterval  duration  `json:"poll_interval"`
-	Trusted       bool      `json:"trusted"`
-	Timeout       duration  `json:"timeout"`
-	Active        bool      `json:"active"`
-	BuildCounter  int64     `json:"build_counter"`
-	WebhookURL    string    `json:"webhook_url"`
-	Created       time.Time `json:"created"`
-	Updated       time.Time `json:"updated"`
-	// WebhookSecret is only in the answers that create the repo or change
-	// the secret: configure it in the forge's webhook settings.
-	WebhookSecret string `json:"webhook_secret,omitempty"`
-	// Role is the caller's role on the repo.
-	Role string `json:"role,omitempty"`
-	// WebhookEvents are the events to tick in the forge's webhook
-	// settings, by the names the forge gives them.
-	WebhookEvents []string `json:"webhook_events,omitempty"`
-	// Credential says whether the repo has a git credential; the secret
-	// part is never shown. It is in the answers about one repo.
-	Credential *credentialJSON `json:"credential,omitempty"`
-	// Warnings are problems with the repo's setup, such as a forge with
-	// no commit status token; in the answers that create or change it.
-	Warnings []string `json:"warnings,omitempty"`
-}
+type repoJSON = api.Repo
 
 func (s *Server) toRepoJSON(r *store.Repo, role store.Role) *repoJSON {
 	f := string(r.Forge)
@@ -487,12 +459,7 @@ func (s *Server) deleteRepo(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type permJSON struct {
-	User    string    `json:"user"`
-	Role    string    `json:"role"`
-	Created time.Time `json:"created"`
-	Updated time.Time `json:"updated"`
-}
+type permJSON = api.Perm
 
 func (s *Server) listPerms(w http.ResponseWriter, r *http.Request) error {
 	repo, err := s.repoAccess(r, store.RoleAdmin)
@@ -519,9 +486,7 @@ func (s *Server) listPerms(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type permRequest struct {
-	Role string `json:"role"`
-}
+type permRequest = api.PermRequest
 
 func (s *Server) setPerm(w http.ResponseWriter, r *http.Request) error {
 	repo, err := s.repoAccess(r, store.RoleAdmin)
@@ -569,16 +534,7 @@ func (s *Server) deletePerm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type cronJSON struct {
-	ID       int64     `json:"id"`
-	Name     string    `json:"name"`
-	Expr     string    `json:"expr"`
-	Branch   string    `json:"branch"`
-	Next     time.Time `json:"next,omitzero"`
-	Disabled bool      `json:"disabled"`
-	Created  time.Time `json:"created"`
-	Updated  time.Time `json:"updated"`
-}
+type cronJSON = api.Cron
 
 func toCronJSON(c *store.Cron) *cronJSON {
 	return &cronJSON{ID: c.ID, Name: c.Name, Expr: c.Expr, Branch: c.Branch, Next: c.Next, Disabled: c.Disabled,
@@ -604,12 +560,7 @@ func (s *Server) listCrons(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type cronRequest struct {
-	Name     string `json:"name"`
-	Expr     string `json:"expr"`
-	Branch   string `json:"branch"`
-	Disabled bool   `json:"disabled"`
-}
+type cronRequest = api.CronRequest
 
 func (s *Server) createCron(w http.ResponseWriter, r *http.Request) error {
 	repo, err := s.repoAccess(r, store.RoleWrite)

@@ -7,8 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"sync"
-	"time"
 
+	"github.com/ferryci/ferry/internal/api"
 	"github.com/ferryci/ferry/internal/store"
 )
 
@@ -21,18 +21,7 @@ var secretNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustComp
 var buildEvents = []string{store.EventPush, store.EventPullRequest, store.EventTag, store.EventCron,
 	store.EventCustom, store.EventPromote, store.EventRollback}
 
-// secretJSON describes a secret. The value is write-only: it is never
-// part of an answer.
-type secretJSON struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-	// Repo is the repo's slug, or empty for a global secret.
-	Repo             string    `json:"repo,omitempty"`
-	Events           []string  `json:"events"`
-	AllowPullRequest bool      `json:"allow_pull_request"`
-	Created          time.Time `json:"created"`
-	Updated          time.Time `json:"updated"`
-}
+type secretJSON = api.Secret
 
 func toSecretJSON(sec *store.Secret, slug string) *secretJSON {
 	ev := sec.Events
@@ -43,12 +32,7 @@ func toSecretJSON(sec *store.Secret, slug string) *secretJSON {
 		Created: sec.Created, Updated: sec.Updated}
 }
 
-type secretRequest struct {
-	Name             *string   `json:"name"`
-	Value            *string   `json:"value"`
-	Events           *[]string `json:"events"`
-	AllowPullRequest *bool     `json:"allow_pull_request"`
-}
+type secretRequest = api.SecretRequest
 
 // secretScope returns the repo a secret route is about (nil for the global
 // routes, which only administrators reach) after checking that the caller

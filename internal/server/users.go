@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryci/ferry/internal/api"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/store/database"
 )
@@ -109,31 +110,13 @@ func MintAdminToken(ctx context.Context, cfg Config, name string) (string, error
 
 var loginRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })
 
-type userJSON struct {
-	ID      int64     `json:"id"`
-	Login   string    `json:"login"`
-	Email   string    `json:"email"`
-	Admin   bool      `json:"admin"`
-	Created time.Time `json:"created"`
-	Updated time.Time `json:"updated"`
-}
+type userJSON = api.User
 
 func toUserJSON(u *store.User) *userJSON {
 	return &userJSON{ID: u.ID, Login: u.Login, Email: u.Email, Admin: u.Admin, Created: u.Created, Updated: u.Updated}
 }
 
-type tokenJSON struct {
-	ID       int64     `json:"id"`
-	Kind     string    `json:"kind"`
-	Name     string    `json:"name"`
-	User     string    `json:"user,omitempty"`
-	Expires  time.Time `json:"expires,omitzero"`
-	Created  time.Time `json:"created"`
-	LastUsed time.Time `json:"last_used,omitzero"`
-	// Token is the secret token string, only in the answer that creates
-	// it.
-	Token string `json:"token,omitempty"`
-}
+type tokenJSON = api.Token
 
 func toTokenJSON(t *store.Token, login string) *tokenJSON {
 	return &tokenJSON{ID: t.ID, Kind: string(t.Kind), Name: t.Name, User: login, Expires: t.Expires,
@@ -158,11 +141,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type userRequest struct {
-	Login *string `json:"login"`
-	Email *string `json:"email"`
-	Admin *bool   `json:"admin"`
-}
+type userRequest = api.UserRequest
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	var req userRequest
