@@ -12,6 +12,7 @@ import (
 	"github.com/ferryci/ferry/internal/cli"
 	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/server"
+	"github.com/ferryci/ferry/internal/store/database"
 )
 
 // serverFlags returns one flag per server.Config field, each with a
@@ -106,7 +107,17 @@ func serverCommand() *ucli.Command {
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			server.Version = cli.Version
-			srv, err := server.New(ctx, cfg, logger)
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration: %w", err)
+			}
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return fmt.Errorf("creating data directory: %w", err)
+			}
+			st, err := database.Open(ctx, cfg.DatabaseDSN())
+			if err != nil {
+				return fmt.Errorf("opening store: %w", err)
+			}
+			srv, err := server.New(ctx, cfg, st, logger)
 			if err != nil {
 				return err
 			}

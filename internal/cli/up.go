@@ -110,7 +110,7 @@ func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 	// where a person sees it; not as a log line among the others.
 	var adminToken string
 	o.Server.OnAdminToken = func(tok string) { adminToken = tok }
-	srv, err := server.New(ctx, o.Server, o.Logger.With("component", "server"))
+	srv, err := server.Open(ctx, o.Server, o.Logger.With("component", "server"))
 	if err != nil {
 		return 0, err
 	}

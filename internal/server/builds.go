@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/api"
+	"github.com/ferryci/ferry/internal/build"
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/trigger"
@@ -317,19 +318,7 @@ func (s *Server) cancelBuild(w http.ResponseWriter, r *http.Request) error {
 // cancelJobs cancels every unfinished job of a build and reconciles it:
 // queued jobs end at once, running ones when their agent learns of it.
 func (s *Server) cancelJobs(ctx context.Context, buildID int64) error {
-	jobs, err := s.store.Jobs.List(ctx, store.JobFilter{BuildID: buildID})
-	if err != nil {
-		return err
-	}
-	for _, j := range jobs {
-		if j.Status.Done() {
-			continue
-		}
-		if _, err := s.store.Jobs.Cancel(ctx, j.ID); err != nil {
-			return err
-		}
-	}
-	return s.reconcile(ctx, buildID)
+	return s.builds.Cancel(ctx, buildID)
 }
 
 type restartRequest = api.RestartRequest
@@ -358,101 +347,18 @@ func (s *Server) restartBuild(w http.ResponseWriter, r *http.Request) error {
 	return s.writeBuild(w, ctx, http.StatusCreated, repo, b)
 }
 
-// restart creates a new build of old's trigger and config. With
-// failedOnly, only the pipelines that did not succeed run again; the
-// others are copied with their steps' statuses and logs.
+// restart creates a new build of old's trigger and config; see
+// build.Lifecycle.Restart.
 func (s *Server) restart(ctx context.Context, repo *store.Repo, old *store.Build, failedOnly bool, by string) (*store.Build, error) {
-	pls, err := s.store.Pipelines.List(ctx, old.ID)
-	if err != nil {
-		return nil, err
-	}
-	jobs, err := s.store.Jobs.List(ctx, store.JobFilter{BuildID: old.ID})
-	if err != nil {
-		return nil, err
-	}
-	if len(pls) == 0 {
+	b, err := s.builds.Restart(ctx, repo, old, failedOnly, by)
+	if errors.Is(err, build.ErrNothingToRestart) {
 		return nil, conflict("", "build %d has no pipelines to restart: %s", old.Number, firstOf(old.Error, "it never ran"))
 	}
-	jobOf := map[int64]*store.Job{}
-	for _, j := range jobs {
-		jobOf[j.PipelineID] = j
-	}
-	b := &store.Build{
-		RepoID: old.RepoID, Parent: old.Number, Event: old.Event, Ref: old.Ref, Branch: old.Branch,
-		SourceBranch: old.SourceBranch, Commit: old.Commit, Before: old.Before, Message: old.Message,
-		Author: old.Author, AuthorEmail: old.AuthorEmail, Sender: by, PullRequest: old.PullRequest, Fork: old.Fork,
-		Cron: old.Cron, Params: old.Params, Status: store.StatusPending, Warnings: old.Warnings,
-	}
-	if old.Approval != store.ApprovalNone {
-		// Restarting takes the write role, which may approve.
-		b.Approval, b.ApprovedBy = store.ApprovalApproved, by
-	}
-	rerun := map[string]bool{}
-	for _, p := range pls {
-		rerun[p.Name] = !failedOnly || p.Status != store.StatusSuccess
-	}
-	var out []*store.Pipeline
-	copied := map[*store.Pipeline]*store.Pipeline{} // new pipeline → old
-	for _, p := range pls {
-		np := &store.Pipeline{Name: p.Name, DependsOn: p.DependsOn}
-		j := jobOf[p.ID]
-		if !rerun[p.Name] || j == nil {
-			// Copied as it ended.
-			np.Status, np.Started, np.Finished = store.StatusSuccess, p.Started, p.Finished
-			if j == nil && p.Status != store.StatusSuccess {
-				np.Status = p.Status
-			}
-			for _, st := range p.Steps {
-				np.Steps = append(np.Steps, &store.Step{Name: st.Name, Status: st.Status, ExitCode: st.ExitCode,
-					Error: st.Error, Started: st.Started, Finished: st.Finished})
-			}
-			copied[np] = p
-			out = append(out, np)
-			continue
-		}
-		status := store.StatusPending
-		for _, d := range p.DependsOn {
-			if rerun[d] {
-				status = store.StatusBlocked
-			}
-		}
-		np.Status = status
-		np.Job = &store.Job{RepoID: old.RepoID, Status: status, Labels: j.Labels, Payload: j.Payload}
-		for _, st := range p.Steps {
-			np.Steps = append(np.Steps, &store.Step{Name: st.Name, Status: store.StatusPending})
-		}
-		out = append(out, np)
-	}
-	if !repo.Trusted {
-		// Trust may have been revoked since old ran: the restarted jobs
-		// are checked as a new build's are (docs/security.md).
-		var problems []string
-		for _, np := range out {
-			if np.Job != nil {
-				problems = append(problems, trustProblems(np.Job.Payload)...)
-			}
-		}
-		if len(problems) > 0 {
-			return s.createFailedBuild(ctx, repo, b, strings.Join(problems, "\n"))
-		}
-	}
-	if err := s.store.Builds.Create(ctx, b, out); err != nil {
-		return nil, fmt.Errorf("restarting build %d: %w", old.Number, err)
-	}
-	for np, p := range copied {
-		for i, st := range np.Steps {
-			if err := s.store.Logs.Copy(ctx, p.Steps[i].ID, st.ID); err != nil {
-				// The build stands; only a log of the copy is missing.
-				s.log.Warn("copying a log to the restarted build", "build", b.Number, "pipeline", p.Name, "step", st.Name, "err", err)
-			}
-		}
-	}
-	s.log.Info("build restarted", "repo", repo.Slug, "build", b.Number, "parent", old.Number, "failed_only", failedOnly, "by", by)
-	s.jobsEnqueued()
-	if err := s.reconcile(ctx, b.ID); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	return s.store.Builds.Get(ctx, b.ID)
+	s.log.Info("build restarted", "repo", repo.Slug, "build", b.Number, "parent", old.Number, "failed_only", failedOnly, "by", by)
+	return b, nil
 }
 
 func (s *Server) approveBuild(w http.ResponseWriter, r *http.Request) error {
@@ -473,31 +379,19 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, decision store.A
 	if err := decodeBody(w, r, &struct{}{}, maxBodySize, true); err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
-		b, err := s.buildByNumber(r, repo)
-		if err != nil {
-			return err
-		}
-		if b.Approval != store.ApprovalPending {
-			return conflict("", "build %d is not waiting for approval", b.Number)
-		}
-		b.Approval, b.ApprovedBy = decision, caller(r).name()
-		err = s.store.Builds.Update(ctx, b)
-		if errors.Is(err, store.ErrConflict) && attempt < 5 {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		s.log.Info("build "+string(decision), "repo", repo.Slug, "build", b.Number, "by", b.ApprovedBy)
-		if err := s.reconcile(ctx, b.ID); err != nil {
-			return err
-		}
-		if b, err = s.store.Builds.Get(ctx, b.ID); err != nil {
-			return err
-		}
-		return s.writeBuild(w, ctx, http.StatusOK, repo, b)
+	b, err := s.buildByNumber(r, repo)
+	if err != nil {
+		return err
 	}
+	b, err = s.builds.Decide(ctx, b.ID, decision, caller(r).name())
+	if nw := (*build.NotWaitingError)(nil); errors.As(err, &nw) {
+		return conflict("", "build %d is not waiting for approval", nw.Number)
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Info("build "+string(decision), "repo", repo.Slug, "build", b.Number, "by", b.ApprovedBy)
+	return s.writeBuild(w, ctx, http.StatusOK, repo, b)
 }
 
 // badgeStatus is the status of the latest build of a repo's branch (the

@@ -182,8 +182,9 @@ func ParseLogLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// databaseDSN returns the store DSN the configuration selects.
-func (c *Config) databaseDSN() string {
+// DatabaseDSN returns the store DSN the configuration selects, for
+// database.Open.
+func (c *Config) DatabaseDSN() string {
 	if c.Database != "" {
 		return c.Database
 	}

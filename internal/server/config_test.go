@@ -45,7 +45,7 @@ func TestBootstrap(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	ctx := context.Background()
 
-	srv, err := server.New(ctx, cfg, logger)
+	srv, err := server.Open(ctx, cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestBootstrap(t *testing.T) {
 	}
 
 	logs = syncBuffer{}
-	srv, err = server.New(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	srv, err = server.Open(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestSecretKeyConfig(t *testing.T) {
 		cfg := server.DefaultConfig()
 		cfg.DataDir = t.TempDir()
 		cfg.SecretKey = key
-		srv, err := server.New(context.Background(), cfg, nil)
+		srv, err := server.Open(context.Background(), cfg, nil)
 		if err != nil {
 			t.Errorf("key %q: %v", key, err)
 			continue
@@ -134,7 +134,7 @@ func TestSecretKeyConfig(t *testing.T) {
 		cfg := server.DefaultConfig()
 		cfg.DataDir = t.TempDir()
 		tc.edit(&cfg)
-		srv, err := server.New(context.Background(), cfg, nil)
+		srv, err := server.Open(context.Background(), cfg, nil)
 		if err == nil {
 			srv.Close()
 			t.Errorf("want an error naming %s, got none", tc.want)

@@ -13,7 +13,6 @@ import (
 	"github.com/ferryci/ferry/internal/backend"
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/forge"
-	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/pipeline/program"
 	"github.com/ferryci/ferry/internal/store"
@@ -218,13 +217,11 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 		}
 		pls = append(pls, pl)
 	}
-	if err := s.store.Builds.Create(ctx, b, pls); err != nil {
+	if err := s.builds.Create(ctx, b, pls); err != nil {
 		return nil, fmt.Errorf("creating build: %w", err)
 	}
 	s.log.Info("build created", "repo", repo.Slug, "build", b.Number, "event", b.Event, "ref", b.Ref,
 		"sha", b.Commit, "pipelines", len(pls), "approval", b.Approval)
-	s.jobsEnqueued()
-	s.notify(repo, b)
 	return b, nil
 }
 
@@ -301,13 +298,10 @@ func needsPaths(cfg *pipeline.Config) bool {
 func (s *Server) createFailedBuild(ctx context.Context, repo *store.Repo, b *store.Build, reason string) (*store.Build, error) {
 	now := time.Now()
 	b.Status, b.Error, b.Started, b.Finished = store.StatusError, reason, now, now
-	if err := s.store.Builds.Create(ctx, b, nil); err != nil {
+	if err := s.builds.Create(ctx, b, nil); err != nil {
 		return nil, fmt.Errorf("creating build: %w", err)
 	}
 	s.log.Info("build failed before it ran", "repo", repo.Slug, "build", b.Number, "err", reason)
-	s.metrics.buildFinished(b)
-	s.notify(repo, b)
-	s.notifyBuild(ctx, repo, b, notify.ActionFinished)
 	return b, nil
 }
 

@@ -130,7 +130,7 @@ func startServer(t *testing.T, driver string, edit func(*server.Config)) *testSe
 		edit(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	srv, err := server.Open(ctx, cfg, slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)

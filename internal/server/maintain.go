@@ -185,24 +185,13 @@ func (s *Server) failStale(ctx context.Context, now time.Time) ([]int64, error) 
 		builds = append(builds, j.BuildID)
 		reason := fmt.Sprintf("%s: %s", generic, waitingReason(j.Labels, agents, running, now))
 		s.log.Warn("job timed out waiting for an agent", "job", j.ID, "build_id", j.BuildID, "reason", reason)
-		p, err := s.store.Pipelines.Get(ctx, j.PipelineID)
+		err := s.builds.FailPipeline(ctx, j.PipelineID, reason, now)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return builds, err
 		}
-		if p.Status.Done() {
-			continue
-		}
-		err = s.finishPipeline(ctx, p, store.StatusError, reason, now)
-		if errors.Is(err, store.ErrConflict) {
-			continue // finished meanwhile, and counted then
-		}
-		if err != nil {
-			return builds, err
-		}
-		s.metrics.jobFinished(store.StatusError)
 	}
 	return builds, nil
 }

@@ -53,16 +53,16 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// buildFinished observes a finished build's duration.
-func (m *metrics) buildFinished(b *store.Build) {
-	start, end := b.Created, b.Finished
-	if end.IsZero() {
-		end = time.Now()
+// buildFinished observes a finished build's duration, from its creation
+// to its end.
+func (m *metrics) buildFinished(status store.Status, created, finished time.Time) {
+	if finished.IsZero() {
+		finished = time.Now()
 	}
-	if start.IsZero() {
-		start = end
+	if created.IsZero() {
+		created = finished
 	}
-	m.buildDuration.WithLabelValues(string(b.Status)).Observe(end.Sub(start).Seconds())
+	m.buildDuration.WithLabelValues(string(status)).Observe(finished.Sub(created).Seconds())
 }
 
 // jobFinished counts a finished job.

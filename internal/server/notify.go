@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/ferryci/ferry/internal/build"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/trigger"
 )
@@ -99,17 +102,115 @@ func (s *Server) warnStatusTokens(ctx context.Context) error {
 	return nil
 }
 
-// notify queues a report of b's state. It never blocks: when the queue is
-// full (the forge is slow), the report is dropped, and the next change of
-// the build reports its state again.
-func (s *Server) notify(repo *store.Repo, b *store.Build) {
-	if s.notifier == nil || repo.Forge == store.ForgeNone {
-		return
+// subscribe wires the server's in-process subscribers to the build
+// events: log streams, metrics, the log line and commit statuses. Only
+// log streams follow the other servers' events too; the rest act on this
+// server's own, so that each happens once per cluster.
+func (s *Server) subscribe() {
+	s.Subscribe(func(ev build.Event) {
+		if ev.Kind == build.StepFinished {
+			s.logs.notify(ev.StepID)
+		}
+		if !ev.Local() {
+			return
+		}
+		switch ev.Kind {
+		case build.PipelineFinished:
+			if ev.Status != store.StatusSkipped && ev.Status != store.StatusDeclined {
+				s.metrics.jobFinished(ev.Status)
+			}
+		case build.BuildStarted:
+			s.started.add(ev.BuildID)
+		case build.BuildFinished:
+			s.metrics.buildFinished(ev.Status, ev.Created, ev.Time)
+			s.log.Info("build finished", "build_id", ev.BuildID, "number", ev.Number, "status", ev.Status)
+			s.finished.add(ev.BuildID)
+		}
+		if s.notifier != nil {
+			switch ev.Kind {
+			case build.BuildCreated, build.BuildWaiting, build.BuildStarted, build.PipelineFinished, build.BuildFinished:
+				s.notifications.add(ev.BuildID)
+			}
+		}
+	})
+}
+
+// notifyQueue holds the builds whose state to report to their forge, each
+// once: a build queued again before its report was sent is reported once,
+// in the state it has when the report is sent.
+type notifyQueue struct {
+	mu     sync.Mutex
+	builds []int64
+	queued map[int64]bool
+	wake   chan struct{}
+}
+
+func newNotifyQueue() *notifyQueue {
+	return &notifyQueue{queued: map[int64]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// maxNotifyQueue bounds the builds waiting for a report; beyond it, new
+// ones are dropped, and their next change reports their state again.
+const maxNotifyQueue = 4096
+
+func (q *notifyQueue) add(buildID int64) {
+	q.mu.Lock()
+	if !q.queued[buildID] && len(q.builds) < maxNotifyQueue {
+		q.queued[buildID] = true
+		q.builds = append(q.builds, buildID)
 	}
+	q.mu.Unlock()
 	select {
-	case s.notifyQueue <- notification{repo: repo, build: *b}:
+	case q.wake <- struct{}{}:
 	default:
-		s.log.Warn("commit status queue is full; dropping a status", "repo", repo.Slug, "build", b.Number)
+	}
+}
+
+// next returns the next build to report, or false when none is queued.
+func (q *notifyQueue) next() (int64, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.builds) == 0 {
+		return 0, false
+	}
+	id := q.builds[0]
+	q.builds = q.builds[1:]
+	delete(q.queued, id)
+	return id, true
+}
+
+// finishedLoop hands the builds this server started to the notifications
+// (build.started), and those it finished to the deploy orchestrator's
+// auto trigger and the notifications (buildFinished), one at a time, until
+// ctx is done.
+func (s *Server) finishedLoop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.started.wake:
+		case <-s.finished.wake:
+		}
+		for ctx.Err() == nil {
+			id, ok := s.started.next()
+			finished := false
+			if !ok {
+				if id, ok = s.finished.next(); !ok {
+					break
+				}
+				finished = true
+			}
+			b, err := s.store.Builds.Get(ctx, id)
+			if err != nil {
+				s.log.Warn("loading a build for its notifications", "build_id", id, "err", err)
+				continue
+			}
+			if finished {
+				s.buildFinished(ctx, b)
+			} else {
+				s.notifyBuild(ctx, nil, b, notify.ActionStarted)
+			}
+		}
 	}
 }
 
@@ -119,21 +220,39 @@ func (s *Server) notifyLoop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case n := <-s.notifyQueue:
-			s.sendNotification(ctx, n)
+		case <-s.notifications.wake:
+		}
+		for {
+			id, ok := s.notifications.next()
+			if !ok || ctx.Err() != nil {
+				break
+			}
+			s.sendNotification(ctx, id)
 		}
 	}
 }
 
-func (s *Server) sendNotification(ctx context.Context, n notification) {
-	ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
-	defer cancel()
-	pls, err := s.store.Pipelines.List(ctx, n.build.ID)
-	if err != nil {
-		s.log.Warn("loading pipelines for a commit status", "build", n.build.ID, "err", err)
+// sendNotification reports build id's state, as stored now.
+func (s *Server) sendNotification(ctx context.Context, id int64) {
+	if s.notifier == nil {
 		return
 	}
-	if err := s.notifier.Notify(ctx, n.repo, &n.build, pls); err != nil {
-		s.log.Warn("reporting commit status", "repo", n.repo.Slug, "build", n.build.Number, "err", err)
+	ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+	defer cancel()
+	b, repo, err := s.store.Builds.GetWithRepo(ctx, id)
+	if err != nil {
+		s.log.Warn("loading a build for a commit status", "build_id", id, "err", err)
+		return
+	}
+	if repo.Forge == store.ForgeNone {
+		return
+	}
+	pls, err := s.store.Pipelines.List(ctx, id)
+	if err != nil {
+		s.log.Warn("loading pipelines for a commit status", "build_id", id, "err", err)
+		return
+	}
+	if err := s.notifier.Notify(ctx, repo, b, pls); err != nil {
+		s.log.Warn("reporting commit status", "repo", repo.Slug, "build", b.Number, "err", err)
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryci/ferry/internal/build"
 	"github.com/ferryci/ferry/internal/gitauth"
-	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/rpc"
 	"github.com/ferryci/ferry/internal/store"
 )
@@ -57,7 +57,7 @@ func (s *Server) rpcLease(w http.ResponseWriter, r *http.Request) error {
 		j, err := s.store.Jobs.Lease(ctx, id, req.Labels, req.Capacity, s.cfg.LeaseTTL)
 		switch {
 		case err == nil:
-			job, b, repo, err := s.prepareJob(ctx, j)
+			job, b, _, err := s.prepareJob(ctx, j)
 			if err != nil {
 				s.failLeased(ctx, j, err)
 				continue
@@ -69,7 +69,7 @@ func (s *Server) rpcLease(w http.ResponseWriter, r *http.Request) error {
 			// Send the job before recording that it runs, and record it
 			// even if the agent hangs up.
 			_ = http.NewResponseController(w).Flush()
-			if err := s.recordLease(ctx, j, b, repo); err != nil {
+			if err := s.recordLease(ctx, j, b, job.Pipeline); err != nil {
 				s.log.Warn("recording a leased job", "job", j.ID, "err", err)
 			}
 			return nil
@@ -154,34 +154,13 @@ func (s *Server) prepareJob(ctx context.Context, j *store.Job) (*rpc.Job, *store
 	}, b, repo, nil
 }
 
-// recordLease records that the leased job j runs, after it was handed out,
-// even when the agent's request is cancelled meanwhile. b and repo are the
-// job's build and repo as prepareJob read them. In the usual case, the
-// job's pipeline is pending, and one store call marks it running (and the
-// build, when it is still pending), which is what a reconcile would do.
-// Otherwise (the job was leased again after a lost agent, or its pipeline
-// was decided meanwhile) a full reconcile sorts it out.
-func (s *Server) recordLease(ctx context.Context, j *store.Job, b *store.Build, repo *store.Repo) error {
+// recordLease records that the leased job j runs, even when the agent's
+// request is cancelled meanwhile. b is the job's build as prepareJob read
+// it, and pipeline the name of the job's pipeline.
+func (s *Server) recordLease(ctx context.Context, j *store.Job, b *store.Build, pipeline string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
 	defer cancel()
-	agent := s.agents.name(ctx, s.store.Agents, j.LeaseOwner)
-	started, buildStarted, err := s.store.Pipelines.Start(ctx, j.PipelineID, agent, j.Started)
-	if err != nil {
-		return err
-	}
-	if !started {
-		return s.reconcile(ctx, j.BuildID)
-	}
-	if buildStarted && (s.notifier != nil || len(s.dispatch.Targets()) > 0) {
-		nb := *b
-		nb.Status, nb.Version = store.StatusRunning, b.Version+1
-		if nb.Started.IsZero() {
-			nb.Started = j.Started
-		}
-		s.notify(repo, &nb)
-		s.notifyBuild(ctx, repo, &nb, notify.ActionStarted)
-	}
-	return nil
+	return s.builds.RecordLease(ctx, j, b, pipeline)
 }
 
 // failLeased ends a job that was leased but cannot be handed out (its
@@ -256,7 +235,7 @@ func checkStep(req *rpc.StepUpdate) error {
 
 // checkLogs validates a log batch.
 func checkLogs(req *rpc.LogBatch) error {
-	if req.Seq < 0 || req.Seq >= 1<<attemptShift {
+	if req.Seq < 0 || req.Seq >= 1<<build.AttemptShift {
 		return badRequest("seq", "seq %d is out of range", req.Seq)
 	}
 	return nil
@@ -289,30 +268,13 @@ func (s *Server) rpcStep(w http.ResponseWriter, r *http.Request) error {
 // applyStep records a checked step update of the leased job j. An update
 // about a finished step is ignored: a finished step never moves back.
 func (s *Server) applyStep(ctx context.Context, j *store.Job, req *rpc.StepUpdate) error {
-	status := stepStatuses[req.Status]
-	id, err := s.steps.stepID(ctx, s.store.Pipelines, j.PipelineID, req.Step)
+	id, pipeline, err := s.steps.step(ctx, s.store.Pipelines, j.PipelineID, req.Step)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	st := &store.Step{ID: id, Status: status, ExitCode: req.ExitCode, Error: req.Error, Started: req.Started}
-	if st.Started.IsZero() && status != store.StatusSkipped {
-		st.Started = now
-	}
-	if status.Done() {
-		st.Finished = req.Finished
-		if st.Finished.IsZero() {
-			st.Finished = now
-		}
-	}
-	wrote, err := s.store.Steps.Advance(ctx, st)
-	if err != nil {
-		return err
-	}
-	if wrote && status.Done() {
-		s.logs.notify(st.ID)
-	}
-	return nil
+	return s.builds.RecordStep(ctx, j, &build.StepReport{ID: id, Name: req.Step, Pipeline: pipeline,
+		Status: stepStatuses[req.Status], ExitCode: req.ExitCode, Error: req.Error, Started: req.Started,
+		Finished: req.Finished})
 }
 
 func (s *Server) rpcLogs(w http.ResponseWriter, r *http.Request) error {
@@ -350,7 +312,7 @@ func (s *Server) applyLogs(ctx context.Context, j *store.Job, req *rpc.LogBatch)
 		return nil
 	}
 	now := time.Now()
-	base := seqOffset(j.Attempts) + req.Seq
+	base := build.SeqOffset(j.Attempts) + req.Seq
 	lines := make([]store.LogLine, len(req.Lines))
 	for i, text := range req.Lines {
 		lines[i] = store.LogLine{Seq: base + int64(i), Time: now, Text: text}
@@ -428,36 +390,11 @@ func (s *Server) completeJob(ctx context.Context, id int64, j *store.Job, token 
 }
 
 // recordCompletion records that job j completed, even when the agent's
-// request is cancelled meanwhile. In the usual case, the job's pipeline is
-// the last unfinished one of its build, and nothing waits for it: one
-// store call then finishes the pipeline and the build as a reconcile
-// would. Otherwise (dependents to unblock or skip, other pipelines still
-// running, an approval, a build decided meanwhile) a full reconcile sorts
-// it out.
+// request is cancelled meanwhile; see build.Lifecycle.RecordCompletion.
 func (s *Server) recordCompletion(ctx context.Context, j *store.Job) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
 	defer cancel()
-	agent := s.agents.name(ctx, s.store.Agents, j.LeaseOwner)
-	c, err := s.store.Pipelines.Complete(ctx, j.ID, agent, buildStatus)
-	if err != nil {
-		return err
-	}
-	if c == nil {
-		return s.reconcile(ctx, j.BuildID)
-	}
-	for _, id := range c.Steps {
-		s.logs.notify(id)
-	}
-	s.metrics.jobFinished(c.Pipeline.Status)
-	s.metrics.buildFinished(c.Build)
-	s.log.Info("build finished", "build_id", c.Build.ID, "number", c.Build.Number, "status", c.Build.Status)
-	s.buildFinished(ctx, c.Build)
-	if s.notifier != nil {
-		if repo, err := s.store.Repos.Get(ctx, c.Build.RepoID); err == nil {
-			s.notify(repo, c.Build)
-		}
-	}
-	return nil
+	return s.builds.RecordCompletion(ctx, j)
 }
 
 func (s *Server) rpcReport(w http.ResponseWriter, r *http.Request) error {

@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryci/ferry/internal/build"
 	"github.com/ferryci/ferry/internal/deploy"
 	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/store"
@@ -39,9 +40,11 @@ import (
 // Serve, and release it with Close. Its methods are safe for concurrent
 // use.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	store  *store.Store
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	// builds changes builds, and publishes their events.
+	builds *build.Lifecycle
 	sealer *sealer
 	git    *gitReader
 	// notifier reports build states to forges; nil when none is
@@ -90,8 +93,12 @@ type Server struct {
 	// streams end then.
 	stopping chan struct{}
 	stopOnce sync.Once
-	// notifyQueue feeds the notification worker.
-	notifyQueue chan notification
+	// notifications queues the builds whose commit status to report.
+	notifications *notifyQueue
+	// started and finished queue the builds this server started and
+	// finished, for notifications and the deploy orchestrator's auto
+	// trigger.
+	started, finished *notifyQueue
 }
 
 // notifier reports a build's state to the forge it came from, as commit
@@ -104,17 +111,20 @@ type notifier interface {
 
 var _ trigger.Builder = (*Server)(nil)
 
-// New opens the store the configuration names (applying migrations), loads
-// or creates the secret key, and bootstraps the first admin user when the
-// store has no users. A nil logger discards logs.
-func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) {
+// New returns a server on st, which it owns from then on (Close closes
+// it): it loads or creates the secret key and bootstraps the first admin
+// user when the store has no users. Open st with database.Open(ctx,
+// cfg.DatabaseDSN()). A nil logger discards logs.
+func New(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if err := cfg.Validate(); err != nil {
+		st.Close()
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		st.Close()
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
 	if err := privateDir(cfg.DataDir, logger); err != nil {
@@ -122,6 +132,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	key, generated, err := cfg.loadKey()
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	if generated {
@@ -130,6 +141,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	seal, err := newSealer(key)
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	// The UI's session cookies are sealed under a key of their own,
@@ -137,30 +149,29 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	// accepts them and a cookie never decrypts as a secret.
 	sessionKey, err := hkdf.Key(sha256.New, key, nil, "ferry web session v1", 32)
 	if err != nil {
+		st.Close()
 		return nil, fmt.Errorf("deriving the session key: %w", err)
 	}
-	st, err := database.Open(ctx, cfg.databaseDSN())
-	if err != nil {
-		return nil, fmt.Errorf("opening store: %w", err)
-	}
 	s := &Server{
-		cfg:         cfg,
-		log:         logger,
-		store:       st,
-		sealer:      seal,
-		git:         newGitReader(filepath.Join(cfg.DataDir, "mirrors"), logger),
-		metrics:     newMetrics(),
-		jobsReady:   newBroadcast(),
-		jobSignal:   make(chan struct{}, 1),
-		logs:        newStepSignals(),
-		agents:      newAgentCache(),
-		tokens:      newTokenCache(),
-		steps:       newStepIndex(),
-		leases:      newLeaseCache(),
-		passwords:   newPasswordAuth(),
-		stopping:    make(chan struct{}),
-		notifyQueue: make(chan notification, 256),
-		desired:     newBroadcast(),
+		cfg:           cfg,
+		log:           logger,
+		store:         st,
+		sealer:        seal,
+		git:           newGitReader(filepath.Join(cfg.DataDir, "mirrors"), logger),
+		metrics:       newMetrics(),
+		jobsReady:     newBroadcast(),
+		jobSignal:     make(chan struct{}, 1),
+		logs:          newStepSignals(),
+		agents:        newAgentCache(),
+		tokens:        newTokenCache(),
+		steps:         newStepIndex(),
+		leases:        newLeaseCache(),
+		passwords:     newPasswordAuth(),
+		stopping:      make(chan struct{}),
+		notifications: newNotifyQueue(),
+		started:       newNotifyQueue(),
+		finished:      newNotifyQueue(),
+		desired:       newBroadcast(),
 	}
 	s.storeFailed(time.Now()) // start-up counts as the end of an outage
 	if s.dispatch, err = newDispatcher(&cfg, s.metrics, logger); err != nil {
@@ -173,6 +184,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 			s.closeNotifications() // ends its worker
 		}
 	}()
+	s.builds = build.New(build.Options{
+		Store:  st,
+		Logger: logger,
+		AgentName: func(ctx context.Context, id int64) string {
+			return s.agents.name(ctx, st.Agents, id)
+		},
+		JobsReady:     s.jobsEnqueued,
+		LogAppended:   s.logs.notify,
+		TrustProblems: trustProblems,
+	})
 	s.deploy = s.newOrchestrator()
 	s.metrics.register(s)
 	s.notifier, err = newNotifier(&cfg, logger)
@@ -180,6 +201,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		st.Close()
 		return nil, err
 	}
+	s.subscribe()
 	if err := s.warnStatusTokens(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -205,6 +227,29 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	})
 	built = true
 	return s, nil
+}
+
+// Open opens the store the configuration names (applying migrations) and
+// returns a server on it, as New does.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	st, err := database.Open(ctx, cfg.DatabaseDSN())
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	return New(ctx, cfg, st, logger)
+}
+
+// Subscribe calls fn for every event of every build, from this server and
+// from the servers sharing its database, until unsubscribe is called. fn
+// must not block; see build.Bus.
+func (s *Server) Subscribe(fn func(build.Event)) (unsubscribe func()) {
+	return s.builds.Events().Subscribe(fn)
 }
 
 // Store returns the server's store, for in-process components (triggers,
@@ -297,10 +342,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // loops returns the background loops Serve runs.
 func (s *Server) loops() map[string]func(context.Context) error {
 	loops := map[string]func(context.Context) error{
-		"maintenance":   s.maintain,
-		"notifications": s.notifyLoop,
-		"cron":          s.newCron().Run,
-		"deploy":        s.deploy.Run,
+		"maintenance":     s.maintain,
+		"notifications":   s.notifyLoop,
+		"cron":            s.newCron().Run,
+		"deploy":          s.deploy.Run,
+		"finished builds": s.finishedLoop,
 	}
 	if p := s.poller(); p != nil {
 		loops["poller"] = p
@@ -309,6 +355,16 @@ func (s *Server) loops() map[string]func(context.Context) error {
 		loops["job signals"] = s.sendJobSignals
 		loops["job signal listener"] = func(ctx context.Context) error {
 			return s.store.Signals.ListenJobs(ctx, s.jobsReady.notify)
+		}
+		loops["build event relay"] = func(ctx context.Context) error {
+			return s.builds.RunRelay(ctx, s.store.Signals.NotifyEvents)
+		}
+		loops["build event listener"] = func(ctx context.Context) error {
+			return s.store.Signals.ListenEvents(ctx, func(payload []byte) {
+				if err := s.builds.Events().Receive(payload); err != nil {
+					s.log.Warn("decoding build events from another server", "err", err)
+				}
+			})
 		}
 	}
 	return loops

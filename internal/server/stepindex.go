@@ -34,13 +34,20 @@ func newStepIndex() *stepIndex {
 // stepID returns the ID of the step of pipeline pipelineID with the given
 // name, loading the pipeline from ps on a miss.
 func (x *stepIndex) stepID(ctx context.Context, ps store.PipelineStore, pipelineID int64, name string) (int64, error) {
+	id, _, err := x.step(ctx, ps, pipelineID, name)
+	return id, err
+}
+
+// step returns the ID of the step of pipeline pipelineID with the given
+// name, and the pipeline's name, loading the pipeline from ps on a miss.
+func (x *stepIndex) step(ctx context.Context, ps store.PipelineStore, pipelineID int64, name string) (int64, string, error) {
 	x.mu.Lock()
 	e := x.pipelines[pipelineID]
 	x.mu.Unlock()
 	if e == nil {
 		p, err := ps.Get(ctx, pipelineID)
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		e = &pipelineSteps{name: p.Name, ids: make(map[string]int64, len(p.Steps))}
 		for _, st := range p.Steps {
@@ -55,9 +62,9 @@ func (x *stepIndex) stepID(ctx context.Context, ps store.PipelineStore, pipeline
 	}
 	id, ok := e.ids[name]
 	if !ok {
-		return 0, notFound("pipeline %q has no step %q", e.name, name)
+		return 0, e.name, notFound("pipeline %q has no step %q", e.name, name)
 	}
-	return id, nil
+	return id, e.name, nil
 }
 
 // forget drops pipeline pipelineID.

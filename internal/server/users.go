@@ -74,7 +74,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 // server running and no token: it is how an operator who lost the token
 // printed on first start gets another. The server need not be stopped.
 func MintAdminToken(ctx context.Context, cfg Config, name string) (string, error) {
-	st, err := database.Open(ctx, cfg.databaseDSN())
+	st, err := database.Open(ctx, cfg.DatabaseDSN())
 	if err != nil {
 		return "", fmt.Errorf("opening store: %w", err)
 	}

@@ -174,21 +174,21 @@ type PipelineStore interface {
 	// build; it marks nothing when the pipeline is not pending, missing
 	// included.
 	Start(ctx context.Context, id int64, agent string, at time.Time) (pipeline, build bool, err error)
-	// Complete records that job jobID ended, when that ends its build: if
-	// the job is finished, its pipeline is the build's last unfinished
-	// one, no other job of the build is blocked, pending or running, and
-	// the build is neither finished nor waiting for or declined by an
-	// approval, then, in one transaction, the pipeline takes the job's
-	// status, error and finish time (and its start time and agent, unless
-	// it has them), its unfinished steps end (a running one as killed
-	// when the job was, as error otherwise, with the job's error or
-	// UnreportedStepError, a pending one as skipped), and
-	// the build takes the status and error that derive returns for its
-	// pipelines, finishing at the current time (its version is
-	// incremented). Complete returns nil and changes nothing when any of
-	// that does not hold, or when derive returns a status that is not
-	// final, or the build changed meanwhile.
-	Complete(ctx context.Context, jobID int64, agent string, derive func(*Build, []*Pipeline) (Status, string)) (*Completion, error)
+	// Complete records that job jobID ended, when that finishes the last
+	// unfinished pipeline of its build: if the job is finished, its
+	// pipeline is the build's last unfinished one, no other job of the
+	// build is blocked, pending or running, and the build is neither
+	// finished nor waiting for or declined by an approval, then, in one
+	// transaction, the pipeline takes the job's status, error and finish
+	// time (and its start time and agent, unless it has them), and its
+	// unfinished steps end (a running one as killed when the job was, as
+	// error otherwise, with the job's error or UnreportedStepError, a
+	// pending one as skipped). Complete does not change the build: it
+	// returns the build as it read it, with all its pipelines, for the
+	// caller to derive the build's status and write it with
+	// BuildStore.Update. It returns nil and changes nothing when any of
+	// that does not hold.
+	Complete(ctx context.Context, jobID int64, agent string) (*Completion, error)
 }
 
 // UnreportedStepError is the error of a step that was running when its
@@ -199,10 +199,14 @@ const UnreportedStepError = "the agent did not report the end of this step"
 type Completion struct {
 	// Pipeline is the finished pipeline, without its steps.
 	Pipeline *Pipeline
-	// Build is the finished build.
+	// Build is the pipeline's build, as Complete read it: not finished,
+	// at the version to update.
 	Build *Build
-	// Steps are the IDs of the steps that Complete ended.
-	Steps []int64
+	// Pipelines are all of the build's pipelines, without their steps,
+	// after Complete: every one of them is finished.
+	Pipelines []*Pipeline
+	// Steps are the steps that Complete ended.
+	Steps []*Step
 }
 
 // Step is one step of a pipeline.
@@ -227,8 +231,11 @@ type StepStore interface {
 	Get(ctx context.Context, id int64) (*Step, error)
 	// Update writes s's status, exit code, error and times.
 	Update(ctx context.Context, s *Step) error
-	// Advance writes what Update writes, but only while the stored step
-	// is not finished (a finished step never moves back), and reports
-	// whether it wrote. It returns ErrNotFound when there is no such step.
+	// Advance writes what Update writes, but only when that moves the
+	// step forward: to running only from pending, to a final status only
+	// while the stored step is not finished (a finished step never moves
+	// back). It reports whether it wrote, so that of several callers
+	// making one move, exactly one gets true. It returns ErrNotFound when
+	// there is no such step.
 	Advance(ctx context.Context, s *Step) (bool, error)
 }

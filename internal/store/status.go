@@ -1,5 +1,7 @@
 package store
 
+import "slices"
+
 // Status is the state of a build, pipeline, step or job.
 type Status string
 
@@ -28,11 +30,11 @@ const (
 	StatusDeclined Status = "declined"
 )
 
+// FinalStatuses are the terminal statuses: a build, pipeline, step or job
+// in one of them never changes again. The drivers' SQL uses this list.
+var FinalStatuses = []Status{StatusSuccess, StatusFailure, StatusError, StatusKilled, StatusSkipped, StatusDeclined}
+
 // Done reports whether s is a terminal status.
 func (s Status) Done() bool {
-	switch s {
-	case StatusSuccess, StatusFailure, StatusError, StatusKilled, StatusSkipped, StatusDeclined:
-		return true
-	}
-	return false
+	return slices.Contains(FinalStatuses, s)
 }

@@ -66,9 +66,11 @@ type Store struct {
 	Closer io.Closer
 }
 
-// Signals are wake-up calls between servers that share a database: a
-// server that enqueues jobs tells the others, whose agents wait for work.
-// They only shorten waits; nothing depends on a signal arriving.
+// Signals are messages between servers that share a database: a server
+// that enqueues jobs tells the others, whose agents wait for work, and
+// servers relay the events of internal/build to each other. They only
+// shorten waits and feed live views; nothing depends on a signal
+// arriving.
 type Signals interface {
 	// NotifyJobs tells every listening server that jobs may be ready.
 	NotifyJobs(ctx context.Context) error
@@ -77,6 +79,14 @@ type Signals interface {
 	// missed meanwhile), until ctx ends. It reconnects after errors and
 	// returns ctx's error.
 	ListenJobs(ctx context.Context, fn func()) error
+	// NotifyEvents sends payload (at most 7,000 bytes) to every other
+	// server's ListenEvents. Delivery is best effort: a server that is
+	// not listening at that moment misses it.
+	NotifyEvents(ctx context.Context, payload []byte) error
+	// ListenEvents calls fn with the payload of every NotifyEvents of the
+	// other servers, in the order each server sent them, until ctx ends.
+	// It reconnects after errors and returns ctx's error.
+	ListenEvents(ctx context.Context, fn func(payload []byte)) error
 }
 
 // Close releases the store's database connections. The store must not be

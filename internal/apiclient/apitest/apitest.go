@@ -52,7 +52,7 @@ func NewServer(t testing.TB) *Server {
 	cfg.AdminToken = AdminToken
 	cfg.Addr = hs.Listener.Addr().String()
 	cfg.URL = "http://" + cfg.Addr
-	srv, err := server.New(context.Background(), cfg, Logger(t, "server"))
+	srv, err := server.Open(context.Background(), cfg, Logger(t, "server"))
 	if err != nil {
 		hs.Close()
 		t.Fatalf("server.New: %v", err)

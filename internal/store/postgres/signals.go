@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"crypto/rand"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -10,6 +11,10 @@ import (
 
 // jobsChannel is the LISTEN/NOTIFY channel on which servers announce jobs.
 const jobsChannel = "ferry_jobs"
+
+// eventsChannel is the LISTEN/NOTIFY channel on which servers relay the
+// events of internal/build to each other.
+const eventsChannel = "ferry_events"
 
 // signals implements store.Signals with PostgreSQL's LISTEN/NOTIFY, so that
 // an agent waiting on one server hears at once of a job another server
@@ -31,10 +36,38 @@ func (s signals) NotifyJobs(ctx context.Context) error {
 }
 
 func (s signals) ListenJobs(ctx context.Context, fn func()) error {
+	return s.listenLoop(ctx, jobsChannel, fn, func(payload string) {
+		if payload != s.id {
+			fn()
+		}
+	})
+}
+
+// NotifyEvents implements store.Signals. A payload is signed with the
+// store's ID, which its own listener drops.
+func (s signals) NotifyEvents(ctx context.Context, payload []byte) error {
+	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, eventsChannel, s.id+" "+string(payload))
+	return err
+}
+
+// ListenEvents implements store.Signals.
+func (s signals) ListenEvents(ctx context.Context, fn func(payload []byte)) error {
+	return s.listenLoop(ctx, eventsChannel, nil, func(payload string) {
+		from, data, ok := strings.Cut(payload, " ")
+		if ok && from != s.id {
+			fn([]byte(data))
+		}
+	})
+}
+
+// listenLoop listens on channel until ctx ends, reconnecting after
+// failures, and calls onListen (unless nil) whenever it starts listening
+// and fn for every notification.
+func (s signals) listenLoop(ctx context.Context, channel string, onListen func(), fn func(payload string)) error {
 	wait := 100 * time.Millisecond
 	for {
 		start := time.Now()
-		_ = s.listen(ctx, fn)
+		_ = s.listen(ctx, channel, onListen, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -55,8 +88,9 @@ func (s signals) ListenJobs(ctx context.Context, fn func()) error {
 }
 
 // listen holds one connection of its own, taken out of the pool, and calls
-// fn for every notification until the connection fails or ctx ends.
-func (s signals) listen(ctx context.Context, fn func()) error {
+// fn for every notification on channel until the connection fails or ctx
+// ends.
+func (s signals) listen(ctx context.Context, channel string, onListen func(), fn func(payload string)) error {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -67,17 +101,17 @@ func (s signals) listen(ctx context.Context, fn func()) error {
 		defer cancel()
 		_ = c.Close(cctx)
 	}()
-	if _, err := c.Exec(ctx, `LISTEN `+jobsChannel); err != nil {
+	if _, err := c.Exec(ctx, `LISTEN `+channel); err != nil {
 		return err
 	}
-	fn()
+	if onListen != nil {
+		onListen()
+	}
 	for {
 		n, err := c.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
-		if n.Payload != s.id {
-			fn()
-		}
+		fn(n.Payload)
 	}
 }

@@ -250,6 +250,11 @@ func testPipelinesAndSteps(t *testing.T, s *store.Store) {
 	ok, err := s.Steps.Advance(c, &next)
 	must(t, err)
 	eq(t, "Advance of a pending step wrote", ok, true)
+	again := next
+	again.Started = started.Add(time.Second)
+	ok, err = s.Steps.Advance(c, &again)
+	must(t, err)
+	eq(t, "Advance of a running step to running wrote", ok, false)
 	next.Status, next.ExitCode, next.Finished = store.StatusSuccess, 0, finished
 	ok, err = s.Steps.Advance(c, &next)
 	must(t, err)
@@ -379,18 +384,10 @@ func testPipelineComplete(t *testing.T, s *store.Store) {
 		must(t, err)
 	}
 	ja, jb := jobs[ps[0].ID], jobs[ps[1].ID]
-	derive := func(_ *store.Build, pls []*store.Pipeline) (store.Status, string) {
-		for _, p := range pls {
-			if p.Status == store.StatusError {
-				return store.StatusError, p.Name + ": " + p.Error
-			}
-		}
-		return store.StatusSuccess, ""
-	}
 
 	// Another pipeline still runs: nothing changes.
 	must(t, s.Jobs.Complete(c, ja.ID, ja.LeaseToken, store.StatusSuccess, ""))
-	done, err := s.Pipelines.Complete(c, ja.ID, "runner-1", derive)
+	done, err := s.Pipelines.Complete(c, ja.ID, "runner-1")
 	must(t, err)
 	eq(t, "Complete with another pipeline running", done == nil, true)
 	got, err := s.Pipelines.Get(c, ps[0].ID)
@@ -400,21 +397,39 @@ func testPipelineComplete(t *testing.T, s *store.Store) {
 	_, err = s.Pipelines.Finish(c, got)
 	must(t, err)
 
-	// The last pipeline ends its steps and the build.
+	// The last pipeline ends its steps; the build is left to the caller.
+	before, err := s.Builds.Get(c, b.ID)
+	must(t, err)
 	test := ps[1].Steps[1]
 	test.Status, test.Started = store.StatusRunning, time.Now()
 	must(t, s.Steps.Update(c, test))
 	must(t, s.Jobs.Complete(c, jb.ID, jb.LeaseToken, store.StatusError, "boom"))
-	done, err = s.Pipelines.Complete(c, jb.ID, "runner-1", derive)
+	done, err = s.Pipelines.Complete(c, jb.ID, "runner-1")
 	must(t, err)
 	if done == nil {
 		t.Fatal("Complete of the last pipeline did nothing")
 	}
 	eq(t, "completed pipeline status", done.Pipeline.Status, store.StatusError)
 	eq(t, "completed pipeline agent", done.Pipeline.Agent, "runner-1")
-	eq(t, "completed build status", done.Build.Status, store.StatusError)
 	eq(t, "ended steps", len(done.Steps), 2)
+	for _, st := range done.Steps {
+		eq(t, "ended step "+st.Name+" is final", st.Status.Done(), true)
+	}
+	eq(t, "completed build ID", done.Build.ID, b.ID)
+	eq(t, "completed build version", done.Build.Version, before.Version)
+	eq(t, "completed build status", done.Build.Status, before.Status)
+	eq(t, "completion pipelines", len(done.Pipelines), 2)
+	for _, p := range done.Pipelines {
+		eq(t, "completion pipeline "+p.Name+" is final", p.Status.Done(), true)
+	}
 	gb, err := s.Builds.Get(c, b.ID)
+	must(t, err)
+	eq(t, "stored build status after Complete", gb.Status, before.Status)
+	eq(t, "stored build version after Complete", gb.Version, before.Version)
+	// The caller finishes the build at the version Complete read.
+	done.Build.Status, done.Build.Error, done.Build.Finished = store.StatusError, "b: boom", time.Now()
+	must(t, s.Builds.Update(c, done.Build))
+	gb, err = s.Builds.Get(c, b.ID)
 	must(t, err)
 	eq(t, "stored build status", gb.Status, store.StatusError)
 	eq(t, "stored build error", gb.Error, "b: boom")
@@ -431,7 +446,7 @@ func testPipelineComplete(t *testing.T, s *store.Store) {
 	eq(t, "pending step status", gp.Steps[0].Status, store.StatusSkipped)
 
 	// A second Complete finds the pipeline finished.
-	done, err = s.Pipelines.Complete(c, jb.ID, "runner-1", derive)
+	done, err = s.Pipelines.Complete(c, jb.ID, "runner-1")
 	must(t, err)
 	eq(t, "second Complete", done == nil, true)
 }

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -318,10 +317,17 @@ func (s *pipelines) Start(ctx context.Context, id int64, agent string, at time.T
 // on the row id of table unless its status is final, and reports whether
 // it did. A row that does not exist is ErrNotFound.
 func (b *base) updateUnfinished(ctx context.Context, table string, id int64, set string, args ...any) (bool, error) {
+	return b.updateWhere(ctx, table, id, `status NOT IN `+finalStatuses, set, args...)
+}
+
+// updateWhere sets the columns of set (placeholders $1..$n for args) on
+// the row id of table if its status satisfies cond, and reports whether it
+// did. A row that does not exist is ErrNotFound.
+func (b *base) updateWhere(ctx context.Context, table string, id int64, cond, set string, args ...any) (bool, error) {
 	changed := false
 	err := b.auto(ctx, func(q Querier) error {
 		n, err := q.Exec(ctx,
-			fmt.Sprintf(`UPDATE %s SET %s WHERE id = $%d AND status NOT IN %s`, table, set, len(args)+1, finalStatuses),
+			fmt.Sprintf(`UPDATE %s SET %s WHERE id = $%d AND %s`, table, set, len(args)+1, cond),
 			append(args, id)...)
 		if err != nil {
 			return err
@@ -336,15 +342,17 @@ func (b *base) updateUnfinished(ctx context.Context, table string, id int64, set
 	return changed, err
 }
 
-// errNotComplete rolls back a Complete that found its build changed.
-var errNotComplete = errors.New("the build changed meanwhile")
-
-// finalStatuses lists the final statuses for a SQL IN clause.
-const finalStatuses = `('success', 'failure', 'error', 'killed', 'skipped', 'declined')`
+// finalStatuses lists store.FinalStatuses for a SQL IN clause.
+var finalStatuses = func() string {
+	q := make([]string, len(store.FinalStatuses))
+	for i, st := range store.FinalStatuses {
+		q[i] = "'" + string(st) + "'"
+	}
+	return "(" + strings.Join(q, ", ") + ")"
+}()
 
 // Complete implements store.PipelineStore.
-func (s *pipelines) Complete(ctx context.Context, jobID int64, agent string,
-	derive func(*store.Build, []*store.Pipeline) (store.Status, string)) (*store.Completion, error) {
+func (s *pipelines) Complete(ctx context.Context, jobID int64, agent string) (*store.Completion, error) {
 	var c *store.Completion
 	err := s.db.Tx(ctx, func(q Querier) error {
 		c = nil
@@ -369,9 +377,8 @@ func (s *pipelines) Complete(ctx context.Context, jobID int64, agent string,
 		if b.Status.Done() || b.Approval == store.ApprovalPending || b.Approval == store.ApprovalDeclined {
 			return nil
 		}
-		t := now()
 		if finished.IsZero() {
-			finished = t
+			finished = now()
 		}
 		p, err := scanPipeline(q.QueryRow(ctx,
 			`UPDATE pipelines SET status = $1, error = $2, finished = $3, started = COALESCE(started, $4),
@@ -397,25 +404,12 @@ func (s *pipelines) Complete(ctx context.Context, jobID int64, agent string,
 		if stepErr == "" {
 			stepErr = store.UnreportedStepError
 		}
-		rows, err := q.Query(ctx,
+		ended, err := queryAll(ctx, q, scanStep,
 			`UPDATE steps SET status = CASE WHEN status = 'running' THEN $1 ELSE 'skipped' END,
 				error = CASE WHEN status = 'running' AND $5 THEN $2 ELSE error END, finished = $3
-			 WHERE pipeline_id = $4 AND status NOT IN `+finalStatuses+` RETURNING id`,
+			 WHERE pipeline_id = $4 AND status NOT IN `+finalStatuses+` RETURNING `+stepCols,
 			string(running), stepErr, finished, pipelineID, setErr)
 		if err != nil {
-			return fmt.Errorf("ending steps of pipeline %d: %w", pipelineID, err)
-		}
-		var ended []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return fmt.Errorf("ending steps of pipeline %d: %w", pipelineID, err)
-			}
-			ended = append(ended, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return fmt.Errorf("ending steps of pipeline %d: %w", pipelineID, err)
 		}
 		pls, err := queryAll(ctx, q, scanPipeline,
@@ -423,36 +417,9 @@ func (s *pipelines) Complete(ctx context.Context, jobID int64, agent string,
 		if err != nil {
 			return fmt.Errorf("listing pipelines of build %d: %w", buildID, err)
 		}
-		bStatus, bError := derive(b, pls)
-		if !bStatus.Done() {
-			return errNotComplete
-		}
-		if b.Started.IsZero() {
-			b.Started = t
-		}
-		if b.Finished.IsZero() {
-			b.Finished = t
-		}
-		n, err := q.Exec(ctx,
-			`UPDATE builds SET status = $1, error = $2, started = $3, finished = $4, updated = $5,
-				version = version + 1
-			 WHERE id = $6 AND version = $7`,
-			string(bStatus), bError, nullTime(b.Started), nullTime(b.Finished), t, b.ID, b.Version)
-		if err != nil {
-			return fmt.Errorf("finishing build %d: %w", buildID, err)
-		}
-		if n == 0 {
-			return errNotComplete
-		}
-		b.Status, b.Error, b.Updated = bStatus, bError, t
-		b.Started, b.Finished = norm(b.Started), norm(b.Finished)
-		b.Version++
-		c = &store.Completion{Pipeline: p, Build: b, Steps: ended}
+		c = &store.Completion{Pipeline: p, Build: b, Pipelines: pls, Steps: ended}
 		return nil
 	})
-	if errors.Is(err, errNotComplete) {
-		return nil, nil
-	}
 	if err != nil {
 		return nil, s.wrap(err, "completing job %d", jobID)
 	}
@@ -493,7 +460,12 @@ func (s *steps) Update(ctx context.Context, st *store.Step) error {
 
 // Advance implements store.StepStore.
 func (s *steps) Advance(ctx context.Context, st *store.Step) (bool, error) {
-	changed, err := s.updateUnfinished(ctx, "steps", st.ID,
+	// A step moves pending → running → final, or pending → final at once.
+	cond := `status NOT IN ` + finalStatuses
+	if st.Status == store.StatusRunning {
+		cond = `status = 'pending'`
+	}
+	changed, err := s.updateWhere(ctx, "steps", st.ID, cond,
 		`status = $1, exit_code = $2, error = $3, started = $4, finished = $5`,
 		string(st.Status), st.ExitCode, st.Error, nullTime(st.Started), nullTime(st.Finished))
 	if err != nil {
