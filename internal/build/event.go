@@ -38,6 +38,12 @@ const (
 	PipelineFinished Kind = "pipeline_finished"
 	// BuildFinished: the build reached a final status.
 	BuildFinished Kind = "build_finished"
+
+	// Resync is no transition: this server started (again) to hear the
+	// other servers' events, and may have missed some before. A
+	// subscriber that mirrors builds (a live view) reads them again. It
+	// names no build.
+	Resync Kind = "resync"
 )
 
 // Event is one transition. Every event names its build; pipeline and step
@@ -131,9 +137,14 @@ func (b *Bus) deliver(ev Event) {
 }
 
 // Receive delivers events that another server published and relayed (see
-// Lifecycle.Relay), encoded as Encode encodes them. Events of this bus's
-// own origin are dropped: they were delivered when published.
+// Lifecycle.RunRelay). Events of this bus's own origin are dropped: they
+// were delivered when published. A nil payload says that the relay
+// (re)started listening, and delivers a Resync event.
 func (b *Bus) Receive(payload []byte) error {
+	if payload == nil {
+		b.deliver(Event{Kind: Resync, Time: time.Now()})
+		return nil
+	}
 	var evs []Event
 	if err := json.Unmarshal(payload, &evs); err != nil {
 		return err
@@ -147,6 +158,3 @@ func (b *Bus) Receive(payload []byte) error {
 	}
 	return nil
 }
-
-// Encode encodes events for Receive.
-func Encode(evs []Event) ([]byte, error) { return json.Marshal(evs) }

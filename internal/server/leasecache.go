@@ -28,6 +28,7 @@ type leaseInfo struct {
 	token      string
 	pipelineID int64
 	buildID    int64
+	repoID     int64
 	attempts   int
 }
 
@@ -42,7 +43,8 @@ func (c *leaseCache) put(j *store.Job) {
 	if len(c.jobs) >= leaseCacheSize {
 		clear(c.jobs)
 	}
-	c.jobs[j.ID] = leaseInfo{token: j.LeaseToken, pipelineID: j.PipelineID, buildID: j.BuildID, attempts: j.Attempts}
+	c.jobs[j.ID] = leaseInfo{token: j.LeaseToken, pipelineID: j.PipelineID, buildID: j.BuildID, repoID: j.RepoID,
+		attempts: j.Attempts}
 }
 
 // get returns the remembered lease of job id if its token is token.
@@ -61,7 +63,7 @@ func (c *leaseCache) forget(id int64) {
 }
 
 // reportedJob checks that token is the current lease of job id and returns
-// the job's identity (ID, PipelineID, BuildID, Attempts, LeaseToken; not
+// the job's identity (ID, PipelineID, BuildID, RepoID, Attempts, LeaseToken; not
 // its payload or times). A lease this server remembers costs one small
 // read; any other is read from the store and remembered.
 func (s *Server) reportedJob(ctx context.Context, id int64, token string) (*store.Job, error) {
@@ -82,6 +84,6 @@ func (s *Server) reportedJob(ctx context.Context, id int64, token string) (*stor
 	if err != nil {
 		return nil, err
 	}
-	return &store.Job{ID: id, PipelineID: l.pipelineID, BuildID: l.buildID, Attempts: l.attempts,
+	return &store.Job{ID: id, PipelineID: l.pipelineID, BuildID: l.buildID, RepoID: l.repoID, Attempts: l.attempts,
 		LeaseToken: token, Status: store.StatusRunning}, nil
 }

@@ -112,6 +112,13 @@ func freshSchema(t *testing.T) string {
 // configuration adjusted by edit, serving until the test ends.
 func startServer(t *testing.T, driver string, edit func(*server.Config)) *testServer {
 	t.Helper()
+	return startServerWith(t, driver, edit, nil)
+}
+
+// startServerWith starts a server as startServer does, and calls before
+// with it before it serves.
+func startServerWith(t *testing.T, driver string, edit func(*server.Config), before func(*server.Server)) *testServer {
+	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.AdminToken = adminToken
@@ -134,6 +141,9 @@ func startServer(t *testing.T, driver string, edit func(*server.Config)) *testSe
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)
+	}
+	if before != nil {
+		before(srv)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -19,12 +19,16 @@ import (
 type fakeGitHub struct {
 	mu       sync.Mutex
 	statuses []string // "sha context state"
+	// described are the statuses with their descriptions:
+	// "sha context state: description".
+	described []string
 }
 
 func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		State   string `json:"state"`
-		Context string `json:"context"`
+		State       string `json:"state"`
+		Context     string `json:"context"`
+		Description string `json:"description"`
 	}
 	if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/repos/acme/app/statuses/") ||
 		r.Header.Get("Authorization") == "" || json.NewDecoder(r.Body).Decode(&body) != nil {
@@ -33,6 +37,7 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.statuses = append(f.statuses, strings.TrimPrefix(r.URL.Path, "/repos/acme/app/statuses/")+" "+body.Context+" "+body.State)
+	f.described = append(f.described, f.statuses[len(f.statuses)-1]+": "+body.Description)
 	f.mu.Unlock()
 	w.WriteHeader(http.StatusCreated)
 }

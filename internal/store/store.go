@@ -84,8 +84,10 @@ type Signals interface {
 	// not listening at that moment misses it.
 	NotifyEvents(ctx context.Context, payload []byte) error
 	// ListenEvents calls fn with the payload of every NotifyEvents of the
-	// other servers, in the order each server sent them, until ctx ends.
-	// It reconnects after errors and returns ctx's error.
+	// other servers, in the order each server sent them, and with a nil
+	// payload whenever it starts or restarts listening (payloads may
+	// have been missed meanwhile), until ctx ends. It reconnects after
+	// errors and returns ctx's error.
 	ListenEvents(ctx context.Context, fn func(payload []byte)) error
 }
 

@@ -53,7 +53,10 @@ func Open(ctx context.Context, dsn string) (*store.Store, error) {
 		return nil, err
 	}
 	st := sqlstore.New(d, dialect)
-	st.Signals = newSignals(pool)
+	if st.Signals, err = newSignals(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return st, nil
 }
 

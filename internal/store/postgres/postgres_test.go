@@ -221,3 +221,51 @@ func TestSignalsReachOtherServers(t *testing.T) {
 		t.Fatal("ListenJobs did not return within a minute of its context's end")
 	}
 }
+
+// TestEventSignals checks that event payloads one store sends reach the
+// listener of another store on the same database in order, that a store
+// does not hear its own, and that the listener says when it starts
+// listening (with a nil payload).
+func TestEventSignals(t *testing.T) {
+	dsn := freshSchema(t)
+	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	got := make(chan []byte, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Signals.ListenEvents(ctx, func(p []byte) { got <- p }) }()
+	next := func(what string) []byte {
+		t.Helper()
+		select {
+		case p := <-got:
+			return p
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no payload %s within 10s", what)
+			return nil
+		}
+	}
+	if p := next("when listening starts"); p != nil {
+		t.Fatalf("first call got %q, want nil when listening starts", p)
+	}
+	if err := a.Signals.NotifyEvents(context.Background(), []byte("own")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := b.Signals.NotifyEvents(context.Background(), fmt.Appendf(nil, "event %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if p, want := string(next(fmt.Sprintf("for event %d", i))), fmt.Sprintf("event %d", i); p != want {
+			t.Errorf("payload %d = %q, want %q (a store's own payloads are not delivered)", i, p, want)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("ListenEvents returned %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ListenEvents did not return within 10s of its context's end")
+	}
+}

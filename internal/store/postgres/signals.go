@@ -3,9 +3,13 @@ package postgres
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -16,6 +20,21 @@ const jobsChannel = "ferry_jobs"
 // events of internal/build to each other.
 const eventsChannel = "ferry_events"
 
+// channelName returns the name of channel for the store in schema:
+// notifications reach every session of a database, and stores in other
+// schemas of it are other clusters.
+func channelName(channel, schema string) string {
+	if schema == "" || schema == "public" {
+		return channel
+	}
+	name := channel + "_" + schema
+	if len(name) > 63 {
+		sum := sha256.Sum256([]byte(schema))
+		name = channel + "_" + hex.EncodeToString(sum[:8])
+	}
+	return name
+}
+
 // signals implements store.Signals with PostgreSQL's LISTEN/NOTIFY, so that
 // an agent waiting on one server hears at once of a job another server
 // enqueued, instead of every waiting lease polling the database. Each
@@ -24,19 +43,26 @@ const eventsChannel = "ferry_events"
 type signals struct {
 	pool *pgxpool.Pool
 	id   string
+	// jobs and events are the channels' names for this store's schema.
+	jobs, events string
 }
 
-func newSignals(pool *pgxpool.Pool) signals {
-	return signals{pool: pool, id: rand.Text()}
+func newSignals(ctx context.Context, pool *pgxpool.Pool) (signals, error) {
+	var schema string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return signals{}, fmt.Errorf("reading the current schema: %w", err)
+	}
+	return signals{pool: pool, id: rand.Text(),
+		jobs: channelName(jobsChannel, schema), events: channelName(eventsChannel, schema)}, nil
 }
 
 func (s signals) NotifyJobs(ctx context.Context) error {
-	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, jobsChannel, s.id)
+	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.jobs, s.id)
 	return err
 }
 
 func (s signals) ListenJobs(ctx context.Context, fn func()) error {
-	return s.listenLoop(ctx, jobsChannel, fn, func(payload string) {
+	return s.listenLoop(ctx, s.jobs, fn, func(payload string) {
 		if payload != s.id {
 			fn()
 		}
@@ -46,13 +72,13 @@ func (s signals) ListenJobs(ctx context.Context, fn func()) error {
 // NotifyEvents implements store.Signals. A payload is signed with the
 // store's ID, which its own listener drops.
 func (s signals) NotifyEvents(ctx context.Context, payload []byte) error {
-	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, eventsChannel, s.id+" "+string(payload))
+	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.events, s.id+" "+string(payload))
 	return err
 }
 
 // ListenEvents implements store.Signals.
 func (s signals) ListenEvents(ctx context.Context, fn func(payload []byte)) error {
-	return s.listenLoop(ctx, eventsChannel, nil, func(payload string) {
+	return s.listenLoop(ctx, s.events, func() { fn(nil) }, func(payload string) {
 		from, data, ok := strings.Cut(payload, " ")
 		if ok && from != s.id {
 			fn([]byte(data))
@@ -101,7 +127,7 @@ func (s signals) listen(ctx context.Context, channel string, onListen func(), fn
 		defer cancel()
 		_ = c.Close(cctx)
 	}()
-	if _, err := c.Exec(ctx, `LISTEN `+channel); err != nil {
+	if _, err := c.Exec(ctx, `LISTEN `+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
 	if onListen != nil {
