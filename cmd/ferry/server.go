@@ -107,11 +107,8 @@ func serverCommand() *ucli.Command {
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			server.Version = cli.Version
-			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("invalid configuration: %w", err)
-			}
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-				return fmt.Errorf("creating data directory: %w", err)
+			if err := server.PrepareDataDir(&cfg, logger); err != nil {
+				return err
 			}
 			st, err := database.Open(ctx, cfg.DatabaseDSN())
 			if err != nil {

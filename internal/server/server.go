@@ -119,15 +119,8 @@ func New(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := PrepareDataDir(&cfg, logger); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("invalid configuration: %w", err)
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("creating data directory: %w", err)
-	}
-	if err := privateDir(cfg.DataDir, logger); err != nil {
 		return nil, err
 	}
 	key, generated, err := cfg.loadKey()
@@ -229,14 +222,27 @@ func New(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger) 
 	return s, nil
 }
 
-// Open opens the store the configuration names (applying migrations) and
-// returns a server on it, as New does.
-func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) {
+// PrepareDataDir checks the configuration, and creates the data directory
+// or checks that it is private (see privateDir). Call it before opening a
+// store in the data directory.
+func PrepareDataDir(cfg *Config, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid configuration: %w", err)
+		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data directory: %w", err)
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	return privateDir(cfg.DataDir, logger)
+}
+
+// Open prepares the data directory, opens the store the configuration
+// names (applying migrations) and returns a server on it, as New does.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := PrepareDataDir(&cfg, logger); err != nil {
+		return nil, err
 	}
 	st, err := database.Open(ctx, cfg.DatabaseDSN())
 	if err != nil {

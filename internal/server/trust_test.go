@@ -139,7 +139,7 @@ func TestDataDirIsPrivate(t *testing.T) {
 	}
 	cfg := server.DefaultConfig()
 	cfg.DataDir = open
-	srv, err := server.New(t.Context(), cfg, nil)
+	srv, err := server.Open(t.Context(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +151,8 @@ func TestDataDirIsPrivate(t *testing.T) {
 	}
 
 	cfg.DataDir = shared
-	if _, err := server.New(t.Context(), cfg, nil); err == nil || !strings.Contains(err.Error(), "shared directory") {
-		t.Errorf("server.New with a sticky data dir: %v", err)
+	if _, err := server.Open(t.Context(), cfg, nil); err == nil || !strings.Contains(err.Error(), "shared directory") {
+		t.Errorf("server.Open with a sticky data dir: %v", err)
 	}
 	if fi, err := os.Stat(shared); err != nil || fi.Mode() != os.ModeDir|os.ModeSticky|0o777 {
 		t.Errorf("the shared dir's mode changed: %v, %v", fi.Mode(), err)
