@@ -23,8 +23,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ferryci/ferry/internal/compiler"
+	"github.com/ferryci/ferry/internal/gittest"
 	"github.com/ferryci/ferry/internal/rpc"
-	"github.com/ferryci/ferry/internal/testgit"
 	"github.com/ferryci/ferry/internal/testimage"
 )
 
@@ -37,7 +37,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // testJob is a job of pipeline "build" at sha on main.
-func testJob(repo *testgit.Repo, sha, config string) rpc.Job {
+func testJob(repo *gittest.Repo, sha, config string) rpc.Job {
 	return rpc.Job{
 		BuildID:    7,
 		Pipeline:   "build",
@@ -210,7 +210,7 @@ func sleeper(pidFile string) string {
 
 func TestJobReportsStepsAndLogsInOrder(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	first := repo.Commit("commit", map[string]string{"hello.txt": "hello v1\n"})
 	// main moves on: the job's commit is no longer the tip, and with
 	// depth 1 the agent must fetch it by SHA.
@@ -315,7 +315,7 @@ func TestJobReportsStepsAndLogsInOrder(t *testing.T) {
 // the dispatch benchmark (docs/benchmarks.md), not for a test.
 func TestShortJobReportsInOneRequest(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	id := s.enqueue(testJob(repo, sha, execPipeline("- name: hi\n  commands:\n  - echo hi\n")), localLabels)
@@ -360,7 +360,7 @@ func equalMaps(a, b map[string]string) bool {
 
 func TestLogsStreamWhileStepRuns(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	g := newGate(t)
@@ -383,7 +383,7 @@ func TestLogsStreamWhileStepRuns(t *testing.T) {
 
 func TestServerOutageLosesNothing(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	const n = 200
@@ -436,7 +436,7 @@ func TestServerOutageLosesNothing(t *testing.T) {
 
 func TestLeaseRetriesUntilServerAnswers(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	s.drop.Store(true) // connections are cut: network errors, not answers
@@ -455,7 +455,7 @@ func TestLeaseRetriesUntilServerAnswers(t *testing.T) {
 
 func TestCancelStopsStep(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
@@ -481,7 +481,7 @@ func TestCancelStopsStep(t *testing.T) {
 
 func TestLeaseLostStopsJob(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
@@ -506,7 +506,7 @@ func TestLeaseLostStopsJob(t *testing.T) {
 
 func TestDrainFinishesRunningJob(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	g := newGate(t)
@@ -537,7 +537,7 @@ func TestDrainFinishesRunningJob(t *testing.T) {
 
 func TestStopKillsRunningJob(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
@@ -570,7 +570,7 @@ func TestStopKillsRunningJob(t *testing.T) {
 
 func TestCapacityRunsJobsConcurrently(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	g := newGate(t)
@@ -602,7 +602,7 @@ func TestCapacityRunsJobsConcurrently(t *testing.T) {
 
 func TestCloneFailureIsReported(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	job := testJob(repo, sha, execPipeline("- name: hi\n  commands:\n  - echo hi\n"))
@@ -622,7 +622,7 @@ func TestCloneFailureIsReported(t *testing.T) {
 func TestCloneDisabledAndBadConfig(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	repo := &testgit.Repo{Dir: "/nonexistent"}
+	repo := &gittest.Repo{Dir: "/nonexistent"}
 	noClone := testJob(repo, "", execPipeline("- name: ls\n  commands:\n  - ls -A | wc -l\n"))
 	noClone.Clone.Disable = true
 	a := s.enqueue(noClone, localLabels)
@@ -655,7 +655,7 @@ func TestUntrustedJobIsRefused(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
 	marker := filepath.Join(t.TempDir(), "ran")
-	job := testJob(&testgit.Repo{Dir: "/nonexistent"}, "", execPipeline("- name: x\n  commands: [touch "+marker+"]\n"))
+	job := testJob(&gittest.Repo{Dir: "/nonexistent"}, "", execPipeline("- name: x\n  commands: [touch "+marker+"]\n"))
 	job.Clone.Disable = true
 	job.Trusted = false
 	id := s.enqueue(job, localLabels)
@@ -849,7 +849,7 @@ func TestDockerJobCancelLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"hello.txt": "hello from the repo\n"})
 	name := fmt.Sprintf("agent-test-%d", time.Now().UnixNano())
 	config := fmt.Sprintf(`kind: pipeline
@@ -941,7 +941,7 @@ func (r recorder) WithGroup(name string) slog.Handler {
 
 func TestCompleteAnswerLost(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	id := s.enqueue(testJob(repo, sha, execPipeline("- name: hi\n  commands:\n  - echo hi\n")), localLabels)
@@ -974,7 +974,7 @@ func TestCompleteAnswerLost(t *testing.T) {
 // next, and nothing is left in the agent's work dir once it stops.
 func TestReusedWorkDirStartsEmpty(t *testing.T) {
 	t.Parallel()
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	sha := repo.Commit("commit", map[string]string{"a": "a"})
 	s := newTestServer(t)
 	workDir := t.TempDir()

@@ -13,7 +13,6 @@ import (
 	"github.com/ferryci/ferry/internal/gitauth"
 	"github.com/ferryci/ferry/internal/gittest"
 	"github.com/ferryci/ferry/internal/rpc"
-	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // checkoutGit runs git in a checkout and returns its trimmed output.
@@ -28,7 +27,7 @@ func checkoutGit(t *testing.T, dir string, args ...string) string {
 
 func TestCloneChecksOutExactCommit(t *testing.T) {
 	// A directory name that needs quoting in git's config file.
-	repo := testgit.New(t, filepath.Join(t.TempDir(), `re"po\ x`))
+	repo := gittest.New(t, filepath.Join(t.TempDir(), `re"po\ x`))
 	first := repo.Commit("commit", map[string]string{"a.txt": "one"})
 	second := repo.Commit("commit", map[string]string{"a.txt": "two"})
 	repo.Git("update-ref", "refs/pull/1/head", second)
@@ -96,7 +95,7 @@ func TestCloneChecksOutExactCommit(t *testing.T) {
 }
 
 func TestCloneUnknownCommitFails(t *testing.T) {
-	repo := testgit.New(t, t.TempDir())
+	repo := gittest.New(t, t.TempDir())
 	repo.Commit("commit", map[string]string{"a.txt": "one"})
 	err := clone(context.Background(), t.TempDir(), rpc.Clone{URL: repo.URL(), Ref: "refs/heads/main", SHA: strings.Repeat("1", 40), Depth: 1})
 	if err == nil || !strings.Contains(err.Error(), "checking out") {
@@ -110,10 +109,10 @@ func TestCloneUnknownCommitFails(t *testing.T) {
 // line nor in the checkout's files.
 func TestCloneWithCredential(t *testing.T) {
 	args := gittest.RecordArgs(t) // sets PATH: not parallel
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a.txt": "private"})
+	repo := gittest.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a.txt": "private"})
 	root := t.TempDir()
-	repo.git(t, "clone", "--quiet", "--bare", repo.dir, filepath.Join(root, "private.git"))
+	repo.Git("clone", "--quiet", "--bare", repo.Dir, filepath.Join(root, "private.git"))
 	auth := &gittest.BasicAuth{User: "ci-bot", Password: "tok-" + strings.Repeat("5ec", 8)}
 	url := gittest.Serve(t, root, auth.Wrap) + "/private.git"
 	c := rpc.Clone{URL: url, Ref: "refs/heads/main", SHA: sha, Depth: 1}
@@ -169,10 +168,10 @@ func TestCloneWithCredential(t *testing.T) {
 func TestCloneWithSSHKey(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // not parallel
-	repo := newGitRepo(t)
-	sha := repo.commit(t, map[string]string{"a.txt": "private"})
+	repo := gittest.New(t, t.TempDir())
+	sha := repo.Commit("commit", map[string]string{"a.txt": "private"})
 	bare := filepath.Join(t.TempDir(), "private.git")
-	repo.git(t, "clone", "--quiet", "--bare", repo.dir, bare)
+	repo.Git("clone", "--quiet", "--bare", repo.Dir, bare)
 	srv := gittest.StartSSH(t)
 	c := rpc.Clone{URL: srv.URL(bare), Ref: "refs/heads/main", SHA: sha, Depth: 1,
 		Credential: &gitauth.Credential{SSHKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n", KnownHosts: srv.KnownHosts}}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // leaseTTL is the short lease TTL of the agent-loss tests.
@@ -54,7 +54,7 @@ func TestAgentKilledMidStep(t *testing.T) {
 			t.Parallel()
 			stepDir := t.TempDir()
 			t.Cleanup(func() { killGroupFromFile(t, filepath.Join(stepDir, "pid")) })
-			repo := testgit.NewWithOrigin(t, t.TempDir(), "svc", map[string]string{".drone.yml": sleeperPipeline(stepDir)})
+			repo := gittest.NewWithOrigin(t, t.TempDir(), "svc", map[string]string{".drone.yml": sleeperPipeline(stepDir)})
 			srv := startServer(t, serverOptions{Args: []string{
 				"--lease-ttl", leaseTTL.String(), "--max-attempts", fmt.Sprint(tc.maxAttempts)}})
 			c := adminAPI(t, srv)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // noopPipeline is the minimal job: one pipeline, no checkout, one step
@@ -41,7 +41,7 @@ func benchServer(b testing.TB, store, pipeline string, repoFields map[string]any
 	if store == "postgres" {
 		opts.Database = postgresDatabase(b)
 	}
-	repo := testgit.NewWithOrigin(b, b.TempDir(), "bench", map[string]string{".drone.yml": pipeline})
+	repo := gittest.NewWithOrigin(b, b.TempDir(), "bench", map[string]string{".drone.yml": pipeline})
 	srv := startServer(b, opts)
 	c := adminAPI(b, srv)
 	const slug = "acme/bench"

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ferryci/ferry/internal/testimage"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // cancelLimit bounds the wait for a cancelled build's step to stop. It is
@@ -55,7 +55,7 @@ steps:
   - echo started
   - sleep 300
 `, image)
-	repo := testgit.NewWithOrigin(t, t.TempDir(), "longrun", map[string]string{".drone.yml": pipeline})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "longrun", map[string]string{".drone.yml": pipeline})
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/longrun"

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/gittest"
-
-	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // privatePipeline checks, from inside its steps, that the repo's token is
@@ -56,7 +54,7 @@ func TestPrivateRepoCredential(t *testing.T) {
 	// shell joins: the file itself (stored with the build) holds neither.
 	split := func(s string) string { return s[:len(s)/2] + "''" + s[len(s)/2:] }
 	pipeline := strings.NewReplacer("TOKEN", split(token), "AUTH", split(auth)).Replace(privatePipeline)
-	testgit.NewWithOrigin(t, root, "private", map[string]string{".drone.yml": pipeline})
+	gittest.NewWithOrigin(t, root, "private", map[string]string{".drone.yml": pipeline})
 	gate := &gittest.BasicAuth{User: user, Password: token}
 	base := gittest.Serve(t, root, gate.Wrap)
 	gitURL := base + "/private.git"

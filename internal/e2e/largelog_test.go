@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // TestLargeLogServerMemory runs a step that prints a log of more than
@@ -35,7 +35,7 @@ steps:
   commands:
   - seq -f 'line %%07.0f %s' 0 %d
 `, filler, lines-1)
-	repo := testgit.NewWithOrigin(t, t.TempDir(), "flood", map[string]string{".drone.yml": config})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "flood", map[string]string{".drone.yml": config})
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/flood"

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // TestTwoServersOnePostgres is acceptance test 5: two servers share one
@@ -34,7 +34,7 @@ steps:
   commands:
   - echo "$DRONE_BUILD_NUMBER" >> %s
 `, markers)
-	repo := testgit.NewWithOrigin(t, t.TempDir(), "shared", map[string]string{".drone.yml": pipeline})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "shared", map[string]string{".drone.yml": pipeline})
 	sha := repo.Git("rev-parse", "HEAD")
 
 	key := randomHex(t, 32)

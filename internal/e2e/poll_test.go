@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // TestPollingBuildsNewCommit is acceptance test 2: a repo with no forge and
@@ -13,7 +13,7 @@ import (
 // pushed, within its interval.
 func TestPollingBuildsNewCommit(t *testing.T) {
 	root := t.TempDir()
-	repo := testgit.NewWithOrigin(t, root, "lib", map[string]string{
+	repo := gittest.NewWithOrigin(t, root, "lib", map[string]string{
 		".drone.yml": "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: test\n  commands:\n  - git log -1 --format=%s\n",
 	})
 	srv := startServer(t, serverOptions{})

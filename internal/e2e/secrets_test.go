@@ -17,7 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // secretPipeline prints a secret and whether it is set.
@@ -49,7 +49,7 @@ func TestSecrets(t *testing.T) {
 				opts.Database = postgresDatabase(t)
 			}
 			root := t.TempDir()
-			repo := testgit.NewWithOrigin(t, root, "vault", map[string]string{".drone.yml": secretPipeline, "README.md": "vault\n"})
+			repo := gittest.NewWithOrigin(t, root, "vault", map[string]string{".drone.yml": secretPipeline, "README.md": "vault\n"})
 			base := repo.Git("rev-parse", "HEAD")
 			// The pull request's head, reachable only as refs/pull/1/head,
 			// as GitHub keeps it for a fork's pull request.

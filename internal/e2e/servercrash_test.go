@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // countLines is how many numbered lines the crash test's step prints, one
@@ -38,7 +38,7 @@ steps:
   commands:
   - i=1; while [ $i -le %d ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
 `, countLines)
-			repo := testgit.NewWithOrigin(t, t.TempDir(), "counter", map[string]string{".drone.yml": pipeline})
+			repo := gittest.NewWithOrigin(t, t.TempDir(), "counter", map[string]string{".drone.yml": pipeline})
 			srv := startServer(t, opts)
 			c := adminAPI(t, srv)
 			const slug = "acme/counter"

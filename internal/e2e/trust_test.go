@@ -14,7 +14,7 @@ import (
 
 	"github.com/ferryci/ferry/internal/testimage"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // userToken creates a user with no role anywhere and returns its token.
@@ -103,7 +103,7 @@ steps:
     for f in /proc/[0-9]*; do printf '%%s: ' $(basename $f); tr '\0' ' ' < $f/cmdline 2>/dev/null || true; echo; done > %[3]s/cmdlines
   - echo "HOME=$HOME"
 `, keyFile, agent.pid(), out)
-	repo := testgit.NewWithOrigin(t, tmp, "app", map[string]string{".ferry.yml": pipeline})
+	repo := gittest.NewWithOrigin(t, tmp, "app", map[string]string{".ferry.yml": pipeline})
 	sha := repo.Git("rev-parse", "HEAD")
 
 	const slug = "stranger/app"
@@ -253,7 +253,7 @@ steps:
   commands:
   - echo ferry-was-here > /dev/hostkmsg
 `, image)
-	repo := testgit.NewWithOrigin(t, t.TempDir(), "devices", map[string]string{".drone.yml": trustedOnly})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "devices", map[string]string{".drone.yml": trustedOnly})
 	shaTrusted := repo.Git("rev-parse", "HEAD")
 	shaKmsg := repo.Commit("Map /dev/kmsg through a temp volume", map[string]string{".drone.yml": kmsg})
 	repo.Push("main")

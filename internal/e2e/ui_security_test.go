@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // webClient is a browser-like HTTP client for the UI: it keeps cookies
@@ -95,7 +95,7 @@ func (w *webClient) csrf(path string) string {
 // this origin, a read-only user can't act on builds or see secrets, and
 // secret values are never shown.
 func TestUISecurity(t *testing.T) {
-	testgit.Require(t)
+	gittest.Require(t)
 	pipeline := `kind: pipeline
 type: exec
 name: default
@@ -107,7 +107,7 @@ steps:
 `
 	const evilBranch = `x<script>alert(1)</script>`
 	const evilMessage = `fix "quotes" & <b onmouseover=alert(2)>bold</b>`
-	repo := testgit.NewWithOrigin(t, t.TempDir(), "sec", map[string]string{".drone.yml": pipeline})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "sec", map[string]string{".drone.yml": pipeline})
 	repo.Git("checkout", "-q", "-b", evilBranch)
 	sha := repo.Commit(evilMessage, map[string]string{"f": "1"})
 	repo.Push(evilBranch)

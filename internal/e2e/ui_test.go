@@ -15,7 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // The browser tests drive Debian's chromium, headless, through chromedp,
@@ -153,7 +153,7 @@ func login(t testing.TB, ctx context.Context, base, token, path string) {
 // change without a reload; untrusted text (a commit message carrying
 // script) is shown as text.
 func TestUIBuildPage(t *testing.T) {
-	testgit.Require(t)
+	gittest.Require(t)
 	ctx := browser(t)
 	pipeline := `kind: pipeline
 type: exec
@@ -176,7 +176,7 @@ steps:
   commands: [echo shipped]
 `
 	const xss = `<img src=x onerror="window.__xss=1"> fix <script>window.__xss=2</script>`
-	repo := testgit.NewWithOrigin(t, t.TempDir(), "web", map[string]string{".drone.yml": pipeline})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "web", map[string]string{".drone.yml": pipeline})
 	sha := repo.Commit(xss, map[string]string{"README": "x"})
 	repo.Push("main")
 	srv := startServer(t, serverOptions{})
@@ -256,7 +256,7 @@ func logLines(t testing.TB, ctx context.Context) int {
 // lines and to a far scroll are measured and logged (docs/benchmarks.md);
 // the test asserts what the page does, not how fast.
 func TestUIHugeLog(t *testing.T) {
-	testgit.Require(t)
+	gittest.Require(t)
 	ctx := browser(t)
 	const lines = 1_000_000
 	pipeline := fmt.Sprintf(`kind: pipeline
@@ -269,7 +269,7 @@ steps:
   commands:
   - seq -f 'row %%.0f of the huge log' 1 %d
 `, lines)
-	repo := testgit.NewWithOrigin(t, t.TempDir(), "huge", map[string]string{".drone.yml": pipeline})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "huge", map[string]string{".drone.yml": pipeline})
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/huge"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryci/ferry/internal/testgit"
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // webhookPipelines has two exec pipelines: "build" checks the checkout and
@@ -42,8 +42,8 @@ steps:
 // webhook gets 401 and stores nothing.
 func TestWebhookPushBuild(t *testing.T) {
 	root := t.TempDir()
-	gitBase := testgit.Serve(t, root)
-	repo := testgit.NewWithOrigin(t, root, "app", map[string]string{
+	gitBase := gittest.Serve(t, root, nil)
+	repo := gittest.NewWithOrigin(t, root, "app", map[string]string{
 		".drone.yml": webhookPipelines,
 		"README.md":  "the widget factory\n",
 	})

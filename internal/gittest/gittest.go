@@ -1,6 +1,8 @@
-// Package gittest serves git repositories to tests the way a forge does:
-// over smart HTTP with the real `git http-backend`, optionally behind HTTP
-// basic authentication, and records the command lines git is run with.
+// Package gittest is the one git helper of the tests: it makes real
+// repositories in temporary directories (Repo), serves them the way a
+// forge does, over smart HTTP with the real `git http-backend`,
+// optionally behind HTTP basic authentication, or over SSH, and records
+// the command lines git is run with.
 package gittest
 
 import (

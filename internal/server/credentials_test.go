@@ -179,7 +179,7 @@ func TestStatusTokenWarnings(t *testing.T) {
 		cfg.DataDir, cfg.AdminToken = dir, adminToken
 		cfg.GitHubToken = "ghp-configured"
 		var log syncBuffer
-		srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(&log, nil)))
+		srv, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(&log, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,9 +23,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
+	"github.com/ferryci/ferry/internal/gittest"
 	"github.com/ferryci/ferry/internal/rpc"
 	"github.com/ferryci/ferry/internal/server"
-	"github.com/ferryci/ferry/internal/testgit"
 )
 
 func TestMain(m *testing.M) {
@@ -283,9 +283,9 @@ func (ts *testServer) userToken(login string) string {
 }
 
 // newGitRepo is a repository acme/app with one commit holding files.
-func newGitRepo(t *testing.T, files map[string]string) *testgit.Repo {
+func newGitRepo(t *testing.T, files map[string]string) *gittest.Repo {
 	t.Helper()
-	g := testgit.New(t, filepath.Join(t.TempDir(), "acme", "app"))
+	g := gittest.New(t, filepath.Join(t.TempDir(), "acme", "app"))
 	g.Commit("initial commit", files)
 	return g
 }
@@ -299,7 +299,7 @@ type repoJSON struct {
 }
 
 // addRepo adds g to the server as acme/app, with no polling.
-func (ts *testServer) addRepo(g *testgit.Repo) *repoJSON {
+func (ts *testServer) addRepo(g *gittest.Repo) *repoJSON {
 	ts.t.Helper()
 	var r repoJSON
 	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken,

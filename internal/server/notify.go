@@ -13,12 +13,6 @@ import (
 	"github.com/ferryci/ferry/internal/trigger"
 )
 
-// notification is a build state to report to the forge.
-type notification struct {
-	repo  *store.Repo
-	build store.Build
-}
-
 // notifyTimeout bounds one Notify call, retries included.
 const notifyTimeout = time.Minute
 

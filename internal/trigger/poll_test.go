@@ -15,8 +15,6 @@ import (
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/gittest"
 	"github.com/ferryci/ferry/internal/store"
-
-	"github.com/ferryci/ferry/internal/testgit"
 )
 
 // TestPollerBuildsNewCommit runs the polling loop against a real git
@@ -32,7 +30,7 @@ func TestPollerBuildsNewCommit(t *testing.T) {
 			origin := newGitRepo(t, root, "app")
 			url := origin.URL()
 			if transport == "http" {
-				url = testgit.Serve(t, root) + "/app.git"
+				url = gittest.Serve(t, root, nil) + "/app.git"
 			}
 			first := origin.Git("rev-parse", "HEAD")
 			origin.Git("tag", "v0.1.0")

@@ -1,15 +1,12 @@
-// Package testgit gives tests real git repositories in temporary
-// directories: a working repository, optionally with a bare origin that
-// it pushes to, and a smart-HTTP server (git http-backend) for bare
-// repositories. Git runs with a fixed identity and without the user's or
-// the system's configuration, so tests behave the same on every machine.
-package testgit
+package gittest
+
+// Repositories for tests: a working repository, optionally with a bare
+// origin that it pushes to. Git runs with a fixed identity and without the
+// user's or the system's configuration, so tests behave the same on every
+// machine.
 
 import (
 	"maps"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,14 +36,6 @@ func Require(t testing.TB) {
 	if _, err := exec.LookPath("git"); err != nil {
 		skipOrFail(t, "git is not on PATH: %v", err)
 	}
-}
-
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format+" (CI=true: this is a failure, not a skip)", args...)
-	}
-	t.Skipf(format+" (skipping; with CI=true this fails)", args...)
 }
 
 // New creates an empty repository (branch main) in dir, creating dir.
@@ -130,31 +119,4 @@ func run(t testing.TB, dir string, args ...string) string {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// Serve serves the bare repositories under root over git's smart HTTP
-// protocol with `git http-backend`, run as a CGI program by this process,
-// until the test ends. It returns the base URL: NAME.git under root is at
-// BASE/NAME.git.
-func Serve(t testing.TB, root string) string {
-	t.Helper()
-	Require(t)
-	execPath, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		skipOrFail(t, "git --exec-path: %v", err)
-	}
-	backend := filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend")
-	if _, err := os.Stat(backend); err != nil {
-		skipOrFail(t, "git http-backend is not installed: %v", err)
-	}
-	h := &cgi.Handler{
-		Path: backend,
-		Root: "/git",
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"},
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/git/", h)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.URL + "/git"
 }
