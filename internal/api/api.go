@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/ferryci/ferry/internal/store"
 )
 
 // Duration is a time.Duration written in JSON as a Go duration string
@@ -41,31 +43,23 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // String returns the duration in Go's notation.
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// Status is the state of a build, pipeline, step or job.
-type Status string
+// Status is the state of a build, pipeline, step or job: the domain's
+// statuses, written as they are stored (store.Status.Done tells the final
+// ones).
+type Status = store.Status
 
 // The statuses the API reports.
 const (
-	StatusBlocked  Status = "blocked"
-	StatusPending  Status = "pending"
-	StatusRunning  Status = "running"
-	StatusSuccess  Status = "success"
-	StatusFailure  Status = "failure"
-	StatusError    Status = "error"
-	StatusKilled   Status = "killed"
-	StatusSkipped  Status = "skipped"
-	StatusDeclined Status = "declined"
+	StatusBlocked  = store.StatusBlocked
+	StatusPending  = store.StatusPending
+	StatusRunning  = store.StatusRunning
+	StatusSuccess  = store.StatusSuccess
+	StatusFailure  = store.StatusFailure
+	StatusError    = store.StatusError
+	StatusKilled   = store.StatusKilled
+	StatusSkipped  = store.StatusSkipped
+	StatusDeclined = store.StatusDeclined
 )
-
-// Done reports whether s is final: a build, pipeline or step in it will
-// not change again.
-func (s Status) Done() bool {
-	switch s {
-	case StatusSuccess, StatusFailure, StatusError, StatusKilled, StatusSkipped, StatusDeclined:
-		return true
-	}
-	return false
-}
 
 // User is a user account (schema User).
 type User struct {

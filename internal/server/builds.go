@@ -31,7 +31,7 @@ func toBuildJSON(b *store.Build, slug string) *buildJSON {
 		ID: b.ID, Repo: slug, Number: b.Number, Parent: b.Parent, Event: b.Event, Ref: b.Ref, Branch: b.Branch,
 		SourceBranch: b.SourceBranch, Commit: b.Commit, Before: b.Before, Message: b.Message, Author: b.Author,
 		AuthorEmail: b.AuthorEmail, Sender: b.Sender, PullRequest: b.PullRequest, Fork: b.Fork, Cron: b.Cron,
-		Params: b.Params, Status: api.Status(b.Status), Error: b.Error, Warnings: b.Warnings, Approval: string(b.Approval),
+		Params: b.Params, Status: b.Status, Error: b.Error, Warnings: b.Warnings, Approval: string(b.Approval),
 		ApprovedBy: b.ApprovedBy, Created: b.Created, Started: b.Started, Finished: b.Finished, Updated: b.Updated,
 	}
 }
@@ -170,18 +170,18 @@ func (s *Server) buildDetail(ctx context.Context, repo *store.Repo, b *store.Bui
 	out := toBuildJSON(b, repo.Slug)
 	out.Pipelines = make([]*pipelineJSON, 0, len(pls))
 	for _, p := range pls {
-		pj := &pipelineJSON{Number: p.Number, Name: p.Name, Status: api.Status(p.Status), Error: p.Error,
+		pj := &pipelineJSON{Number: p.Number, Name: p.Name, Status: p.Status, Error: p.Error,
 			DependsOn: p.DependsOn, Agent: p.Agent, Started: p.Started, Finished: p.Finished,
 			Steps: make([]*stepJSON, 0, len(p.Steps))}
 		if pj.DependsOn == nil {
 			pj.DependsOn = []string{}
 		}
 		for _, st := range p.Steps {
-			pj.Steps = append(pj.Steps, &stepJSON{Number: st.Number, Name: st.Name, Status: api.Status(st.Status),
+			pj.Steps = append(pj.Steps, &stepJSON{Number: st.Number, Name: st.Name, Status: st.Status,
 				ExitCode: st.ExitCode, Error: st.Error, Started: st.Started, Finished: st.Finished})
 		}
 		if j := jobOf[p.ID]; j != nil {
-			jj := &jobJSON{ID: j.ID, Status: api.Status(j.Status), Labels: j.Labels, Attempts: j.Attempts,
+			jj := &jobJSON{ID: j.ID, Status: j.Status, Labels: j.Labels, Attempts: j.Attempts,
 				Canceled: j.Canceled, Error: j.Error, Queued: j.Queued, Started: j.Started, Finished: j.Finished}
 			if jj.Labels == nil {
 				jj.Labels = map[string]string{}

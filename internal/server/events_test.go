@@ -250,13 +250,7 @@ steps:
 	// server's events.
 	sha2 := g.Commit("second", map[string]string{"README": "hi"})
 	b.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, map[string]string{"sha": sha2}, nil)
-	deadline := time.Now().Add(time.Minute)
-	for !fake.has(sha2 + " ferry pending") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the second server reported no pending status for build 2 within a minute: %q", fake.statuses)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	fake.wait(t, sha2+" ferry pending", time.Minute)
 	created2 := func(ev build.Event) bool { return ev.Kind == build.BuildCreated && ev.Number == 2 }
 	ea.wait("build 2 created, on the first server", created2)
 	eb.wait("build 2 created, on the second server", created2)

@@ -53,6 +53,20 @@ func (f *fakeGitHub) has(s string) bool {
 	return false
 }
 
+// wait waits up to d for status s ("sha context state").
+func (f *fakeGitHub) wait(t *testing.T, s string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !f.has(s) {
+		if time.Now().After(deadline) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			t.Fatalf("no status %q within %s; got %q", s, d, f.statuses)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestCommitStatusWithFakeGitHub checks that the server reports a GitHub
 // repo's builds as commit statuses, against a fake of GitHub's API.
 func TestCommitStatusWithFakeGitHub(t *testing.T) {
@@ -71,18 +85,7 @@ steps:
 	sha := g.Git("rev-parse", "HEAD")
 	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken, map[string]any{"git_url": g.URL(), "forge": "github"}, nil)
 	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)
-	wait := func(s string) {
-		t.Helper()
-		deadline := time.Now().Add(time.Minute) // a guard against hanging, not a requirement
-		for !fake.has(s) {
-			if time.Now().After(deadline) {
-				fake.mu.Lock()
-				defer fake.mu.Unlock()
-				t.Fatalf("no status %q within a minute; got %q", s, fake.statuses)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	wait := func(s string) { fake.wait(t, s, time.Minute) } // a guard against hanging, not a requirement
 	wait(sha + " ferry pending")
 	c := ts.agentClient("agents")
 	job := mustLease(t, c, "agent-1", dockerAgent)
