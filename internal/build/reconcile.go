@@ -228,9 +228,10 @@ func (l *Lifecycle) mirrorJob(ctx context.Context, b *store.Build, p *store.Pipe
 				if err := l.resetSteps(ctx, p, j.Attempts+1); err != nil {
 					return nil, err
 				}
+				since := p.Started
 				p.Status, p.Started, p.Agent = store.StatusPending, time.Time{}, ""
-				if err := l.st.Pipelines.Update(ctx, p); err != nil {
-					return nil, err
+				if won, err := l.st.Pipelines.Rerun(ctx, p, since); err != nil || !won {
+					return nil, err // another server re-queued it
 				}
 				ev := pipelineEvent(PipelineQueued, b, p)
 				ev.Error = "the agent running the job was lost"
@@ -272,17 +273,25 @@ func (l *Lifecycle) mirrorJob(ctx context.Context, b *store.Build, p *store.Pipe
 			})
 		}
 		return l.transition(ctx, func(ctx context.Context) ([]Event, error) {
-			if p.Status == store.StatusRunning {
+			rerun := p.Status == store.StatusRunning
+			if rerun {
 				// Leased again after a lost agent, before this server saw
 				// the job re-queued.
 				if err := l.resetSteps(ctx, p, j.Attempts); err != nil {
 					return nil, err
 				}
 			}
+			since := p.Started
 			p.Status, p.Started, p.Finished = store.StatusRunning, j.Started, time.Time{}
 			p.Agent = l.agent(ctx, j.LeaseOwner)
-			if err := l.st.Pipelines.Update(ctx, p); err != nil {
-				return nil, err
+			if !rerun {
+				// The job was leased while its pipeline was still shown
+				// blocked, so RecordLease could not start it.
+				if err := l.st.Pipelines.Update(ctx, p); err != nil {
+					return nil, err
+				}
+			} else if won, err := l.st.Pipelines.Rerun(ctx, p, since); err != nil || !won {
+				return nil, err // another server recorded it
 			}
 			return []Event{pipelineEvent(PipelineStarted, b, p)}, nil
 		})

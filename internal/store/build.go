@@ -165,6 +165,12 @@ type PipelineStore interface {
 	// callers racing to finish one pipeline, exactly one gets true. It
 	// returns ErrNotFound when there is no such pipeline.
 	Finish(ctx context.Context, p *Pipeline) (bool, error)
+	// Rerun writes what Update writes, but only while the stored pipeline
+	// is running since since (its job is run again: re-queued, or leased
+	// again, after a lost agent), and reports whether it wrote, so that of
+	// several callers making that change, exactly one gets true. It
+	// returns ErrNotFound when there is no such pipeline.
+	Rerun(ctx context.Context, p *Pipeline, since time.Time) (bool, error)
 	// Start records that a job of pipeline id was leased: if the pipeline
 	// is still pending, it becomes running, run by agent since at, and
 	// then its build, if still pending and not waiting for approval,

@@ -274,6 +274,34 @@ func testPipelinesAndSteps(t *testing.T, s *store.Store) {
 	_, err = s.Pipelines.Get(c, ps[1].ID+1000)
 	wantErr(t, err, store.ErrNotFound)
 
+	// Rerun writes only while the pipeline runs since the given time:
+	// of two callers re-running one attempt, one wins.
+	{
+		rp, err := s.Pipelines.Get(c, ps[1].ID)
+		must(t, err)
+		since := time.Now().Add(-time.Minute).UTC().Truncate(time.Microsecond)
+		rp.Status, rp.Started, rp.Agent = store.StatusRunning, since, "runner-1"
+		must(t, s.Pipelines.Update(c, rp))
+		again := *rp
+		again.Status, again.Started, again.Agent = store.StatusPending, time.Time{}, ""
+		ok, err := s.Pipelines.Rerun(c, &again, since)
+		must(t, err)
+		eq(t, "first Rerun wrote", ok, true)
+		late := *rp
+		late.Started = since.Add(time.Second)
+		ok, err = s.Pipelines.Rerun(c, &late, since)
+		must(t, err)
+		eq(t, "second Rerun of the same attempt wrote", ok, false)
+		got, err := s.Pipelines.Get(c, rp.ID)
+		must(t, err)
+		eq(t, "pipeline status after Rerun", got.Status, store.StatusPending)
+		eq(t, "pipeline started after Rerun", got.Started.IsZero(), true)
+		_, err = s.Pipelines.Rerun(c, &store.Pipeline{ID: rp.ID + 1000, Status: store.StatusPending}, since)
+		wantErr(t, err, store.ErrNotFound)
+		got.Status = ps[1].Status
+		must(t, s.Pipelines.Update(c, got))
+	}
+
 	// Finish writes only while the pipeline is unfinished: of two racing
 	// callers, one wins.
 	p.Status, p.Finished = store.StatusFailure, finished

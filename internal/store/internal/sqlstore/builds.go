@@ -256,6 +256,18 @@ func (s *pipelines) Update(ctx context.Context, p *store.Pipeline) error {
 	return nil
 }
 
+// Rerun implements store.PipelineStore.
+func (s *pipelines) Rerun(ctx context.Context, p *store.Pipeline, since time.Time) (bool, error) {
+	changed, err := s.updateWhere(ctx, "pipelines", p.ID, `status = 'running' AND started IS NOT DISTINCT FROM $7`,
+		`status = $1, error = $2, exit_code = $3, agent = $4, started = $5, finished = $6`,
+		string(p.Status), p.Error, p.ExitCode, p.Agent, nullTime(p.Started), nullTime(p.Finished), nullTime(since))
+	if err != nil {
+		return false, s.wrap(err, "re-running pipeline %d", p.ID)
+	}
+	p.Started, p.Finished = norm(p.Started), norm(p.Finished)
+	return changed, nil
+}
+
 // Finish implements store.PipelineStore.
 func (s *pipelines) Finish(ctx context.Context, p *store.Pipeline) (bool, error) {
 	changed, err := s.updateUnfinished(ctx, "pipelines", p.ID,
