@@ -15,7 +15,6 @@ package build
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -500,19 +499,6 @@ func (l *Lifecycle) FailPipeline(ctx context.Context, id int64, reason string, a
 		return nil // finished meanwhile
 	}
 	return err
-}
-
-// onSuccess reads whether a blocked job runs when its dependencies passed,
-// and when one failed (trigger.status), from its payload.
-func onSuccess(j *store.Job) (success, failure bool, err error) {
-	var p struct {
-		OnSuccess bool `json:"on_success"`
-		OnFailure bool `json:"on_failure"`
-	}
-	if err := json.Unmarshal(j.Payload, &p); err != nil {
-		return false, false, fmt.Errorf("decoding payload of job %d: %w", j.ID, err)
-	}
-	return p.OnSuccess, p.OnFailure, nil
 }
 
 // randomOrigin names a server that was given no name.

@@ -132,12 +132,12 @@ func (l *Lifecycle) reconcileOnce(ctx context.Context, buildID int64) error {
 				if !ready {
 					continue
 				}
-				onSucc, onFail, err := onSuccess(j)
+				pay, err := DecodePayload(j)
 				if err != nil {
 					return err
 				}
 				progress = true
-				if (failed && onFail) || (!failed && onSucc) {
+				if (failed && pay.OnFailure) || (!failed && pay.OnSuccess) {
 					if err := l.queuePipeline(ctx, b, p, j); err != nil {
 						return err
 					}
