@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferryci/ferry/internal/backend"
 	"github.com/ferryci/ferry/internal/build"
 	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/forge"
@@ -131,62 +129,18 @@ func (s *Server) CreateBuild(ctx context.Context, repo *store.Repo, ev *trigger.
 		}
 	}
 
-	var selected []*pipeline.Pipeline
-	numbers := map[string]int{}
-	for i, p := range cfg.Pipelines {
-		if compiler.Match(p, &meta) {
-			selected = append(selected, p)
-			numbers[p.Name] = i + 1
-		}
-	}
-	if len(selected) == 0 {
+	plan := &build.Plan{Repo: repo, Build: b, File: file, Data: data, Config: cfg, Metadata: meta,
+		Params: ev.Params, CloneURL: remote}
+	pls, err := plan.Pipelines()
+	var untrusted *build.UntrustedError
+	switch {
+	case errors.Is(err, build.ErrNothingToBuild):
 		s.log.Info("no pipeline matches; not building", "repo", repo.Slug, "event", b.Event, "ref", b.Ref)
 		return nil, nil
-	}
-	if !repo.Trusted {
-		// The trust model (docs/security.md): the agent checks this again
-		// before it runs anything; here the build shows why at once.
-		var problems []string
-		for _, p := range selected {
-			var te *compiler.TrustError
-			if err := compiler.CheckTrust(p, jobLabels(p)["backend"], ""); errors.As(err, &te) {
-				problems = append(problems, te.Located(file)...)
-			}
-		}
-		if len(problems) > 0 {
-			return s.createFailedBuild(ctx, repo, b, strings.Join(problems, "\n"))
-		}
-	}
-	if b.Fork {
-		b.Approval = store.ApprovalPending
-		b.Status = store.StatusBlocked
-	}
-	pls := make([]*store.Pipeline, 0, len(selected))
-	for _, p := range selected {
-		var deps []string
-		for _, d := range p.DependsOn {
-			if _, ok := numbers[d]; ok {
-				deps = append(deps, d)
-			}
-		}
-		payload, err := json.Marshal(&jobPayload{
-			Pipeline: p.Name, Number: numbers[p.Name], ConfigFile: file, Config: string(data), Metadata: meta,
-			Params: ev.Params, CloneURL: remote, CloneDisable: p.Clone.Disable, CloneDepth: p.Clone.Depth,
-			OnSuccess: p.Trigger.RunsOnSuccess(), OnFailure: p.Trigger.RunsOnFailure(),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("creating build: encoding job: %w", err)
-		}
-		status := store.StatusPending
-		if len(deps) > 0 || b.Approval == store.ApprovalPending {
-			status = store.StatusBlocked
-		}
-		pl := &store.Pipeline{Name: p.Name, Status: status, DependsOn: deps,
-			Job: &store.Job{RepoID: repo.ID, Status: status, Labels: jobLabels(p), Payload: payload}}
-		for _, st := range append(append([]*pipeline.Step(nil), p.Services...), p.Steps...) {
-			pl.Steps = append(pl.Steps, &store.Step{Name: st.Name, Status: store.StatusPending})
-		}
-		pls = append(pls, pl)
+	case errors.As(err, &untrusted):
+		return s.createFailedBuild(ctx, repo, b, untrusted.Error())
+	case err != nil:
+		return nil, fmt.Errorf("creating build: %w", err)
 	}
 	if err := s.builds.Create(ctx, b, pls); err != nil {
 		return nil, fmt.Errorf("creating build: %w", err)
@@ -274,23 +228,6 @@ func (s *Server) createFailedBuild(ctx context.Context, repo *store.Repo, b *sto
 	}
 	s.log.Info("build failed before it ran", "repo", repo.Slug, "build", b.Number, "err", reason)
 	return b, nil
-}
-
-// jobLabels are the labels an agent needs to run p: its node labels, the
-// backend its type runs on, and its platform when the pipeline names one.
-func jobLabels(p *pipeline.Pipeline) map[string]string {
-	labels := maps.Clone(p.Node)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels["backend"] = p.Type // no agent offers it; the build waits
-	if name, ok := backend.ForType(p.Type); ok {
-		labels["backend"] = name
-	}
-	if p.Platform.OS != "" || p.Platform.Arch != "" {
-		labels["platform"] = firstOf(p.Platform.OS, "linux") + "/" + firstOf(p.Platform.Arch, "amd64")
-	}
-	return labels
 }
 
 // metadata is the build context of b, for ${VAR} substitution, trigger
