@@ -222,13 +222,7 @@ func TestEventsOnTwoServers(t *testing.T) {
 	ea.wait("resync on the first server", isResync)
 	eb.wait("resync on the second server", isResync)
 
-	g := newGitRepo(t, map[string]string{".drone.yml": `kind: pipeline
-name: build
-steps:
-- name: compile
-  image: busybox
-  commands: [true]
-`})
+	g := newGitRepo(t, map[string]string{".drone.yml": oneStep})
 	sha := g.Git("rev-parse", "HEAD")
 	a.must(http.StatusCreated, "POST", "/api/repos", adminToken, map[string]any{"git_url": g.URL(), "forge": "github"}, nil)
 	a.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, map[string]string{"sha": sha}, nil)

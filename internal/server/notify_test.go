@@ -67,6 +67,15 @@ func (f *fakeGitHub) wait(t *testing.T, s string, d time.Duration) {
 	}
 }
 
+// oneStep is a config with one pipeline, build, of one step, compile.
+const oneStep = `kind: pipeline
+name: build
+steps:
+- name: compile
+  image: busybox
+  commands: [true]
+`
+
 // TestCommitStatusWithFakeGitHub checks that the server reports a GitHub
 // repo's builds as commit statuses, against a fake of GitHub's API.
 func TestCommitStatusWithFakeGitHub(t *testing.T) {
@@ -75,13 +84,7 @@ func TestCommitStatusWithFakeGitHub(t *testing.T) {
 	gh := httptest.NewServer(fake)
 	t.Cleanup(gh.Close)
 	ts := startServer(t, "sqlite", func(c *server.Config) { c.GitHubAPI = gh.URL; c.GitHubToken = "gh-token" })
-	g := newGitRepo(t, map[string]string{".drone.yml": `kind: pipeline
-name: build
-steps:
-- name: compile
-  image: busybox
-  commands: [true]
-`})
+	g := newGitRepo(t, map[string]string{".drone.yml": oneStep})
 	sha := g.Git("rev-parse", "HEAD")
 	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken, map[string]any{"git_url": g.URL(), "forge": "github"}, nil)
 	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)
