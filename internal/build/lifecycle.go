@@ -186,7 +186,11 @@ func (l *Lifecycle) Decide(ctx context.Context, buildID int64, decision store.Ap
 			return nil, &NotWaitingError{Number: b.Number}
 		}
 		b.Approval, b.ApprovedBy = decision, by
-		err = l.st.Builds.Update(ctx, b)
+		// The decision's effects (pipelines queued or declined, the
+		// build's new status) are published by the reconcile below.
+		err = l.transition(ctx, func(ctx context.Context) ([]Event, error) {
+			return nil, l.st.Builds.Update(ctx, b)
+		})
 		if errors.Is(err, store.ErrConflict) && attempt < 5 {
 			continue
 		}

@@ -239,8 +239,10 @@ func (l *Lifecycle) mirrorJob(ctx context.Context, b *store.Build, p *store.Pipe
 			})
 		case store.StatusBlocked:
 			// Catching up with queuePipeline, which published the change.
-			p.Status = store.StatusPending
-			return l.st.Pipelines.Update(ctx, p)
+			return l.transition(ctx, func(ctx context.Context) ([]Event, error) {
+				p.Status = store.StatusPending
+				return nil, l.st.Pipelines.Update(ctx, p)
+			})
 		}
 		return nil
 	case store.StatusRunning:
