@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // pidIn reads a pid a step wrote to path, waiting for the file.
@@ -76,15 +78,15 @@ steps:
   - echo $$$$ > %[1]s/shell
   - while true; do echo "DEPLOYED by attempt 1" >> %[2]s; sleep 0.05; done
 `, dir, deployed)
-	repo := newGitRepo(t, t.TempDir(), "deployer", map[string]string{".drone.yml": config})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "deployer", map[string]string{".drone.yml": config})
 	srv := startServer(t, serverOptions{Args: []string{"--lease-ttl", leaseTTL.String(), "--max-attempts", "2"}})
 	c := adminAPI(t, srv)
 	const slug = "acme/deployer"
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s"})
 	token := c.agentToken("agents")
 	workdir := t.TempDir()
 	doomed := startAgent(t, srv.URL, token, agentOptions{Name: "doomed", WorkDir: workdir})
-	b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+	b := c.manualBuild(slug, "main", repo.Git("rev-parse", "HEAD"))
 
 	shell, child := pidIn(t, filepath.Join(dir, "shell")), pidIn(t, filepath.Join(dir, "child"))
 	eventually(t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
@@ -158,12 +160,12 @@ steps:
   commands:
   - i=1; while [ $i -le 100 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
 `
-	repo := newGitRepo(t, t.TempDir(), "long", map[string]string{".drone.yml": config})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "long", map[string]string{".drone.yml": config})
 	srv := startServer(t, opts)
 	lb := &longBuild{c: adminAPI(t, srv), slug: "acme/long"}
-	lb.c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": lb.slug, "poll_interval": "0s"})
+	lb.c.createRepo(map[string]any{"git_url": repo.URL(), "slug": lb.slug, "poll_interval": "0s"})
 	startAgent(t, srv.URL, lb.c.agentToken("survivor"), agentOptions{Name: "survivor"})
-	lb.b = lb.c.manualBuild(lb.slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+	lb.b = lb.c.manualBuild(lb.slug, "main", repo.Git("rev-parse", "HEAD"))
 	logPath := fmt.Sprintf("/api/repos/%s/builds/%d/pipelines/1/steps/1/logs", lb.slug, lb.b.Number)
 	eventually(t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
 		n := len(lines(lb.c.text(logPath)))

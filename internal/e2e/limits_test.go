@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // fillReader yields n bytes: prefix, then 'a' up to n.
@@ -204,13 +206,13 @@ func TestConfigTooLarge(t *testing.T) {
 	t.Parallel()
 	big := "kind: pipeline\ntype: exec\nname: big\nsteps:\n- name: s\n  commands:\n  - echo " +
 		strings.Repeat("x", 50<<20) + "\n"
-	repo := newGitRepo(t, t.TempDir(), "big", map[string]string{".drone.yml": big})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "big", map[string]string{".drone.yml": big})
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/big"
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s"})
 	t.Logf("VmHWM before the build: %d KiB", srv.vmKiB(t, "VmHWM"))
-	b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+	b := c.manualBuild(slug, "main", repo.Git("rev-parse", "HEAD"))
 	b = c.waitBuild(slug, b.Number, time.Minute, nil)
 	if b.Status != "error" && b.Status != "failure" {
 		t.Fatalf("build %s, want it refused: %s", b.Status, describe(b))
@@ -224,15 +226,15 @@ func TestConfigTooLarge(t *testing.T) {
 		t.Errorf("server peak RSS %d KiB refusing a 50 MB config, want under 100 MiB", hwm)
 	}
 
-	out, code := runFerry(t, repo.work, "lint")
+	out, code := runFerry(t, repo.Dir, "lint")
 	if code != 2 || !strings.Contains(out, "limit of 4.0 MiB") || strings.Contains(out, "alias") {
 		t.Errorf("ferry lint exit %d: %s; want 2 and a message about the size", code, out)
 	}
-	out, code = runFerry(t, repo.work, "exec")
+	out, code = runFerry(t, repo.Dir, "exec")
 	if code != 2 || !strings.Contains(out, "limit of 4.0 MiB") {
 		t.Errorf("ferry exec exit %d: %s; want 2 and a message about the size", code, out)
 	}
-	out, code = runFerry(t, repo.work, "exec", "--max-config-size", fmt.Sprint(60<<20), "--pipeline", "none")
+	out, code = runFerry(t, repo.Dir, "exec", "--max-config-size", fmt.Sprint(60<<20), "--pipeline", "none")
 	if strings.Contains(out, "limit of") {
 		t.Errorf("ferry exec --max-config-size 60MiB still refuses by size (exit %d): %s", code, out)
 	}
@@ -275,13 +277,13 @@ steps:
   - echo after; true %s
   - echo waiting; sleep 300
 `, longArg)
-	repo := newGitRepo(t, t.TempDir(), "longline", map[string]string{".drone.yml": config})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "longline", map[string]string{".drone.yml": config})
 	srv := startServer(t, serverOptions{})
 	c := adminAPI(t, srv)
 	const slug = "acme/longline"
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s"})
 	startAgent(t, srv.URL, c.agentToken("a"), agentOptions{Name: "a"})
-	b := c.manualBuild(slug, "main", repo.git(repo.work, "rev-parse", "HEAD"))
+	b := c.manualBuild(slug, "main", repo.Git("rev-parse", "HEAD"))
 	var log []string
 	eventually(t, time.Minute, 50*time.Millisecond, func() (bool, string) {
 		log = lines(c.stepLog(slug, b.Number, 1, 1))
