@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // The same two exec pipelines as a .drone.yml, a .drone.star and a
@@ -87,10 +89,10 @@ func TestProgramsBuildThroughServer(t *testing.T) {
 
 	summaries := map[string][]string{}
 	for _, kind := range []string{"yaml", "starlark", "jsonnet", "woodpecker"} {
-		repo := newGitRepo(t, root, kind, programRepos[kind])
+		repo := gittest.NewWithOrigin(t, root, kind, programRepos[kind])
 		slug := "acme/" + kind
-		c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "forge": "none", "poll_interval": "0s"})
-		sha := repo.git(repo.work, "rev-parse", "HEAD")
+		c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "forge": "none", "poll_interval": "0s"})
+		sha := repo.Git("rev-parse", "HEAD")
 		c.manualBuild(slug, "main", sha)
 		b := c.waitBuild(slug, 1, 60*time.Second, nil)
 		if b.Status != "success" {
