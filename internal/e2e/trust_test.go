@@ -109,7 +109,7 @@ steps:
 	const slug = "stranger/app"
 	var r repoJSON
 	// The server reads a repo when it is added: the stranger's is served over http.
-	stranger.do("POST", "/api/repos", map[string]any{"git_url": serveGit(t, tmp) + "/app.git", "slug": slug},
+	stranger.do("POST", "/api/repos", map[string]any{"git_url": gittest.Serve(t, tmp, nil) + "/app.git", "slug": slug},
 		http.StatusCreated, &r)
 	// Only an administrator may point a repo at the server's disk.
 	admin.do("PATCH", "/api/repos/"+slug, map[string]any{"git_url": repo.URL()}, http.StatusOK, nil)

@@ -33,7 +33,7 @@ func TestPollIntervalChangeTakesEffectAtOnce(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	sha := g.commit("second", map[string]string{"a.txt": "a\n"})
+	sha := g.Commit("second", map[string]string{"a.txt": "a\n"})
 	ts.must(http.StatusOK, "PATCH", "/api/repos/acme/app", adminToken, map[string]any{"poll_interval": "1s"}, nil)
 
 	deadline = time.Now().Add(time.Minute)

@@ -22,7 +22,7 @@ func TestPollOfRemovedRepoLogsNoError(t *testing.T) {
 	origin := newGitRepo(t, root, "app")
 	st := openStore(t)
 	b := newBuilder(st)
-	repo := createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.fileURL(), PollInterval: 200 * time.Millisecond})
+	repo := createRepo(t, st, &store.Repo{Slug: "acme/app", GitURL: origin.URL(), PollInterval: 200 * time.Millisecond})
 	b.fail = func(*Event) error {
 		// The repo goes away before its build is stored.
 		return st.Repos.Delete(context.Background(), repo.ID)
@@ -37,8 +37,8 @@ func TestPollOfRemovedRepoLogsNoError(t *testing.T) {
 		refs, err := st.Repos.PollRefs(context.Background(), repo.ID)
 		return err == nil && refs != nil
 	})
-	origin.commit("a.txt", "a\n", "A change")
-	origin.push("main")
+	origin.Commit("A change", map[string]string{"a.txt": "a\n"})
+	origin.Push("main")
 	waitFor(t, "the poll that finds the repo removed", func() bool {
 		return strings.Contains(logs.String(), "the repo was removed while it was polled")
 	})
