@@ -337,3 +337,18 @@ type RestartRequest struct {
 	// others are copied as they ended.
 	FailedOnly bool `json:"failed_only"`
 }
+
+// SessionRequest signs in with a login and password (schema
+// SessionRequest).
+type SessionRequest struct {
+	Login    string `json:"login"`
+	Password string `json:"password"`
+}
+
+// PasswordRequest sets a password (schema PasswordRequest).
+// CurrentPassword proves that a user who has a password is who changes
+// it; administrators setting another user's password leave it empty.
+type PasswordRequest struct {
+	Password        string `json:"password"`
+	CurrentPassword string `json:"current_password,omitempty"`
+}

@@ -7,20 +7,6 @@ import (
 	"net/url"
 )
 
-// SessionRequest signs in with a login and password.
-type SessionRequest struct {
-	Login    string `json:"login"`
-	Password string `json:"password"`
-}
-
-// PasswordRequest sets a password. CurrentPassword is needed when callers
-// change their own password and have one; administrators setting another
-// user's password leave it empty.
-type PasswordRequest struct {
-	Password        string `json:"password"`
-	CurrentPassword string `json:"current_password,omitempty"`
-}
-
 // CreateSession signs in with a login and password, which needs no token,
 // and returns a personal token named "web session" that expires in 12
 // hours. A wrong login or password is an *Error with status 401; too many

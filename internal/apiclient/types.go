@@ -28,6 +28,8 @@ type (
 	Cron              = api.Cron
 	CronRequest       = api.CronRequest
 	RestartRequest    = api.RestartRequest
+	SessionRequest    = api.SessionRequest
+	PasswordRequest   = api.PasswordRequest
 )
 
 // The statuses the API reports.

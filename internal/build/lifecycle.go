@@ -41,11 +41,6 @@ type Options struct {
 	JobsReady func()
 	// LogAppended is called when a line was added to a step's log.
 	LogAppended func(stepID int64)
-	// TrustProblems returns, as FILE:LINE:COL: message, what the job
-	// whose payload is given does that only a trusted repository may
-	// (compiler.CheckTrust), or nothing; Restart asks it about an
-	// untrusted repo's jobs. Nil finds no problems.
-	TrustProblems func(payload []byte) []string
 }
 
 // Lifecycle changes builds. Its methods are safe for concurrent use, also
@@ -59,13 +54,11 @@ type Lifecycle struct {
 	agent  func(ctx context.Context, id int64) string
 	ready  func()
 	logged func(stepID int64)
-	trust  func(payload []byte) []string
 }
 
 // New returns a Lifecycle over o.Store.
 func New(o Options) *Lifecycle {
-	l := &Lifecycle{st: o.Store, log: o.Logger, agent: o.AgentName, ready: o.JobsReady, logged: o.LogAppended,
-		trust: o.TrustProblems}
+	l := &Lifecycle{st: o.Store, log: o.Logger, agent: o.AgentName, ready: o.JobsReady, logged: o.LogAppended}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
@@ -77,9 +70,6 @@ func New(o Options) *Lifecycle {
 	}
 	if l.logged == nil {
 		l.logged = func(int64) {}
-	}
-	if l.trust == nil {
-		l.trust = func([]byte) []string { return nil }
 	}
 	origin := o.Origin
 	if origin == "" {
@@ -305,7 +295,7 @@ func (l *Lifecycle) Restart(ctx context.Context, repo *store.Repo, old *store.Bu
 		var problems []string
 		for _, np := range out {
 			if np.Job != nil {
-				problems = append(problems, l.trust(np.Job.Payload)...)
+				problems = append(problems, TrustProblems(np.Job.Payload)...)
 			}
 		}
 		if len(problems) > 0 {

@@ -2,9 +2,13 @@ package build
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 
+	"github.com/ferryci/ferry/internal/compiler"
 	"github.com/ferryci/ferry/internal/metadata"
+	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/store"
 )
 
@@ -42,4 +46,43 @@ func DecodePayload(j *store.Job) (*JobPayload, error) {
 		return nil, fmt.Errorf("decoding payload of job %d: %w", j.ID, err)
 	}
 	return &p, nil
+}
+
+// ExpandConfig returns the pipeline file as the agent receives it: the
+// file as read from git, ${VAR}-expanded with the build's variables and
+// the manual build's parameters.
+func ExpandConfig(p *JobPayload) (string, error) {
+	env := compiler.Environ(&p.Metadata)
+	maps.Copy(env, p.Params)
+	out, err := pipeline.Expand([]byte(p.Config), env)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", p.ConfigFile, err)
+	}
+	return string(out), nil
+}
+
+// TrustProblems returns, as FILE:LINE:COL: message, what the pipeline of
+// a stored job's payload does that only a trusted repository may
+// (compiler.CheckTrust), or nothing when it does none of it. A payload
+// that no longer parses has no problems here: the agent reports it.
+func TrustProblems(payload []byte) []string {
+	var p JobPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil
+	}
+	data, err := ExpandConfig(&p)
+	if err != nil {
+		return nil
+	}
+	cfg, err := pipeline.Parse(p.ConfigFile, []byte(data))
+	if err != nil {
+		return nil
+	}
+	for _, pl := range cfg.Pipelines {
+		var te *compiler.TrustError
+		if pl.Name == p.Pipeline && errors.As(compiler.CheckTrust(pl, JobLabels(pl)["backend"], ""), &te) {
+			return te.Located(p.ConfigFile)
+		}
+	}
+	return nil
 }

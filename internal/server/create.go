@@ -164,42 +164,9 @@ func parseConfig(file string, data []byte, meta *compiler.Metadata, params map[s
 	return pipeline.Parse(file, expanded)
 }
 
-// trustProblems returns, as FILE:LINE:COL: message, what the pipeline of
-// a stored job's payload does that only a trusted repository may
-// (compiler.CheckTrust), or nothing when it does none of it. A payload
-// that no longer parses has no problems here: the agent reports it.
-func trustProblems(payload []byte) []string {
-	var p jobPayload
-	if err := json.Unmarshal(payload, &p); err != nil {
-		return nil
-	}
-	data, err := expandConfig(&p)
-	if err != nil {
-		return nil
-	}
-	cfg, err := pipeline.Parse(p.ConfigFile, []byte(data))
-	if err != nil {
-		return nil
-	}
-	for _, pl := range cfg.Pipelines {
-		var te *compiler.TrustError
-		if pl.Name == p.Pipeline && errors.As(compiler.CheckTrust(pl, jobLabels(pl)["backend"], ""), &te) {
-			return te.Located(p.ConfigFile)
-		}
-	}
-	return nil
-}
-
-// expandConfig returns the pipeline file as the agent receives it.
-func expandConfig(p *jobPayload) (string, error) {
-	env := compiler.Environ(&p.Metadata)
-	maps.Copy(env, p.Params)
-	out, err := pipeline.Expand([]byte(p.Config), env)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", p.ConfigFile, err)
-	}
-	return string(out), nil
-}
+// expandConfig returns the pipeline file as the agent receives it; see
+// build.ExpandConfig.
+func expandConfig(p *jobPayload) (string, error) { return build.ExpandConfig(p) }
 
 // needsPaths reports whether any trigger or step condition of cfg looks at
 // the changed files.

@@ -100,7 +100,7 @@ func TestOpenAPITypes(t *testing.T) {
 		"PermRequest": api.PermRequest{}, "Secret": api.Secret{}, "SecretRequest": api.SecretRequest{},
 		"Cron": api.Cron{}, "CronRequest": api.CronRequest{}, "BuildDetail": api.Build{}, "Pipeline": api.Pipeline{},
 		"Step": api.Step{}, "Job": api.Job{}, "ManualBuildRequest": api.BuildRequest{},
-		"RestartRequest": api.RestartRequest{}, "Credential": api.Credential{}, "CredentialRequest": api.CredentialRequest{},
+		"RestartRequest": api.RestartRequest{}, "Credential": api.Credential{}, "SessionRequest": api.SessionRequest{}, "PasswordRequest": api.PasswordRequest{}, "CredentialRequest": api.CredentialRequest{},
 		"LeaseRequest": rpc.LeaseRequest{}, "AgentJob": rpc.Job{}, "ExtendRequest": rpc.ExtendRequest{},
 		"ExtendResponse": rpc.ExtendResponse{}, "StepUpdate": rpc.StepUpdate{}, "LogBatch": rpc.LogBatch{},
 		"CompleteRequest": rpc.CompleteRequest{}, "Report": rpc.Report{}, "ReportItem": rpc.ReportItem{},

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/ferryci/ferry/internal/api"
 	"github.com/ferryci/ferry/internal/store"
 )
 
@@ -254,10 +255,7 @@ func clientKey(r *http.Request) string {
 	return "addr:" + ip.String()
 }
 
-type sessionRequest struct {
-	Login    string `json:"login"`
-	Password string `json:"password"`
-}
+type sessionRequest = api.SessionRequest
 
 // errBadLogin is the one answer to an unknown login, a user without a
 // password and a wrong password.
@@ -323,11 +321,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type passwordRequest struct {
-	// CurrentPassword proves a user who has a password is who changes it.
-	CurrentPassword string `json:"current_password"`
-	Password        string `json:"password"`
-}
+type passwordRequest = api.PasswordRequest
 
 // setOwnPassword sets the caller's password. A user who has a password
 // must send it as current_password; one who has none sets the first with

@@ -183,9 +183,8 @@ func New(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger) 
 		AgentName: func(ctx context.Context, id int64) string {
 			return s.agents.name(ctx, st.Agents, id)
 		},
-		JobsReady:     s.jobsEnqueued,
-		LogAppended:   s.logs.notify,
-		TrustProblems: trustProblems,
+		JobsReady:   s.jobsEnqueued,
+		LogAppended: s.logs.notify,
 	})
 	s.deploy = s.newOrchestrator()
 	s.metrics.register(s)
