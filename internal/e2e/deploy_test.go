@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/gittest"
 )
 
 // The delivery tests (issue 10, server side): a real `ferry server`, real
@@ -171,8 +173,8 @@ func newFleet(t testing.TB, n int, envs string, opts serverOptions) *fleet {
 	if envs == "" {
 		return f
 	}
-	repo := newGitRepo(t, t.TempDir(), "app", map[string]string{".ferry.yml": deployServiceYAML(envs)})
-	f.api.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": "acme/app", "poll_interval": "0s"})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "app", map[string]string{".ferry.yml": deployServiceYAML(envs)})
+	f.api.createRepo(map[string]any{"git_url": repo.URL(), "slug": "acme/app", "poll_interval": "0s"})
 	f.api.manualBuild("acme/app", "main", "")
 	eventually(t, 30*time.Second, 20*time.Millisecond, func() (bool, string) {
 		status, body, err := f.api.call("GET", "/api/services/app", nil)
@@ -654,9 +656,9 @@ environments:
 	f := newFleet(t, 0, "", serverOptions{Args: []string{"--log-level", "debug"}}) // the service is declared by the repo that builds
 	srv := f.srv
 	c := f.api
-	repo := newGitRepo(t, t.TempDir(), "cd", map[string]string{".ferry.yml": strings.ReplaceAll(pipeline(false), `"$SERVER"`, srv.URL)})
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "cd", map[string]string{".ferry.yml": strings.ReplaceAll(pipeline(false), `"$SERVER"`, srv.URL)})
 	const slug = "acme/cd"
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug, "poll_interval": "0s"})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug, "poll_interval": "0s"})
 	var tok struct {
 		Token string `json:"token"`
 	}
@@ -689,8 +691,8 @@ environments:
 	f.allRun(2, rel.ID)
 
 	// A red build deploys nothing.
-	repo.commit(map[string]string{".ferry.yml": strings.ReplaceAll(pipeline(true), `"$SERVER"`, srv.URL)}, "fail")
-	repo.push("main")
+	repo.Commit("fail", map[string]string{".ferry.yml": strings.ReplaceAll(pipeline(true), `"$SERVER"`, srv.URL)})
+	repo.Push("main")
 	b = c.manualBuild(slug, "main", "")
 	if got := c.waitBuild(slug, b.Number, 2*time.Minute, nil); got.Status != "failure" {
 		t.Fatalf("build %d: %s", b.Number, describe(got))
