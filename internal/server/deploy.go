@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferryci/ferry/internal/api"
 	"github.com/ferryci/ferry/internal/deploy"
 	"github.com/ferryci/ferry/internal/deploy/spec"
 	"github.com/ferryci/ferry/internal/nodeproto"
@@ -315,15 +316,7 @@ func (s *Server) listTokensOf(w http.ResponseWriter, r *http.Request, kind store
 	return nil
 }
 
-type nodeJSON struct {
-	ID       int64               `json:"id"`
-	Name     string              `json:"name"`
-	Labels   map[string]string   `json:"labels"`
-	Version  string              `json:"version,omitempty"`
-	LastSeen time.Time           `json:"last_seen,omitzero"`
-	Services []store.NodeService `json:"services"`
-	Desired  map[string]string   `json:"desired"`
-}
+type nodeJSON = api.Node
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) error {
 	ns, err := s.store.Nodes.List(r.Context())
@@ -414,24 +407,9 @@ func deployError(err error) error {
 	return err
 }
 
-type environmentJSON struct {
-	Name     string            `json:"name"`
-	Nodes    map[string]string `json:"nodes"`
-	Strategy string            `json:"strategy"`
-	// Current is the release of the latest successful deployment.
-	Current string `json:"current,omitempty"`
-	// Active is the unfinished deployment, if any.
-	Active *deploymentJSON `json:"active,omitempty"`
-	Lock   *lockJSON       `json:"lock,omitempty"`
-}
+type environmentJSON = api.EnvironmentStatus
 
-type serviceJSON struct {
-	Name         string             `json:"name"`
-	Repo         string             `json:"repo,omitempty"`
-	Spec         *spec.Service      `json:"spec,omitempty"`
-	Environments []*environmentJSON `json:"environments"`
-	Updated      time.Time          `json:"updated"`
-}
+type serviceJSON = api.Service
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
 	rows, err := s.store.Services.List(r.Context())
@@ -500,30 +478,11 @@ func (s *Server) serviceMatrix(ctx context.Context, name string, withSpec bool) 
 	return out, nil
 }
 
-type releaseJSON struct {
-	ID       string       `json:"id"`
-	Service  string       `json:"service"`
-	Version  string       `json:"version,omitempty"`
-	Artifact *artifactRef `json:"artifact,omitempty"`
-	Image    *imageRef    `json:"image,omitempty"`
-	BuildID  int64        `json:"build_id,omitempty"`
-	Commit   string       `json:"commit,omitempty"`
-	Branch   string       `json:"branch,omitempty"`
-	Creator  string       `json:"creator,omitempty"`
-	Created  time.Time    `json:"created"`
-}
+type releaseJSON = api.Release
 
-type artifactRef struct {
-	URL    string `json:"url"`
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size,omitempty"`
-	Format string `json:"format,omitempty"`
-}
+type artifactRef = api.Artifact
 
-type imageRef struct {
-	Ref    string `json:"ref"`
-	Digest string `json:"digest"`
-}
+type imageRef = api.Image
 
 func toReleaseJSON(r *store.Release) *releaseJSON {
 	j := &releaseJSON{ID: r.ID, Service: r.Service, Version: r.Version, BuildID: r.BuildID, Commit: r.Commit,
@@ -560,17 +519,7 @@ func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type releaseRequest struct {
-	Version  string       `json:"version"`
-	Artifact *artifactRef `json:"artifact"`
-	Image    *imageRef    `json:"image"`
-	BuildID  int64        `json:"build_id"`
-	// BuildNumber names the build by its number in the service's repo,
-	// as a pipeline step knows it (DRONE_BUILD_NUMBER).
-	BuildNumber int64  `json:"build_number"`
-	Commit      string `json:"commit"`
-	Branch      string `json:"branch"`
-}
+type releaseRequest = api.ReleaseRequest
 
 // createRelease creates a release (201), or returns the existing one with
 // the same content (200). Creating releases needs the write role on the
@@ -635,38 +584,13 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type deploymentJSON struct {
-	ID          int64                 `json:"id"`
-	Service     string                `json:"service"`
-	Environment string                `json:"environment"`
-	Release     string                `json:"release"`
-	Trigger     string                `json:"trigger"`
-	Creator     string                `json:"creator"`
-	State       store.DeployState     `json:"state"`
-	Batch       int                   `json:"batch"`
-	Batches     int                   `json:"batches"`
-	Reason      string                `json:"reason,omitempty"`
-	Paused      bool                  `json:"paused,omitempty"`
-	ApprovedBy  string                `json:"approved_by,omitempty"`
-	Created     time.Time             `json:"created"`
-	Started     time.Time             `json:"started,omitzero"`
-	Finished    time.Time             `json:"finished,omitzero"`
-	Nodes       []*deploymentNodeJSON `json:"nodes,omitempty"`
-}
+type deploymentJSON = api.Deployment
 
-type deploymentNodeJSON struct {
-	Node     string    `json:"node"`
-	Batch    int       `json:"batch"`
-	State    string    `json:"state"`
-	Previous string    `json:"previous,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Started  time.Time `json:"started,omitzero"`
-	Finished time.Time `json:"finished,omitzero"`
-}
+type deploymentNodeJSON = api.DeploymentNode
 
 func toDeploymentJSON(d *store.Deployment, nodes []*store.DeploymentNode) *deploymentJSON {
 	j := &deploymentJSON{ID: d.ID, Service: d.Service, Environment: d.Environment, Release: d.ReleaseID, Trigger: d.Trigger,
-		Creator: d.Creator, State: d.State, Batch: d.Batch, Batches: d.Batches, Reason: d.Reason, Paused: d.Paused,
+		Creator: d.Creator, State: string(d.State), Batch: d.Batch, Batches: d.Batches, Reason: d.Reason, Paused: d.Paused,
 		ApprovedBy: d.ApprovedBy, Created: d.Created, Started: d.Started, Finished: d.Finished}
 	for _, n := range nodes {
 		j.Nodes = append(j.Nodes, &deploymentNodeJSON{Node: n.Node, Batch: n.Batch, State: n.State, Previous: n.Previous,
@@ -675,12 +599,7 @@ func toDeploymentJSON(d *store.Deployment, nodes []*store.DeploymentNode) *deplo
 	return j
 }
 
-type deployRequest struct {
-	Release string `json:"release"`
-	Reason  string `json:"reason"`
-	// To is promote's target environment (default: the next one).
-	To string `json:"to"`
-}
+type deployRequest = api.DeployRequest
 
 func (s *Server) deployReq(w http.ResponseWriter, r *http.Request, allowEmpty bool) (deploy.Request, error) {
 	var body deployRequest
@@ -772,9 +691,7 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type actionRequest struct {
-	Reason string `json:"reason"`
-}
+type actionRequest = api.ActionRequest
 
 func (s *Server) actOnDeployment(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathInt(r, "id")
@@ -810,14 +727,7 @@ func (s *Server) actOnDeployment(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type lockJSON struct {
-	Service      string    `json:"service"`
-	Environment  string    `json:"environment"`
-	DeploymentID int64     `json:"deployment_id,omitempty"`
-	Holder       string    `json:"holder"`
-	Reason       string    `json:"reason,omitempty"`
-	Created      time.Time `json:"created"`
-}
+type lockJSON = api.Lock
 
 func toLockJSON(l *store.Lock) *lockJSON {
 	if l == nil {
@@ -868,17 +778,7 @@ func (s *Server) listLocks(w http.ResponseWriter, r *http.Request) error {
 	return writeAll(w, ls, toLockJSON)
 }
 
-type auditJSON struct {
-	ID           int64     `json:"id"`
-	Time         time.Time `json:"time"`
-	Actor        string    `json:"actor"`
-	Action       string    `json:"action"`
-	Service      string    `json:"service,omitempty"`
-	Environment  string    `json:"environment,omitempty"`
-	DeploymentID int64     `json:"deployment_id,omitempty"`
-	Release      string    `json:"release,omitempty"`
-	Reason       string    `json:"reason,omitempty"`
-}
+type auditJSON = api.AuditEntry
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	limit, err := queryInt(r, "limit", 100)

@@ -15,6 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/ferryci/ferry/internal/api"
+	"github.com/ferryci/ferry/internal/nodeproto"
 	"github.com/ferryci/ferry/internal/rpc"
 	"github.com/ferryci/ferry/internal/server"
 )
@@ -100,7 +101,14 @@ func TestOpenAPITypes(t *testing.T) {
 		"PermRequest": api.PermRequest{}, "Secret": api.Secret{}, "SecretRequest": api.SecretRequest{},
 		"Cron": api.Cron{}, "CronRequest": api.CronRequest{}, "BuildDetail": api.Build{}, "Pipeline": api.Pipeline{},
 		"Step": api.Step{}, "Job": api.Job{}, "ManualBuildRequest": api.BuildRequest{},
-		"RestartRequest": api.RestartRequest{}, "Credential": api.Credential{}, "SessionRequest": api.SessionRequest{}, "PasswordRequest": api.PasswordRequest{}, "CredentialRequest": api.CredentialRequest{},
+		"RestartRequest": api.RestartRequest{}, "Credential": api.Credential{}, "SessionRequest": api.SessionRequest{}, "PasswordRequest": api.PasswordRequest{},
+		"Release": api.Release{}, "ReleaseRequest": api.ReleaseRequest{}, "Deployment": api.Deployment{},
+		"DeploymentNode": api.DeploymentNode{}, "DeployRequest": api.DeployRequest{}, "ActionRequest": api.ActionRequest{},
+		"Lock": api.Lock{}, "AuditEntry": api.AuditEntry{}, "Node": api.Node{}, "Service": api.Service{},
+		"EnvironmentStatus":   api.EnvironmentStatus{},
+		"NodeRegisterRequest": nodeproto.RegisterRequest{}, "NodeRegisterResponse": nodeproto.RegisterResponse{},
+		"DesiredState": nodeproto.DesiredState{}, "NodeRelease": nodeproto.Release{}, "NodeReport": nodeproto.Report{},
+		"NodeServiceStatus": nodeproto.ServiceStatus{}, "CredentialRequest": api.CredentialRequest{},
 		"LeaseRequest": rpc.LeaseRequest{}, "AgentJob": rpc.Job{}, "ExtendRequest": rpc.ExtendRequest{},
 		"ExtendResponse": rpc.ExtendResponse{}, "StepUpdate": rpc.StepUpdate{}, "LogBatch": rpc.LogBatch{},
 		"CompleteRequest": rpc.CompleteRequest{}, "Report": rpc.Report{}, "ReportItem": rpc.ReportItem{},
