@@ -5,21 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 )
-
-// AuditEntry is one line of the append-only audit log (schema AuditEntry).
-type AuditEntry struct {
-	ID           int64     `json:"id"`
-	Time         time.Time `json:"time"`
-	Actor        string    `json:"actor"`
-	Action       string    `json:"action"`
-	Service      string    `json:"service,omitempty"`
-	Environment  string    `json:"environment,omitempty"`
-	DeploymentID int64     `json:"deployment_id,omitempty"`
-	Release      string    `json:"release,omitempty"`
-	Reason       string    `json:"reason,omitempty"`
-}
 
 // AuditFilter selects audit entries; zero fields select all.
 type AuditFilter struct {

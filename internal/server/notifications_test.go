@@ -75,7 +75,7 @@ steps:
   image: busybox
   commands: [false]
 `})
-	sha := g.git("rev-parse", "HEAD")
+	sha := g.Git("rev-parse", "HEAD")
 	ts.must(http.StatusCreated, "POST", "/api/repos", adminToken, map[string]any{"git_url": g.URL()}, nil)
 	ts.must(http.StatusCreated, "POST", "/api/repos/acme/app/builds", adminToken, nil, nil)
 	c := ts.agentClient("agents")
@@ -111,7 +111,7 @@ func TestNotifyFlagValidated(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Notify = []string{"webhook=https://h.example;on=build.done"}
-	_, err := server.New(context.Background(), cfg, nil)
+	_, err := server.Open(context.Background(), cfg, nil)
 	want := `invalid configuration: --notify "webhook https://h.example": on[0]: unknown build event "build.done"`
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("New = %v, want %s…", err, want)
