@@ -199,6 +199,16 @@ func (l *Lifecycle) queuePipeline(ctx context.Context, b *store.Build, p *store.
 	})
 }
 
+// rerunLost is err, or, when Rerun did not write (another writer changed
+// the pipeline first), an error matching store.ErrConflict, so that
+// reconcile starts over from what is stored.
+func rerunLost(p *store.Pipeline, err error) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("pipeline %d changed meanwhile: %w", p.ID, store.ErrConflict)
+}
+
 // errBuildChanged is ErrConflict when changed: the build's version moved,
 // and a reconcile must read it again.
 func errBuildChanged(changed bool) error {
@@ -231,7 +241,7 @@ func (l *Lifecycle) mirrorJob(ctx context.Context, b *store.Build, p *store.Pipe
 				since := p.Started
 				p.Status, p.Started, p.Agent = store.StatusPending, time.Time{}, ""
 				if won, err := l.st.Pipelines.Rerun(ctx, p, since); err != nil || !won {
-					return nil, err // another server re-queued it
+					return nil, rerunLost(p, err) // another writer was first: read again
 				}
 				ev := pipelineEvent(PipelineQueued, b, p)
 				ev.Error = "the agent running the job was lost"
@@ -293,7 +303,7 @@ func (l *Lifecycle) mirrorJob(ctx context.Context, b *store.Build, p *store.Pipe
 					return nil, err
 				}
 			} else if won, err := l.st.Pipelines.Rerun(ctx, p, since); err != nil || !won {
-				return nil, err // another server recorded it
+				return nil, rerunLost(p, err) // another writer was first: read again
 			}
 			return []Event{pipelineEvent(PipelineStarted, b, p)}, nil
 		})
