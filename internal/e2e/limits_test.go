@@ -55,8 +55,8 @@ func TestWebhookFloodMemory(t *testing.T) {
 	c := adminAPI(t, srv)
 	const slug = "acme/flooded"
 	// A repository the server can read: it is checked when added.
-	repo := newGitRepo(t, t.TempDir(), "flooded", map[string]string{".drone.yml": "kind: pipeline\nname: default\nsteps:\n- name: a\n  image: busybox\n"})
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": slug,
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "flooded", map[string]string{".drone.yml": "kind: pipeline\nname: default\nsteps:\n- name: a\n  image: busybox\n"})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": slug,
 		"forge": "github", "webhook_secret": "the-real-secret", "poll_interval": "0s"})
 
 	const posts, size = 40, 25 << 20
@@ -132,8 +132,8 @@ func TestSlowUploadDropped(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, serverOptions{Args: []string{"--read-header-timeout", "500ms", "--read-timeout", "1s"}})
 	c := adminAPI(t, srv)
-	repo := newGitRepo(t, t.TempDir(), "slow", map[string]string{".drone.yml": "kind: pipeline\nname: default\nsteps:\n- name: a\n  image: busybox\n"})
-	c.createRepo(map[string]any{"git_url": repo.fileURL(), "slug": "acme/slow",
+	repo := gittest.NewWithOrigin(t, t.TempDir(), "slow", map[string]string{".drone.yml": "kind: pipeline\nname: default\nsteps:\n- name: a\n  image: busybox\n"})
+	c.createRepo(map[string]any{"git_url": repo.URL(), "slug": "acme/slow",
 		"forge": "github", "webhook_secret": "s", "poll_interval": "0s"})
 	addr := strings.TrimPrefix(srv.URL, "http://")
 
