@@ -111,3 +111,29 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestShellCompletion: `ferry completion SHELL` prints a completion script
+// naming ferry's commands, for each shell urfave/cli supports.
+func TestShellCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		var out, errb bytes.Buffer
+		app := newApp()
+		app.Writer, app.ErrWriter = &out, &errb
+		if code := runApp(context.Background(), app, []string{"ferry", "completion", shell}, &errb); code != 0 {
+			t.Fatalf("completion %s: exit %d: %s", shell, code, errb.String())
+		}
+		if !strings.Contains(out.String(), "ferry") || out.Len() < 200 {
+			t.Errorf("completion %s printed %d bytes: %.200q", shell, out.Len(), out.String())
+		}
+	}
+	// The hidden completion flag lists the subcommands for the shell.
+	var out, errb bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errb
+	runApp(context.Background(), app, []string{"ferry", "build", "--generate-shell-completion"}, &errb)
+	for _, sub := range []string{"ls", "logs", "cancel", "restart"} {
+		if !strings.Contains(out.String(), sub) {
+			t.Errorf("completing `ferry build` lacks %q:\n%s", sub, out.String())
+		}
+	}
+}

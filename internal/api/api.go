@@ -352,3 +352,16 @@ type PasswordRequest struct {
 	Password        string `json:"password"`
 	CurrentPassword string `json:"current_password,omitempty"`
 }
+
+// QueueEntry is a job waiting for or held by an agent (schema
+// QueueEntry), with the build and pipeline it runs.
+type QueueEntry struct {
+	Repo     string `json:"repo"`
+	Build    int64  `json:"build"`
+	Pipeline string `json:"pipeline"`
+	// PipelineNumber numbers the pipeline in its build.
+	PipelineNumber int64 `json:"pipeline_number"`
+	// Agent is the agent running the job ("" while it waits).
+	Agent string `json:"agent,omitempty"`
+	Job   *Job   `json:"job"`
+}

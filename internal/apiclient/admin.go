@@ -66,3 +66,13 @@ func (c *Client) Agents(ctx context.Context) ([]*Agent, error) {
 	}
 	return out, nil
 }
+
+// Queue lists the running, pending and blocked jobs, oldest first, each
+// with why it waits (administrators only).
+func (c *Client) Queue(ctx context.Context) ([]*QueueEntry, error) {
+	var out []*QueueEntry
+	if _, err := c.call(ctx, http.MethodGet, "/api/queue", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

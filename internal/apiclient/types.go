@@ -24,6 +24,7 @@ type (
 	BuildRequest      = api.BuildRequest
 	StepEnd           = api.StepEnd
 	Agent             = api.Agent
+	QueueEntry        = api.QueueEntry
 	Perm              = api.Perm
 	Cron              = api.Cron
 	CronRequest       = api.CronRequest

@@ -288,6 +288,15 @@ func (o *Orchestrator) successful(ctx context.Context, service, env string, n in
 // current one: the previous successful deployment's. Nodes keep recent
 // releases, so they switch back without a download.
 func (o *Orchestrator) Rollback(ctx context.Context, req Request) (*store.Deployment, error) {
+	// Who may deploy is checked before anything about the environment's
+	// history is said.
+	if svc, _, err := o.Service(ctx, req.Service); err == nil {
+		if env := svc.Environment(req.Environment); env != nil {
+			if err := mayDeploy(env, req.Actor); err != nil {
+				return nil, err
+			}
+		}
+	}
 	ds, err := o.successful(ctx, req.Service, req.Environment, 1000)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +68,7 @@ func TestUIDeployments(t *testing.T) {
 
 	// The deployment page and the audit log keep who, what and why.
 	var audit []struct{ Actor, Action, Reason, Environment string }
-	f.api.do("GET", "/api/audit?service=app&environment=production", nil, 200, &audit)
+	f.api.do("GET", "/api/audit?service=app&environment=production", nil, http.StatusOK, &audit)
 	found := false
 	for _, e := range audit {
 		if e.Reason == "ship it to prod" && e.Actor == "admin" {
@@ -82,6 +84,34 @@ func TestUIDeployments(t *testing.T) {
 	if got := evalString(t, ctx, `document.querySelector("table.audit").textContent`); !strings.Contains(got, "ship it to prod") {
 		t.Errorf("the audit page lacks the reason: %q", got)
 	}
+	// A user with the read role on the service's repo sees the matrix
+	// but cannot deploy: the API refuses the form, and nothing starts.
+	f.api.do("POST", "/api/users", map[string]any{"login": "viewer"}, http.StatusCreated, nil)
+	f.api.do("PUT", "/api/repos/acme/app/perms/viewer", map[string]any{"role": "read"}, http.StatusOK, nil)
+	var vt struct {
+		Token string `json:"token"`
+	}
+	f.api.do("POST", "/api/users/viewer/tokens", map[string]any{"name": "ui"}, http.StatusCreated, &vt)
+	viewer := newWebClient(t, f.srv.URL)
+	viewer.login(vt.Token)
+	if code, body := viewer.get("/deployments"); code != http.StatusOK || !strings.Contains(body, v1) {
+		t.Fatalf("the viewer's dashboard (%d) does not show %s", code, v1)
+	}
+	var before []deployJSON
+	f.api.do("GET", "/api/deployments", nil, http.StatusOK, &before)
+	vcsrf := viewer.csrf("/deployments")
+	for _, action := range []string{"promote", "rollback", "lock"} {
+		code, _, body := viewer.do("POST", "/deployments/app/staging/"+action, url.Values{"csrf": {vcsrf}, "reason": {"not mine"}, "to": {"production"}}, nil)
+		if code != http.StatusForbidden {
+			t.Errorf("the viewer's %s answered %d, want 403: %.200s", action, code, body)
+		}
+	}
+	var after []deployJSON
+	f.api.do("GET", "/api/deployments", nil, http.StatusOK, &after)
+	if len(after) != len(before) {
+		t.Errorf("the viewer started a deployment: %d deployments, want %d", len(after), len(before))
+	}
+
 	if err := chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/nodes"), chromedp.WaitVisible(chromedp.CSS("#nodes"))); err != nil {
 		t.Fatal(err)
 	}

@@ -248,6 +248,14 @@ steps:
 		t.Error("the added secret is missing from the list, or its value is shown")
 	}
 
+	// Agents and queue: the admin sees the agent; the reader may not.
+	if code, body := admin1.get("/agents"); code != http.StatusOK || !strings.Contains(body, "sec-agent") || !strings.Contains(body, "No job runs or waits.") {
+		t.Errorf("the agents page (%d) lacks the agent or the empty queue: %.400s", code, body)
+	}
+	if code, _ := reader.get("/agents"); code != http.StatusForbidden {
+		t.Errorf("the reader's agents page answered %d, want 403", code)
+	}
+
 	// Badges need no session and show the status only.
 	code, body = anon.get("/badge/" + slug + "/status.svg?branch=" + url.QueryEscape(evilBranch))
 	if code != http.StatusOK || !strings.Contains(body, ">success<") {

@@ -104,7 +104,7 @@ func TestOpenAPITypes(t *testing.T) {
 		"RestartRequest": api.RestartRequest{}, "Credential": api.Credential{}, "SessionRequest": api.SessionRequest{}, "PasswordRequest": api.PasswordRequest{},
 		"Release": api.Release{}, "ReleaseRequest": api.ReleaseRequest{}, "Deployment": api.Deployment{},
 		"DeploymentNode": api.DeploymentNode{}, "DeployRequest": api.DeployRequest{}, "ActionRequest": api.ActionRequest{},
-		"Lock": api.Lock{}, "AuditEntry": api.AuditEntry{}, "Node": api.Node{}, "Service": api.Service{},
+		"Lock": api.Lock{}, "AuditEntry": api.AuditEntry{}, "Node": api.Node{}, "Service": api.Service{}, "QueueEntry": api.QueueEntry{},
 		"EnvironmentStatus":   api.EnvironmentStatus{},
 		"NodeRegisterRequest": nodeproto.RegisterRequest{}, "NodeRegisterResponse": nodeproto.RegisterResponse{},
 		"DesiredState": nodeproto.DesiredState{}, "NodeRelease": nodeproto.Release{}, "NodeReport": nodeproto.Report{},

@@ -40,6 +40,7 @@ func (s *Server) buildRouter() {
 		{"POST", "/api/agent-tokens", accessAdmin, s.serve(s.createAgentToken)},
 		{"DELETE", "/api/agent-tokens/{id}", accessAdmin, s.serve(s.deleteAgentToken)},
 		{"GET", "/api/agents", accessAdmin, s.serve(s.listAgents)},
+		{"GET", "/api/queue", accessAdmin, s.serve(s.listQueue)},
 		{"DELETE", "/api/agents/{agent}", accessAdmin, s.serve(s.deleteAgent)},
 
 		{"GET", "/api/secrets", accessAdmin, s.serve(s.listSecrets)},

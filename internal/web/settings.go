@@ -162,12 +162,25 @@ func (ui *UI) revokeToken(w http.ResponseWriter, r *http.Request, s *session) {
 	http.Redirect(w, r, "/user/tokens?notice="+urlQueryEscape("Token revoked."), http.StatusSeeOther)
 }
 
-// agentsPage lists the agents and what each runs (administrators).
+// agentsData is the agents and queue page.
+type agentsData struct {
+	Agents []*apiclient.Agent
+	Queue  []*apiclient.QueueEntry
+}
+
+// agentsPage lists the agents and the job queue: what runs where, and why
+// a waiting job has not started (administrators).
 func (ui *UI) agentsPage(w http.ResponseWriter, r *http.Request, s *session) {
-	as, err := ui.client(s).Agents(r.Context())
+	c := ui.client(s)
+	as, err := c.Agents(r.Context())
 	if err != nil {
 		ui.apiError(w, r, err)
 		return
 	}
-	ui.render(w, http.StatusOK, "agents.html", &page{Title: "Agents", Session: s, Data: as})
+	q, err := c.Queue(r.Context())
+	if err != nil {
+		ui.apiError(w, r, err)
+		return
+	}
+	ui.render(w, http.StatusOK, "agents.html", &page{Title: "Agents and queue", Session: s, Data: agentsData{Agents: as, Queue: q}})
 }
