@@ -255,9 +255,15 @@ func (a *API) BuildCancel(ctx context.Context, slug string, number int64) error 
 	}
 	stopping := 0
 	for _, p := range b.Pipelines {
-		if p.Job != nil && p.Job.Canceled && !p.Job.Status.Done() {
+		if p.Job != nil && !p.Job.Status.Done() {
 			stopping++
 		}
+	}
+	if stopping == 0 {
+		// Its jobs ended already; the build's own state follows.
+		fmt.Fprintf(a.Stdout, "build #%d of %s: cancelling; its pipelines have stopped (ferry build wait %s %d waits for the end)\n",
+			b.Number, b.Repo, b.Repo, b.Number)
+		return nil
 	}
 	fmt.Fprintf(a.Stdout, "build #%d of %s: cancelling; the agents are stopping %d running pipeline(s) (ferry build wait %s %d waits for the end)\n",
 		b.Number, b.Repo, stopping, b.Repo, b.Number)
