@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -248,12 +249,12 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) error {
 		}
 		ev.Ref = req.Ref
 		if ev.Ref == "" {
-			ev.Ref = "refs/heads/" + firstOf(req.Branch, repo.DefaultBranch, "main")
+			ev.Ref = "refs/heads/" + cmp.Or(req.Branch, repo.DefaultBranch, "main")
 		}
 	default:
 		ref, field := req.Ref, "ref"
 		if ref == "" {
-			ref, field = "refs/heads/"+firstOf(req.Branch, repo.DefaultBranch, "main"), "branch"
+			ref, field = "refs/heads/"+cmp.Or(req.Branch, repo.DefaultBranch, "main"), "branch"
 		}
 		auth, err := s.gitOptions(ctx, repo)
 		if err != nil {
@@ -352,7 +353,7 @@ func (s *Server) restartBuild(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) restart(ctx context.Context, repo *store.Repo, old *store.Build, failedOnly bool, by string) (*store.Build, error) {
 	b, err := s.builds.Restart(ctx, repo, old, failedOnly, by)
 	if errors.Is(err, build.ErrNothingToRestart) {
-		return nil, conflict("", "build %d has no pipelines to restart: %s", old.Number, firstOf(old.Error, "it never ran"))
+		return nil, conflict("", "build %d has no pipelines to restart: %s", old.Number, cmp.Or(old.Error, "it never ran"))
 	}
 	if err != nil {
 		return nil, err
