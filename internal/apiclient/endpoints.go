@@ -227,11 +227,11 @@ func (c *Client) PushBuild(ctx context.Context, slug, branch, sha string) (b *Bu
 		return nil, false, err
 	}
 	b = &Build{}
-	res, err := c.callStatus(ctx, http.MethodPost, p+"/builds", nil, &BuildRequest{Event: "push", Branch: branch, SHA: sha}, b)
+	_, code, err := c.callStatus(ctx, http.MethodPost, p+"/builds", nil, &BuildRequest{Event: "push", Branch: branch, SHA: sha}, b)
 	if err != nil {
 		return nil, false, err
 	}
-	return b, res.StatusCode == http.StatusCreated, nil
+	return b, code == http.StatusCreated, nil
 }
 
 // buildAction posts to one of a build's action endpoints.

@@ -409,6 +409,11 @@ func buildLocalRepo(ctx context.Context, c *apiclient.Client, l *localRepo, poll
 		return slug, nil, nil
 	case err != nil:
 		return "", nil, fmt.Errorf("building %s: %w", l.dir, err)
+	case !created && !b.Status.Done():
+		// The poller saw the commit first (ferry up was down when it
+		// was made), and builds it.
+		fmt.Fprintf(w, "%s: commit %.8s of %s is being built already as a push (build #%d); following it\n",
+			l.dir, b.Commit, branch, b.Number)
 	case !created:
 		fmt.Fprintf(w, "%s: commit %.8s of %s was built already (build #%d, %s); not building it again (ferry build restart %s %d runs it again)\n",
 			l.dir, b.Commit, branch, b.Number, b.Status, slug, b.Number)
