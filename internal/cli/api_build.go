@@ -345,6 +345,17 @@ func (a *API) BuildWait(ctx context.Context, slug string, number int64, o BuildW
 	if o.Timeout < 0 {
 		return usagef("--timeout %s must not be negative", o.Timeout)
 	}
+	b, err := a.waitFinal(ctx, slug, number, o)
+	if err != nil {
+		return err
+	}
+	return a.waited(b)
+}
+
+// waitFinal polls the build every o.Interval until it is final and
+// returns it, retrying temporary failures to reach the server; with
+// o.Timeout it gives up after that long.
+func (a *API) waitFinal(ctx context.Context, slug string, number int64, o BuildWaitOptions) (*apiclient.Build, error) {
 	var deadline <-chan time.Time
 	if o.Timeout > 0 {
 		t := time.NewTimer(o.Timeout)
@@ -360,24 +371,24 @@ func (a *API) BuildWait(ctx context.Context, slug string, number int64, o BuildW
 		case err == nil:
 			failures = 0
 			if b.Status.Done() {
-				return a.waited(b)
+				return b, nil
 			}
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return nil, ctx.Err()
 		case !temporary(err):
-			return fmt.Errorf("getting build %d of %s: %w", number, slug, err)
+			return nil, fmt.Errorf("getting build %d of %s: %w", number, slug, err)
 		default:
 			failures++
 			if failures >= waitMaxFailures {
-				return fmt.Errorf("getting build %d of %s: giving up after %d failures: %w", number, slug, failures, err)
+				return nil, fmt.Errorf("getting build %d of %s: giving up after %d failures: %w", number, slug, failures, err)
 			}
 			fmt.Fprintf(a.Stderr, "ferry: getting build %d of %s: %v (retrying)\n", number, slug, err)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-deadline:
-			return fmt.Errorf("build %d of %s is not finished after %s", number, slug, o.Timeout)
+			return nil, fmt.Errorf("build %d of %s is not finished after %s", number, slug, o.Timeout)
 		case <-tick.C:
 		}
 	}

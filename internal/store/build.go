@@ -86,7 +86,9 @@ type Build struct {
 // BuildFilter selects builds for BuildStore.List. Zero fields do not
 // filter.
 type BuildFilter struct {
-	Branch      string
+	Branch string
+	// Commit selects the builds of one commit SHA.
+	Commit      string
 	PullRequest int64
 	Event       string
 	Status      Status

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,7 +87,8 @@ func testBuildList(t *testing.T, s *store.Store) {
 	r := newRepo(t, s, "a/one")
 	other := newRepo(t, s, "a/two")
 	mk := func(repo *store.Repo, branch string, pr int64, event string, status store.Status) {
-		must(t, s.Builds.Create(c, &store.Build{RepoID: repo.ID, Branch: branch, PullRequest: pr, Event: event, Status: status}, nil))
+		sha := strings.Repeat(string(rune('a'+int(pr))), 40)
+		must(t, s.Builds.Create(c, &store.Build{RepoID: repo.ID, Branch: branch, PullRequest: pr, Event: event, Status: status, Commit: sha}, nil))
 	}
 	mk(r, "main", 0, store.EventPush, store.StatusSuccess)        // 1
 	mk(r, "dev", 0, store.EventPush, store.StatusFailure)         // 2
@@ -112,6 +114,7 @@ func testBuildList(t *testing.T, s *store.Store) {
 		{"branch", store.BuildFilter{Branch: "main"}, []int64{4, 3, 1}},
 		{"pull request", store.BuildFilter{PullRequest: 3}, []int64{3}},
 		{"event", store.BuildFilter{Event: store.EventPush}, []int64{4, 2, 1}},
+		{"commit", store.BuildFilter{Commit: strings.Repeat("d", 40)}, []int64{3}},
 		{"status", store.BuildFilter{Status: store.StatusSuccess}, []int64{3, 1}},
 		{"page", store.BuildFilter{Before: 4, Limit: 2}, []int64{3, 2}},
 		{"combined", store.BuildFilter{Branch: "main", Status: store.StatusSuccess, Event: store.EventPush}, []int64{1}},
