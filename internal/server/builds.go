@@ -329,7 +329,7 @@ func (s *Server) postPushBuild(w http.ResponseWriter, r *http.Request, repo *sto
 	}
 	branch, ok := strings.CutPrefix(ref, "refs/heads/")
 	if !ok || branch == "" {
-		return badRequest(field, "a push names the branch it moved: give branch (or ref refs/heads/BRANCH), not %q", firstOf(req.Ref, req.Branch))
+		return badRequest(field, "a push names the branch it moved: give branch (or ref refs/heads/BRANCH), not %q", cmp.Or(req.Ref, req.Branch))
 	}
 	release, err := s.polls.Hold(ctx, repo.ID)
 	if err != nil {
