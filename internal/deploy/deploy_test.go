@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/deploy/spec"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/store/sqlite"
 )
@@ -100,7 +101,23 @@ func TestStrategiesPlan(t *testing.T) {
 func newTestOrchestrator(t *testing.T, envs string, now func() time.Time) (*Orchestrator, *store.Store) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ferry.db"))
+	st, svcs := newTestStore(t, envs)
+	// The tests' endpoints listen on loopback, which a repository's
+	// endpoints may reach only when the server allows it.
+	d := notify.NewDispatcher(nil, notify.Options{AllowNets: loopback})
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	o := New(Config{Store: st, Now: now, Notifications: d})
+	if err := o.SyncServices(ctx, 0, svcs); err != nil {
+		t.Fatal(err)
+	}
+	return o, st
+}
+
+// newTestStore opens a real SQLite store and parses service app with the
+// environments list envs.
+func newTestStore(t *testing.T, envs string) (*store.Store, []*spec.Service) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ferry.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,11 +126,7 @@ func newTestOrchestrator(t *testing.T, envs string, now func() time.Time) (*Orch
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := New(Config{Store: st, Now: now})
-	if err := o.SyncServices(ctx, 0, svcs); err != nil {
-		t.Fatal(err)
-	}
-	return o, st
+	return st, svcs
 }
 
 func TestDeployGates(t *testing.T) {
