@@ -56,14 +56,14 @@ func newService(name string, cfg *ServiceConfig, c *Config, opts artifact.Option
 		return nil, fmt.Errorf("services.%s: %w", name, err)
 	}
 	s := &service{
-		name: name,
-		cfg:  cfg,
-		dir:  filepath.Join(c.Root, name),
+		name:   name,
+		cfg:    cfg,
+		dir:    filepath.Join(c.Root, name),
 		keep:   c.Keep,
 		opts:   opts,
 		limits: c.Unpack,
-		as:   as,
-		log:  log.With("service", name),
+		as:     as,
+		log:    log.With("service", name),
 	}
 	s.runner = runModes[cfg.Run.Mode].new(s)
 	if cfg.LB != nil {
