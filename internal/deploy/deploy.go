@@ -605,12 +605,25 @@ func (o *Orchestrator) fail(ctx context.Context, d *store.Deployment, env *spec.
 	}
 	var ds []*store.Desired
 	var touched []int64
+	var first []string // touched nodes that ran no release before
 	for _, dn := range nodes {
+		if dn.State != "pending" && dn.Previous == "" {
+			first = append(first, dn.Node)
+		}
 		if dn.State == "pending" || dn.Previous == "" || dn.Previous == d.ReleaseID {
 			continue
 		}
 		ds = append(ds, &store.Desired{NodeID: dn.NodeID, Service: d.Service, Environment: d.Environment, ReleaseID: dn.Previous})
 		touched = append(touched, dn.NodeID)
+	}
+	// A first deployment has nothing to go back to: the nodes have already
+	// stopped the release they could not run (ferry node switches back to
+	// nothing), so the deployment fails, saying so.
+	if len(ds) == 0 && len(first) > 0 {
+		return o.finish(ctx, d, store.DeployFailed, reason+"; no previous release to roll back to")
+	}
+	if len(first) > 0 {
+		reason += "; no previous release to roll back to on " + joinMax(first, 3)
 	}
 	if err := o.st.Nodes.SetDesired(ctx, ds); err != nil {
 		return err

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,4 +61,33 @@ func TestDeployCanaryApprovalTimeout(t *testing.T) {
 	// The lock is free: the next deployment starts.
 	v3 := f.release("v3", 0)
 	paused(f.deploy("prod", v3).ID)
+}
+
+// The first deployment of a service that fails has no release to roll
+// back to: it ends failed and says so, the node runs nothing (its current
+// link is gone), the other nodes are not touched, and the environment's
+// lock is free for the next deployment.
+func TestDeployFirstReleaseFailsWithNothingToRollBackTo(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2, `  - name: prod
+    nodes: {role: web}
+    health: {type: command, command: "sh ./health.sh", interval: 100ms, healthy_deadline: 2s, progress_deadline: 5m}
+`, serverOptions{})
+	v1 := f.release("v1", 1)
+	d := f.wait(f.deploy("prod", v1).ID)
+	if d.State != "failed" || !strings.Contains(d.Reason, "batch 1 of 2 failed: node web-1") ||
+		!strings.HasSuffix(d.Reason, "; no previous release to roll back to") {
+		t.Fatalf("first release ended %s (%q), want failed with nothing to roll back to", d.State, d.Reason)
+	}
+	if got := f.running(); got["web-1"] != "" || got["web-2"] != "" {
+		t.Fatalf("nodes run %v, want nothing", got)
+	}
+	if _, err := os.Lstat(filepath.Join(f.dir, "web-1", "app", "current")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("web-1 still has a current link: %v", err)
+	}
+	v2 := f.release("v2", 0)
+	if d := f.wait(f.deploy("prod", v2).ID); d.State != "succeeded" {
+		t.Fatalf("v2: %+v", d)
+	}
+	f.allRun(2, v2)
 }
