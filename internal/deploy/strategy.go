@@ -24,8 +24,10 @@ type Batch struct {
 	Nodes []int64 `json:"nodes"`
 	// Pause waits this long after the batch succeeded.
 	Pause time.Duration `json:"pause,omitempty"`
-	// Manual waits for an approval (or resume) after the batch.
-	Manual bool `json:"manual,omitempty"`
+	// Manual waits for an approval (or resume) after the batch, for at
+	// most Timeout (spec.DefaultApprovalTimeout when 0).
+	Manual  bool          `json:"manual,omitempty"`
+	Timeout time.Duration `json:"timeout,omitempty"`
 }
 
 // Strategy turns an environment's nodes into ordered batches. Plan is

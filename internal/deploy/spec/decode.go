@@ -25,7 +25,7 @@ var (
 	artifactKeys = []string{"url", "path", "image", "format"}
 	envKeys      = []string{"name", "nodes", "strategy", "health", "hooks", "gates", "auto", "allow", "notify", "auto_rollback", "lock_timeout"}
 	strategyKeys = []string{"type", "max_parallel", "steps", "slot_label"}
-	stepKeys     = []string{"nodes", "pause"}
+	stepKeys     = []string{"nodes", "pause", "timeout"}
 	healthKeys   = []string{"type", "url", "address", "command", "interval", "timeout", "healthy_threshold", "min_healthy_time", "healthy_deadline", "progress_deadline"}
 	hookKeys     = []string{"before", "after", "rollback"}
 	gateKeys     = []string{"requires", "approval", "windows", "freeze"}
@@ -33,6 +33,7 @@ var (
 	freezeKeys   = []string{"from", "to", "reason"}
 	autoKeys     = []string{"branches", "events"}
 	allowKeys    = []string{"users", "role", "branches"}
+	approvalKeys = []string{"role", "timeout"}
 	days         = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 	roles        = []string{"read", "write", "admin"}
 	events       = []string{"push", "tag", "pull_request", "cron", "custom", "promote", "rollback"}
@@ -158,6 +159,16 @@ func (d *decoder) duration(n *yaml.Node, key string) time.Duration {
 	if err != nil || v < 0 {
 		d.errorf(n, key, "%s: %q is not a duration; write e.g. 500ms, 10s, 5m or 1h", key, s)
 		return 0
+	}
+	return v
+}
+
+// positive reads a duration that must be more than 0.
+func (d *decoder) positive(n *yaml.Node, key string) time.Duration {
+	before := len(d.errs)
+	v := d.duration(n, key)
+	if v == 0 && len(d.errs) == before {
+		d.errorf(n, key, "%s: %q: want a duration of more than 0, e.g. 30m or 24h", key, n.Value)
 	}
 	return v
 }
@@ -398,6 +409,7 @@ func (d *decoder) strategyFields(n *yaml.Node, key string, s *Strategy, stepsNod
 			for i, c := range v.Content {
 				ik := fmt.Sprintf("%s[%d]", kk, i)
 				var st CanaryStep
+				var timeoutNode *yaml.Node
 				d.fields(c, ik, stepKeys, func(k string, v *yaml.Node) {
 					switch k {
 					case "nodes":
@@ -408,10 +420,19 @@ func (d *decoder) strategyFields(n *yaml.Node, key string, s *Strategy, stepsNod
 						} else {
 							st.Pause = d.duration(v, join(ik, k))
 						}
+					case "timeout":
+						timeoutNode = v
+						st.Timeout = d.positive(v, join(ik, k))
 					}
 				})
 				if st.Nodes.N == 0 {
 					d.errorf(deref(c), ik, "%s needs nodes: a count (1) or a percentage (10%%)", ik)
+				}
+				switch {
+				case timeoutNode != nil && !st.Manual:
+					d.errorf(timeoutNode, join(ik, "timeout"), "%s bounds a manual pause; add pause: manual or remove it", join(ik, "timeout"))
+				case st.Manual && st.Timeout == 0:
+					st.Timeout = DefaultApprovalTimeout
 				}
 				s.Steps = append(s.Steps, st)
 			}
@@ -462,7 +483,25 @@ func (d *decoder) gates(n *yaml.Node, key string, g *Gates) {
 		case "requires":
 			g.Requires = d.strList(v, kk)
 		case "approval":
-			g.Approval = d.oneOf(v, kk, roles)
+			// approval: admin, or approval: {role: admin, timeout: 4h}.
+			if v.Kind == yaml.MappingNode {
+				d.fields(v, kk, approvalKeys, func(k string, v *yaml.Node) {
+					switch k {
+					case "role":
+						g.Approval = d.oneOf(v, join(kk, k), roles)
+					case "timeout":
+						g.ApprovalTimeout = d.positive(v, join(kk, k))
+					}
+				})
+				if g.Approval == "" {
+					d.errorf(v, join(kk, "role"), "%s needs a role: one of %s", kk, strings.Join(roles, ", "))
+				}
+			} else {
+				g.Approval = d.oneOf(v, kk, roles)
+			}
+			if g.Approval != "" && g.ApprovalTimeout == 0 {
+				g.ApprovalTimeout = DefaultApprovalTimeout
+			}
 		case "windows":
 			if v.Kind != yaml.SequenceNode {
 				d.errorf(v, kk, "%s must be a list of {days, from, to, timezone}, got %s", kk, describe(v))

@@ -42,6 +42,9 @@ func TestParseGood(t *testing.T) {
 	if len(pr.Strategy.Steps) != 2 || pr.Strategy.Steps[0].Pause != 5*time.Minute || !pr.Strategy.Steps[1].Manual {
 		t.Errorf("canary steps: %+v", pr.Strategy.Steps)
 	}
+	if pr.Strategy.Steps[1].Timeout != DefaultApprovalTimeout || pr.Gates.ApprovalTimeout != DefaultApprovalTimeout {
+		t.Errorf("the approval waits are not bounded by the default %s: step %s, gate %s", DefaultApprovalTimeout, pr.Strategy.Steps[1].Timeout, pr.Gates.ApprovalTimeout)
+	}
 	if pr.Gates.Approval != "admin" || pr.Gates.Frozen(time.Date(2026, 12, 25, 0, 0, 0, 0, time.UTC)) == nil {
 		t.Errorf("gates: %+v", pr.Gates)
 	}
@@ -69,6 +72,10 @@ func TestParseBad(t *testing.T) {
 		{"health url", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    health: {type: http}\n", `a http health check needs url`},
 		{"notify type", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    notify: [{type: teams, url: 'https://h.example'}]\n", `f.yml:10:21: environments[0].notify[0].type: unknown type "teams"; use one of graphite, slack, webhook`},
 		{"notify on", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    notify: [{type: slack, url: 'https://h.example', on: [rolledback]}]\n", `f.yml:10:59: environments[0].notify[0].on[0]: unknown event "rolledback"`},
+		{"approval timeout", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    gates: {approval: {role: admin, timeout: 0s}}\n", `f.yml:10:46: environments[0].gates.approval.timeout: "0s": want a duration of more than 0`},
+		{"approval role", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    gates: {approval: {timeout: 1h}}\n", `environments[0].gates.approval needs a role: one of read, write, admin`},
+		{"approval key", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    gates: {approval: {role: admin, timout: 1h}}\n", `unknown key "environments[0].gates.approval.timout"; did you mean "timeout"?`},
+		{"step timeout", "kind: service\nname: app\nenvironments:\n  - name: prod\n    nodes: {role: web}\n    strategy: {type: canary, steps: [{nodes: 1, pause: 5m, timeout: 1h}]}\n", `f.yml:10:69: environments[0].strategy.steps[0].timeout bounds a manual pause; add pause: manual or remove it`},
 		{"kind typo", "kind: servic\nname: app\n", `unknown kind "servic"; did you mean "service"?`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,5 +89,35 @@ func TestParseBad(t *testing.T) {
 			}
 			_ = list
 		})
+	}
+}
+
+// An approval's wait is bounded: approval: {role, timeout} and a manual
+// canary pause's timeout.
+func TestParseApprovalTimeouts(t *testing.T) {
+	svcs, err := Parse("f.yml", []byte(`kind: pipeline
+name: b
+steps: [{name: s, image: busybox}]
+---
+kind: service
+name: app
+environments:
+  - name: prod
+    nodes: {role: web}
+    strategy: {type: canary, steps: [{nodes: 1, pause: manual, timeout: 2h}]}
+    gates: {approval: {role: write, timeout: 30m}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := svcs[0].Environment("prod")
+	if e.Gates.Approval != "write" || e.Gates.ApprovalTimeout != 30*time.Minute {
+		t.Errorf("gates: %+v", e.Gates)
+	}
+	if st := e.Strategy.Steps[0]; !st.Manual || st.Timeout != 2*time.Hour {
+		t.Errorf("step: %+v", st)
+	}
+	if OrDefaultApproval(0) != DefaultApprovalTimeout || OrDefaultApproval(time.Hour) != time.Hour {
+		t.Error("OrDefaultApproval")
 	}
 }
