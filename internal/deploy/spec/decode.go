@@ -12,6 +12,7 @@ import (
 	"github.com/ferryci/ferry/internal/nodeproto"
 	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/pipeline"
+	"github.com/ferryci/ferry/internal/yamlutil"
 )
 
 func init() { pipeline.RegisterKind(Kind, decodeService) }
@@ -45,38 +46,16 @@ func (d *decoder) errorf(n *yaml.Node, key, format string, a ...any) {
 	d.errs = append(d.errs, &pipeline.Error{Line: n.Line, Column: n.Column, Key: key, Msg: fmt.Sprintf(format, a...)})
 }
 
-func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a map"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	}
-	return "something else"
-}
-
 // fields visits the pairs of mapping n, reporting keys not in valid, and
 // calls fn for each known one. key is the path of n.
 func (d *decoder) fields(n *yaml.Node, key string, valid []string, fn func(k string, v *yaml.Node)) bool {
-	n = deref(n)
+	n = yamlutil.Deref(n)
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, key, "%s must be a map with keys %s, got %s", key, strings.Join(valid, ", "), describe(n))
+		d.errorf(n, key, "%s must be a map with keys %s, got %s", key, strings.Join(valid, ", "), yamlutil.Describe(n))
 		return false
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], deref(n.Content[i+1])
+		k, v := n.Content[i], yamlutil.Deref(n.Content[i+1])
 		full := k.Value
 		if key != "" {
 			full = key + "." + k.Value
@@ -103,7 +82,7 @@ func join(key, k string) string {
 
 func (d *decoder) str(n *yaml.Node, key string) string {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		d.errorf(n, key, "%s must be a string, got %s", key, describe(n))
+		d.errorf(n, key, "%s must be a string, got %s", key, yamlutil.Describe(n))
 		return ""
 	}
 	return n.Value
@@ -127,24 +106,24 @@ func (d *decoder) strList(n *yaml.Node, key string) []string {
 		return []string{n.Value}
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, key, "%s must be a string or a list of strings, got %s", key, describe(n))
+		d.errorf(n, key, "%s must be a string or a list of strings, got %s", key, yamlutil.Describe(n))
 		return nil
 	}
 	var out []string
 	for i, c := range n.Content {
-		out = append(out, d.str(deref(c), fmt.Sprintf("%s[%d]", key, i)))
+		out = append(out, d.str(yamlutil.Deref(c), fmt.Sprintf("%s[%d]", key, i)))
 	}
 	return out
 }
 
 func (d *decoder) strMap(n *yaml.Node, key string) map[string]string {
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, key, "%s must be a map of strings (label: value), got %s", key, describe(n))
+		d.errorf(n, key, "%s must be a map of strings (label: value), got %s", key, yamlutil.Describe(n))
 		return nil
 	}
 	out := map[string]string{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		out[n.Content[i].Value] = d.str(deref(n.Content[i+1]), join(key, n.Content[i].Value))
+		out[n.Content[i].Value] = d.str(yamlutil.Deref(n.Content[i+1]), join(key, n.Content[i].Value))
 	}
 	return out
 }
@@ -178,7 +157,7 @@ func (d *decoder) boolean(n *yaml.Node, key string) bool {
 	case "false":
 		return false
 	}
-	d.errorf(n, key, "%s must be true or false, got %s", key, describe(n))
+	d.errorf(n, key, "%s must be true or false, got %s", key, yamlutil.Describe(n))
 	return false
 }
 
@@ -225,12 +204,12 @@ func decodeService(n *yaml.Node) (any, []*pipeline.Error) {
 			})
 		case "environments":
 			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, "environments", "environments must be a list of environments (each with a name and nodes), got %s", describe(v))
+				d.errorf(v, "environments", "environments must be a list of environments (each with a name and nodes), got %s", yamlutil.Describe(v))
 				return
 			}
 			seen := map[string]bool{}
 			for i, c := range v.Content {
-				e := d.environment(deref(c), fmt.Sprintf("environments[%d]", i))
+				e := d.environment(yamlutil.Deref(c), fmt.Sprintf("environments[%d]", i))
 				if e == nil {
 					continue
 				}
@@ -392,7 +371,7 @@ func (d *decoder) strategyFields(n *yaml.Node, key string, s *Strategy, stepsNod
 		case "steps":
 			*stepsNode = v
 			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, kk, "%s must be a list of {nodes, pause}, got %s", kk, describe(v))
+				d.errorf(v, kk, "%s must be a list of {nodes, pause}, got %s", kk, yamlutil.Describe(v))
 				return
 			}
 			for i, c := range v.Content {
@@ -411,7 +390,7 @@ func (d *decoder) strategyFields(n *yaml.Node, key string, s *Strategy, stepsNod
 					}
 				})
 				if st.Nodes.N == 0 {
-					d.errorf(deref(c), ik, "%s needs nodes: a count (1) or a percentage (10%%)", ik)
+					d.errorf(yamlutil.Deref(c), ik, "%s needs nodes: a count (1) or a percentage (10%%)", ik)
 				}
 				s.Steps = append(s.Steps, st)
 			}
@@ -465,7 +444,7 @@ func (d *decoder) gates(n *yaml.Node, key string, g *Gates) {
 			g.Approval = d.oneOf(v, kk, roles)
 		case "windows":
 			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, kk, "%s must be a list of {days, from, to, timezone}, got %s", kk, describe(v))
+				d.errorf(v, kk, "%s must be a list of {days, from, to, timezone}, got %s", kk, yamlutil.Describe(v))
 				return
 			}
 			for i, c := range v.Content {
@@ -499,13 +478,13 @@ func (d *decoder) gates(n *yaml.Node, key string, g *Gates) {
 					}
 				})
 				if w.From == "" || w.To == "" {
-					d.errorf(deref(c), ik, "%s needs from and to (HH:MM)", ik)
+					d.errorf(yamlutil.Deref(c), ik, "%s needs from and to (HH:MM)", ik)
 				}
 				g.Windows = append(g.Windows, w)
 			}
 		case "freeze":
 			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, kk, "%s must be a list of {from, to, reason}, got %s", kk, describe(v))
+				d.errorf(v, kk, "%s must be a list of {from, to, reason}, got %s", kk, yamlutil.Describe(v))
 				return
 			}
 			for i, c := range v.Content {
@@ -532,7 +511,7 @@ func (d *decoder) gates(n *yaml.Node, key string, g *Gates) {
 					}
 				})
 				if f.From.IsZero() || f.To.IsZero() || !f.From.Before(f.To) {
-					d.errorf(deref(c), ik, "%s needs from before to", ik)
+					d.errorf(yamlutil.Deref(c), ik, "%s needs from before to", ik)
 				}
 				g.Freezes = append(g.Freezes, f)
 			}
