@@ -370,30 +370,23 @@ func (d *decoder) strategyFields(n *yaml.Node, key string, s *Strategy, stepsNod
 			s.SlotLabel = d.str(v, kk)
 		case "steps":
 			*stepsNode = v
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, kk, "%s must be a list of {nodes, pause}, got %s", kk, yamlutil.Describe(v))
-				return
-			}
-			for i, c := range v.Content {
-				ik := fmt.Sprintf("%s[%d]", kk, i)
-				var st CanaryStep
-				d.fields(c, ik, stepKeys, func(k string, v *yaml.Node) {
-					switch k {
-					case "nodes":
-						st.Nodes = d.amount(v, join(ik, k))
-					case "pause":
-						if v.Value == "manual" {
-							st.Manual = true
-						} else {
-							st.Pause = d.duration(v, join(ik, k))
-						}
+			s.Steps = decodeList(d, v, kk, "{nodes, pause}", stepKeys, func(st *CanaryStep, fk, k string, v *yaml.Node) {
+				switch k {
+				case "nodes":
+					st.Nodes = d.amount(v, fk)
+				case "pause":
+					if v.Value == "manual" {
+						st.Manual = true
+					} else {
+						st.Pause = d.duration(v, fk)
 					}
-				})
-				if st.Nodes.N == 0 {
-					d.errorf(yamlutil.Deref(c), ik, "%s needs nodes: a count (1) or a percentage (10%%)", ik)
 				}
-				s.Steps = append(s.Steps, st)
-			}
+			}, func(st *CanaryStep) string {
+				if st.Nodes.N == 0 {
+					return "needs nodes: a count (1) or a percentage (10%)"
+				}
+				return ""
+			})
 		}
 	})
 }
@@ -443,80 +436,90 @@ func (d *decoder) gates(n *yaml.Node, key string, g *Gates) {
 		case "approval":
 			g.Approval = d.oneOf(v, kk, roles)
 		case "windows":
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, kk, "%s must be a list of {days, from, to, timezone}, got %s", kk, yamlutil.Describe(v))
-				return
-			}
-			for i, c := range v.Content {
-				ik := fmt.Sprintf("%s[%d]", kk, i)
-				var w Window
-				d.fields(c, ik, windowKeys, func(k string, v *yaml.Node) {
-					switch k {
-					case "days":
-						for _, day := range d.strList(v, join(ik, k)) {
-							day = strings.ToLower(day)
-							if !contains(days, day) {
-								d.errorf(v, join(ik, k), "%s: unknown day %q; valid days are: %s", join(ik, k), day, strings.Join(days, ", "))
-							}
-							w.Days = append(w.Days, day)
+			g.Windows = decodeList(d, v, kk, "{days, from, to, timezone}", windowKeys, func(w *Window, fk, k string, v *yaml.Node) {
+				switch k {
+				case "days":
+					for _, day := range d.strList(v, fk) {
+						day = strings.ToLower(day)
+						if !contains(days, day) {
+							d.errorf(v, fk, "%s: unknown day %q; valid days are: %s", fk, day, strings.Join(days, ", "))
 						}
-					case "from", "to":
-						t := d.str(v, join(ik, k))
-						if !validClock(t) {
-							d.errorf(v, join(ik, k), "%s: %q: want a time of day HH:MM such as 09:00", join(ik, k), t)
-						}
-						if k == "from" {
-							w.From = t
-						} else {
-							w.To = t
-						}
-					case "timezone":
-						w.Timezone = d.str(v, join(ik, k))
-						if _, err := time.LoadLocation(w.Timezone); err != nil {
-							d.errorf(v, join(ik, k), "%s: unknown time zone %q; use an IANA name such as Europe/Paris", join(ik, k), w.Timezone)
-						}
+						w.Days = append(w.Days, day)
 					}
-				})
+				case "from", "to":
+					t := d.str(v, fk)
+					if !validClock(t) {
+						d.errorf(v, fk, "%s: %q: want a time of day HH:MM such as 09:00", fk, t)
+					}
+					if k == "from" {
+						w.From = t
+					} else {
+						w.To = t
+					}
+				case "timezone":
+					w.Timezone = d.str(v, fk)
+					if _, err := time.LoadLocation(w.Timezone); err != nil {
+						d.errorf(v, fk, "%s: unknown time zone %q; use an IANA name such as Europe/Paris", fk, w.Timezone)
+					}
+				}
+			}, func(w *Window) string {
 				if w.From == "" || w.To == "" {
-					d.errorf(yamlutil.Deref(c), ik, "%s needs from and to (HH:MM)", ik)
+					return "needs from and to (HH:MM)"
 				}
-				g.Windows = append(g.Windows, w)
-			}
+				return ""
+			})
 		case "freeze":
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, kk, "%s must be a list of {from, to, reason}, got %s", kk, yamlutil.Describe(v))
-				return
-			}
-			for i, c := range v.Content {
-				ik := fmt.Sprintf("%s[%d]", kk, i)
-				var f Freeze
-				d.fields(c, ik, freezeKeys, func(k string, v *yaml.Node) {
-					switch k {
-					case "from", "to":
-						s := d.str(v, join(ik, k))
-						t, err := time.Parse(time.RFC3339, s)
-						if err != nil {
-							t, err = time.Parse("2006-01-02", s)
-						}
-						if err != nil {
-							d.errorf(v, join(ik, k), "%s: %q: want a date (2026-12-24) or a time (2026-12-24T18:00:00Z)", join(ik, k), s)
-						}
-						if k == "from" {
-							f.From = t
-						} else {
-							f.To = t
-						}
-					case "reason":
-						f.Reason = d.str(v, join(ik, k))
+			g.Freezes = decodeList(d, v, kk, "{from, to, reason}", freezeKeys, func(f *Freeze, fk, k string, v *yaml.Node) {
+				switch k {
+				case "from", "to":
+					s := d.str(v, fk)
+					t, err := time.Parse(time.RFC3339, s)
+					if err != nil {
+						t, err = time.Parse("2006-01-02", s)
 					}
-				})
-				if f.From.IsZero() || f.To.IsZero() || !f.From.Before(f.To) {
-					d.errorf(yamlutil.Deref(c), ik, "%s needs from before to", ik)
+					if err != nil {
+						d.errorf(v, fk, "%s: %q: want a date (2026-12-24) or a time (2026-12-24T18:00:00Z)", fk, s)
+					}
+					if k == "from" {
+						f.From = t
+					} else {
+						f.To = t
+					}
+				case "reason":
+					f.Reason = d.str(v, fk)
 				}
-				g.Freezes = append(g.Freezes, f)
-			}
+			}, func(f *Freeze) string {
+				if f.From.IsZero() || f.To.IsZero() || !f.From.Before(f.To) {
+					return "needs from before to"
+				}
+				return ""
+			})
 		}
 	})
+}
+
+// decodeList decodes the list v at key (shape names its items in the
+// error when v is no list), each item a map with the keys valid: field is
+// called for each key of an item with the item's value, the key's path, the
+// key and its value; check then names what the item lacks as a whole ("" for
+// nothing).
+func decodeList[T any](d *decoder, v *yaml.Node, key, shape string, valid []string,
+	field func(t *T, fk, k string, v *yaml.Node), check func(t *T) string) []T {
+	if v.Kind != yaml.SequenceNode {
+		d.errorf(v, key, "%s must be a list of %s, got %s", key, shape, yamlutil.Describe(v))
+		return nil
+	}
+	var out []T
+	for i, c := range v.Content {
+		ik := fmt.Sprintf("%s[%d]", key, i)
+		var t T
+		d.fields(c, ik, valid, func(k string, v *yaml.Node) { field(&t, join(ik, k), k, v) })
+		if msg := check(&t); msg != "" {
+			d.errorf(yamlutil.Deref(c), ik, "%s %s", ik, msg)
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // validName reports whether s may name a service or environment: lower-case
