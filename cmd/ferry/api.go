@@ -39,14 +39,20 @@ func apiAction(minArgs, maxArgs int, usage string,
 			return exitOf(api.ExitCode(&cli.UsageError{Message: fmt.Sprintf("%s takes %s; got %d argument(s): %q",
 				commandName(c), usage, len(args), args)}))
 		}
-		client, err := apiclient.New(c.String("server"), c.String("token"), nil)
-		if err != nil {
-			return exitOf(api.ExitCode(&cli.UsageError{Message: "--server: " + err.Error()}))
-		}
-		defer client.CloseIdleConnections()
-		api.Client = client
-		return exitOf(api.ExitCode(fn(ctx, c, api, args)))
+		return withAPI(c, api, func(api *cli.API) error { return fn(ctx, c, api, args) })
 	}
+}
+
+// withAPI gives api a client of the server named by --server and --token,
+// runs fn and turns its error into the process's exit code.
+func withAPI(c *ucli.Command, api *cli.API, fn func(api *cli.API) error) error {
+	client, err := apiclient.New(c.String("server"), c.String("token"), nil)
+	if err != nil {
+		return exitOf(api.ExitCode(&cli.UsageError{Message: "--server: " + err.Error()}))
+	}
+	defer client.CloseIdleConnections()
+	api.Client = client
+	return exitOf(api.ExitCode(fn(api)))
 }
 
 // commandName names c as typed after "ferry", e.g. "build ls".
@@ -255,6 +261,19 @@ func buildNumberAction(fn func(ctx context.Context, c *ucli.Command, api *cli.AP
 	})
 }
 
+// buildNumberCommand is a command without flags on REPO NUMBER; fn is a
+// method of cli.API, such as (*cli.API).BuildInfo.
+func buildNumberCommand(name, usage string, fn func(api *cli.API, ctx context.Context, repo string, n int64) error) *ucli.Command {
+	return &ucli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "OWNER/NAME NUMBER",
+		Action: buildNumberAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo string, n int64) error {
+			return fn(api, ctx, repo, n)
+		}),
+	}
+}
+
 func buildCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "build",
@@ -297,38 +316,10 @@ func buildCommand() *ucli.Command {
 					})
 				}),
 			},
-			{
-				Name:      "info",
-				Usage:     "show a build with its pipelines and steps, their statuses and why waiting ones wait",
-				ArgsUsage: "OWNER/NAME NUMBER",
-				Action: buildNumberAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo string, n int64) error {
-					return api.BuildInfo(ctx, repo, n)
-				}),
-			},
-			{
-				Name:      "cancel",
-				Usage:     "cancel a build that has not finished",
-				ArgsUsage: "OWNER/NAME NUMBER",
-				Action: buildNumberAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo string, n int64) error {
-					return api.BuildCancel(ctx, repo, n)
-				}),
-			},
-			{
-				Name:      "approve",
-				Usage:     "approve a build that waits for approval",
-				ArgsUsage: "OWNER/NAME NUMBER",
-				Action: buildNumberAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo string, n int64) error {
-					return api.BuildApprove(ctx, repo, n)
-				}),
-			},
-			{
-				Name:      "decline",
-				Usage:     "decline a build that waits for approval",
-				ArgsUsage: "OWNER/NAME NUMBER",
-				Action: buildNumberAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo string, n int64) error {
-					return api.BuildDecline(ctx, repo, n)
-				}),
-			},
+			buildNumberCommand("info", "show a build with its pipelines and steps, their statuses and why waiting ones wait", (*cli.API).BuildInfo),
+			buildNumberCommand("cancel", "cancel a build that has not finished", (*cli.API).BuildCancel),
+			buildNumberCommand("approve", "approve a build that waits for approval", (*cli.API).BuildApprove),
+			buildNumberCommand("decline", "decline a build that waits for approval", (*cli.API).BuildDecline),
 			{
 				Name:      "restart",
 				Usage:     "run a finished build's commit and config again, as a new build",
