@@ -389,6 +389,17 @@ func secretArgs(c *ucli.Command, args []string, names int) (string, []string, er
 	return args[0], args[1:], nil
 }
 
+// secretNameAction is an action on OWNER/NAME NAME, or --global NAME.
+func secretNameAction(fn func(ctx context.Context, c *ucli.Command, api *cli.API, repo, name string) error) ucli.ActionFunc {
+	return apiAction(1, 2, "OWNER/NAME NAME, or --global NAME", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
+		repo, rest, err := secretArgs(c, args, 1)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, c, api, repo, rest[0])
+	})
+}
+
 func plural(n int, what string) string {
 	if n == 0 {
 		return "no other arguments"
@@ -436,12 +447,8 @@ func secretCommand() *ucli.Command {
 				ArgsUsage:                 "OWNER/NAME NAME | --global NAME",
 				DisableSliceFlagSeparator: true,
 				Flags:                     append(secretFlags(), global()),
-				Action: apiAction(1, 2, "OWNER/NAME NAME, or --global NAME", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
-					repo, rest, err := secretArgs(c, args, 1)
-					if err != nil {
-						return err
-					}
-					return api.SecretAdd(ctx, repo, rest[0], secretOptions(c))
+				Action: secretNameAction(func(ctx context.Context, c *ucli.Command, api *cli.API, repo, name string) error {
+					return api.SecretAdd(ctx, repo, name, secretOptions(c))
 				}),
 			},
 			{
@@ -450,12 +457,8 @@ func secretCommand() *ucli.Command {
 				ArgsUsage:                 "OWNER/NAME NAME | --global NAME",
 				DisableSliceFlagSeparator: true,
 				Flags:                     append(secretFlags(), global()),
-				Action: apiAction(1, 2, "OWNER/NAME NAME, or --global NAME", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
-					repo, rest, err := secretArgs(c, args, 1)
-					if err != nil {
-						return err
-					}
-					return api.SecretUpdate(ctx, repo, rest[0], secretOptions(c))
+				Action: secretNameAction(func(ctx context.Context, c *ucli.Command, api *cli.API, repo, name string) error {
+					return api.SecretUpdate(ctx, repo, name, secretOptions(c))
 				}),
 			},
 			{
@@ -478,12 +481,8 @@ func secretCommand() *ucli.Command {
 				Usage:     "remove a secret",
 				ArgsUsage: "OWNER/NAME NAME | --global NAME",
 				Flags:     []ucli.Flag{global()},
-				Action: apiAction(1, 2, "OWNER/NAME NAME, or --global NAME", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
-					repo, rest, err := secretArgs(c, args, 1)
-					if err != nil {
-						return err
-					}
-					return api.SecretRemove(ctx, repo, rest[0])
+				Action: secretNameAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo, name string) error {
+					return api.SecretRemove(ctx, repo, name)
 				}),
 			},
 		},
