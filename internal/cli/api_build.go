@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -52,20 +50,10 @@ func (a *API) BuildList(ctx context.Context, slug string, o BuildListOptions) er
 		}
 		f.Before = next
 	}
-	if a.JSON {
-		return a.printJSON(builds)
-	}
-	if len(builds) == 0 {
-		fmt.Fprintf(a.Stderr, "no builds of %s match\n", slug)
-		return nil
-	}
-	w := a.table()
-	row(w, "BUILD", "STATUS", "EVENT", "BRANCH", "COMMIT", "AUTHOR", "CREATED", "DURATION", "MESSAGE")
-	for _, b := range builds {
-		row(w, fmt.Sprint(b.Number), string(b.Status), buildEvent(b), orDash(b.Branch), shortSHA(b.Commit),
-			orDash(b.Author), a.ago(b.Created), a.took(b.Started, b.Finished), firstLine(b.Message, 50))
-	}
-	return w.Flush()
+	return printList(a, builds, "no builds of "+slug+" match", []string{"BUILD", "STATUS", "EVENT", "BRANCH", "COMMIT", "AUTHOR", "CREATED", "DURATION", "MESSAGE"}, func(b *apiclient.Build) []string {
+		return []string{fmt.Sprint(b.Number), string(b.Status), buildEvent(b), orDash(b.Branch), shortSHA(b.Commit),
+			orDash(b.Author), a.ago(b.Created), a.took(b.Started, b.Finished), firstLine(b.Message, 50)}
+	})
 }
 
 // buildEvent names a build's event, with its pull request number.
@@ -157,11 +145,7 @@ func (a *API) printBuild(b *apiclient.Build) {
 		row(w, "  restart of:", fmt.Sprintf("#%d", b.Parent))
 	}
 	if len(b.Params) > 0 {
-		var ps []string
-		for _, k := range slices.Sorted(maps.Keys(b.Params)) {
-			ps = append(ps, k+"="+b.Params[k])
-		}
-		row(w, "  params:", strings.Join(ps, " "))
+		row(w, "  params:", pairs(b.Params, " "))
 	}
 	if b.Approval != "" {
 		row(w, "  approval:", b.Approval+by(b.ApprovedBy))
