@@ -294,3 +294,28 @@ func TestApprovalTimeout(t *testing.T) {
 		t.Fatalf("approved: %s %q", d.State, d.Reason)
 	}
 }
+
+// TestAutoDeployOncePerBuild hands the orchestrator the same green build
+// twice, as the server does when its side effects run again after a
+// server died before marking them done: one deployment.
+func TestAutoDeployOncePerBuild(t *testing.T) {
+	ctx := context.Background()
+	o, st := newTestOrchestrator(t, `  - name: staging
+    nodes: {role: web}
+    auto: {branches: [main]}
+`, time.Now)
+	r := &store.Release{Service: "app", ArtifactURL: "file:///a", SHA256: strings.Repeat("c", 64), Branch: "main", Creator: "ci", BuildID: 7}
+	if _, err := o.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	ev := BuildFinished{BuildID: 7, Number: 3, Success: true, Event: "push", Branch: "main"}
+	o.OnBuildFinished(ctx, ev)
+	o.OnBuildFinished(ctx, ev)
+	ds, err := st.Deployments.List(ctx, store.DeploymentFilter{Service: "app", Environment: "staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Trigger != "auto" || ds[0].ReleaseID != r.ID {
+		t.Fatalf("deployments after the same build twice: %d, want one auto deployment of %s", len(ds), r.ID)
+	}
+}
