@@ -205,6 +205,10 @@ steps:
 	if n := evalString(t, ctx, `String(document.querySelectorAll("#build-status .text")[0].textContent)`); n != "running" {
 		t.Errorf("build status shows %q, want running", n)
 	}
+	// The page follows the build's event stream, not a poll.
+	if live := evalString(t, ctx, `String(document.getElementById("build").dataset.live)`); live != "events" {
+		t.Errorf("the build page follows the build by %q, want its event stream", live)
+	}
 	screenshot(t, ctx, "build-running")
 
 	// The commit message is text, not markup.

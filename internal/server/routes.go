@@ -72,6 +72,7 @@ func (s *Server) buildRouter() {
 		{"GET", repo + "/builds", accessUser, s.serve(s.listBuilds)},
 		{"POST", repo + "/builds", accessUser, s.serve(s.postBuild)},
 		{"GET", build, accessUser, s.serve(s.getBuild)},
+		{"GET", build + "/events", accessUser, s.serve(s.buildEventStream)},
 		{"POST", build + "/cancel", accessUser, s.serve(s.cancelBuild)},
 		{"POST", build + "/restart", accessUser, s.serve(s.restartBuild)},
 		{"POST", build + "/approve", accessUser, s.serve(s.approveBuild)},

@@ -83,16 +83,42 @@
           if (res.body.url && res.body.url !== here) { location.assign(res.body.url); return; }
           if (button) button.disabled = false;
           refreshBuild();
-          if (!pollTimer) pollTimer = setInterval(refreshBuild, 1000);
+          if (!pollTimer && !events) followBuild();
         })
         .catch(function () { form.submit(); });
     });
   }
-  function stopPolling() { if (pollTimer) { clearInterval(pollTimer); pollTimer = null; } }
+  function stopPolling() {
+    if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
+    if (events) { events.close(); events = null; }
+  }
+  // The page follows the build's event stream (GET …/builds/N/events):
+  // each transition reads the build again, a few at once coalesced. When
+  // the stream fails (an old proxy, a server restart) it polls instead.
+  let events = null;
+  const eventKinds = ["status", "resync", "build_created", "build_waiting", "build_started", "pipeline_queued",
+    "pipeline_started", "step_started", "step_finished", "pipeline_finished", "build_finished"];
+  function followBuild() {
+    if (!window.EventSource) { pollTimer = setInterval(refreshBuild, 1000); return; }
+    events = new EventSource(build.dataset.api + "/events");
+    let queued = null;
+    const refresh = function () {
+      if (queued) return;
+      queued = setTimeout(function () { queued = null; refreshBuild(); }, 50);
+    };
+    eventKinds.forEach(function (k) { events.addEventListener(k, refresh); });
+    events.onopen = function () { build.dataset.live = "events"; };
+    events.addEventListener("end", function () { if (events) { events.close(); events = null; } refreshBuild(); });
+    events.onerror = function () {
+      if (events) { events.close(); events = null; }
+      build.dataset.live = "poll";
+      if (!pollTimer) pollTimer = setInterval(refreshBuild, 1000);
+    };
+  }
   bindPage(document);
   if (build && !final.has(build.dataset.status)) {
     refreshBuild();
-    pollTimer = setInterval(refreshBuild, 1000);
+    followBuild();
   }
 
   // ---- deployments --------------------------------------------------------
