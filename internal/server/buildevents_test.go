@@ -28,7 +28,7 @@ func TestBuildEventStream(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+path, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	res, err := ts.client.Do(req)
 	if err != nil {
