@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/ferryci/ferry/internal/node/lb"
 	"github.com/ferryci/ferry/internal/node/lb/lbtest"
+	"github.com/ferryci/ferry/internal/nodeproto"
 )
 
 // webRelease is a release of a static site served by busybox httpd.
@@ -154,4 +157,194 @@ services:
 		t.Fatalf("responses: %v, want v1 and v2 only", bodies)
 	}
 	t.Logf("%d requests, none failed: %v", ok.Load(), bodies)
+}
+
+// serveText answers every request on addr with body until the test ends.
+func serveText(t *testing.T, addr, body string) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) }))
+	s.Listener.Close()
+	s.Listener = l
+	s.Start()
+	t.Cleanup(s.Close)
+}
+
+// The serving bit of the desired state (blue-green), with a real HAProxy
+// in front of a connected node (s1) and another server (s2): told not to
+// serve, the node drains before anything else, installs and checks the
+// release out of rotation and stays out, reporting serving false; told to
+// serve the same release, it only re-enables (no download, no hook); told
+// not to serve a new release, it drains first, and the new release never
+// answers a request through HAProxy. A service without a load balancer
+// refuses the bit, naming the key to set.
+func TestConnectedServingBitKeepsTheNodeOutOfHAProxy(t *testing.T) {
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("no /bin/busybox for the app's httpd")
+	}
+	addrs := map[string]string{"s1": lbtest.FreePort(t), "s2": lbtest.FreePort(t)}
+	serveText(t, addrs["s2"], "other")
+	hp := lbtest.Start(t, addrs)
+	ps := newProtoServer(t, "tok")
+	art := newArtifactServer(t)
+	v1, v2 := webRelease(t, "v1"), webRelease(t, "v2")
+	art.publish("/v1.tar.gz", v1)
+	art.publish("/v2.tar.gz", v2)
+	dir, gate := sharedDir(t), sharedDir(t)
+	root := filepath.Join(dir, "root")
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hookLog := filepath.Join(gate, "hooks.log")
+	cfg := filepath.Join(dir, "node.yml")
+	writeFile(t, cfg, fmt.Sprintf(`root: %s
+name: web-1
+user: %q
+server: {url: %q, token_file: %q, poll_wait: 2s}
+services:
+  web:
+    env: {GATE: %q}
+    hooks:
+      before:
+        - 'echo "before $FERRY_RELEASE" >> "$GATE/hooks.log"; touch "$GATE/before-$FERRY_RELEASE"; while [ ! -e "$GATE/go-$FERRY_RELEASE" ]; do sleep 0.01; done'
+    run:
+      mode: process
+      command: exec /bin/busybox httpd -f -p %s -h www
+      stop_timeout: 5s
+    health: {type: http, url: "http://%s/", interval: 20ms, healthy_threshold: 2}
+    lb: {driver: haproxy, socket: %s, backend: be, server: s1}
+  plain: {}
+`, root, hookUser(), ps.URL, tokenFile, gate, addrs["s1"], addrs["s1"], hp.Socket))
+	startNode(t, cfg)
+	d, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: "s1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv := d.(*lb.HAProxy)
+	ctx := context.Background()
+	drained := func() bool {
+		st, err := drv.State(ctx)
+		return err == nil && st.Drained()
+	}
+
+	// Requests through HAProxy, one client, counting who answered.
+	var mu sync.Mutex
+	bodies := map[string]int{}
+	var failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			res, err := client.Get("http://" + hp.Frontend + "/")
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			mu.Lock()
+			bodies[string(b)]++
+			mu.Unlock()
+		}
+	})
+	served := func(body string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return bodies[body]
+	}
+	answers := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprint(bodies)
+	}
+	waitFor(t, "requests answered by s2", func() (bool, string) { return served("other") > 10, "" })
+
+	off, on := false, true
+	rel := func(id string, body []byte, serving *bool) nodeproto.Release {
+		return nodeproto.Release{ID: id, Artifact: &nodeproto.Artifact{URL: art.URL + "/" + map[string]string{"r1": "v1", "r2": "v2"}[id] + ".tar.gz", SHA256: sha(body)}, Serving: serving}
+	}
+	servingIs := func(want bool) func() (bool, string) {
+		return func() (bool, string) {
+			st, _ := ps.status("web")
+			return st.Serving != nil && *st.Serving == want && st.State == nodeproto.StateRunning, fmt.Sprintf("%+v", st)
+		}
+	}
+
+	// r1, out of rotation: drained before its before hook.
+	ps.setDesired("web", rel("r1", v1, &off))
+	waitFor(t, "r1's before hook", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(gate, "before-r1"))
+		return err == nil, fmt.Sprint(err)
+	})
+	if !drained() {
+		t.Fatal("s1 is not drained while r1's before hook runs")
+	}
+	writeFile(t, filepath.Join(gate, "go-r1"), "")
+	ps.waitRunning(t, "web", "r1")
+	waitFor(t, "r1 reported out of rotation", servingIs(false))
+	if st, _ := ps.status("web"); st.LB != "haproxy" || !st.Healthy {
+		t.Fatalf("reported %+v", st)
+	}
+	if !drained() {
+		t.Fatal("s1 is not drained after r1 was installed out of rotation")
+	}
+	before := served("other")
+	waitFor(t, "more requests through haproxy", func() (bool, string) { return served("other") > before+20, "" })
+	if n := served("v1"); n != 0 {
+		t.Fatalf("r1 answered %d requests through haproxy while out of rotation", n)
+	}
+
+	// The switch: r1 serving; the node only re-enables it.
+	ps.setDesired("web", rel("r1", v1, &on))
+	waitFor(t, "r1 reported serving", servingIs(true))
+	waitFor(t, "r1 answering through haproxy", func() (bool, string) { return served("v1") > 10, answers() })
+	if drained() {
+		t.Fatal("s1 is drained after serving true")
+	}
+	if n := art.gets("/v1.tar.gz"); n != 1 {
+		t.Fatalf("v1 downloaded %d times", n)
+	}
+
+	// r2, out of rotation: the node drains first, then installs.
+	ps.setDesired("web", rel("r2", v2, &off))
+	waitFor(t, "r2's before hook", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(gate, "before-r2"))
+		return err == nil, fmt.Sprint(err)
+	})
+	if !drained() {
+		t.Fatal("s1 is not drained while r2's before hook runs")
+	}
+	writeFile(t, filepath.Join(gate, "go-r2"), "")
+	ps.waitRunning(t, "web", "r2")
+	waitFor(t, "r2 reported out of rotation", servingIs(false))
+	before = served("other")
+	waitFor(t, "more requests through haproxy", func() (bool, string) { return served("other") > before+20, "" })
+	close(stop)
+	wg.Wait()
+	if served("v2") != 0 || failed.Load() != 0 {
+		t.Fatalf("through haproxy: %s, %d failed; want no v2 and no failure", answers(), failed.Load())
+	}
+	if got := strings.Join(readLines(t, hookLog), ","); got != "before r1,before r2" {
+		t.Fatalf("before hooks ran for %s; want r1 and r2 once each", got)
+	}
+
+	// A service without a load balancer refuses the bit.
+	ps.setDesired("plain", nodeproto.Release{ID: "p1", Artifact: &nodeproto.Artifact{URL: art.URL + "/v1.tar.gz", SHA256: sha(v1)}, Serving: &off})
+	waitFor(t, "plain reported failed", func() (bool, string) {
+		st, _ := ps.status("plain")
+		return st.State == nodeproto.StateFailed && st.Desired == "p1", fmt.Sprintf("%+v", st)
+	})
+	if st, _ := ps.status("plain"); !strings.Contains(st.Error, "configure services.plain.lb") || st.Release != "" {
+		t.Fatalf("plain reported %+v", st)
+	}
 }
