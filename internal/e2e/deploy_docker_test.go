@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -67,7 +68,7 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 `, serverOptions{})
 	for i := range n {
 		name := fmt.Sprintf("web-%d", i+1)
-		f.startContainerNode(t, cli, ref, name, addrs[name], hp.Socket)
+		f.startContainerNode(t, cli, ref, name, "{role: web}", addrs[name], hp.Socket)
 	}
 	f.waitNodes(n)
 
@@ -147,9 +148,10 @@ func (f *fleet) webRelease(version string, broken bool) string {
 }
 
 // startContainerNode runs `ferry node` in a container of the node image,
-// on the host's network, with its webapp on addr and HAProxy's admin
-// socket mounted; the container is removed when the test ends.
-func (f *fleet) startContainerNode(t testing.TB, cli *client.Client, ref, name, addr, socket string) {
+// on the host's network, with labels (a YAML flow map), its webapp on addr
+// and HAProxy's admin socket mounted; the container is removed when the
+// test ends.
+func (f *fleet) startContainerNode(t testing.TB, cli *client.Client, ref, name, labels, addr, socket string) {
 	t.Helper()
 	var tok struct {
 		Token string `json:"token"`
@@ -164,7 +166,7 @@ func (f *fleet) startContainerNode(t testing.TB, cli *client.Client, ref, name, 
 	}
 	writeFile(t, etc, "node.yml", fmt.Sprintf(`root: /var/lib/ferry-node
 name: %s
-labels: {role: web}
+labels: %s
 user: nobody
 server: {url: %q, token_file: /etc/ferry/token, poll_wait: 5s}
 services:
@@ -172,7 +174,7 @@ services:
     env: {ADDR: %q}
     run: {mode: process, command: exec webapp, stop_timeout: 5s}
     lb: {driver: haproxy, socket: %q, backend: be, server: %s}
-`, name, f.srv.URL, addr, socket, name))
+`, name, labels, f.srv.URL, addr, socket, name))
 	ctx := context.Background()
 	sockDir := filepath.Dir(socket)
 	created, err := cli.ContainerCreate(ctx, &container.Config{Image: ref}, &container.HostConfig{
@@ -259,6 +261,13 @@ func (l *load) waitServed(t testing.TB, n int64) {
 	eventually(t, time.Minute, 10*time.Millisecond, func() (bool, string) {
 		return l.ok.Load() >= n, fmt.Sprintf("%d of %d requests served (%d failed)", l.ok.Load(), n, l.failed.Load())
 	})
+}
+
+// answers returns a copy of the count of each answer so far.
+func (l *load) answers() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.bodies)
 }
 
 func (l *load) stop() (ok, failed int64, bodies map[string]int, failures []string) {
