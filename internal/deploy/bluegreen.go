@@ -24,9 +24,10 @@ func init() { RegisterStrategy("blue-green", blueGreen{}) }
 //     download and no restart.
 //
 // The next deployment goes to the slot that is idle then. The live slot
-// is the one whose nodes report serving; when that does not tell (the
-// first blue-green deployment), it is the slot whose nodes run a release
-// other than the new one most, and blue is idle on a tie. Every node must
+// is the one whose nodes serve (as the server last asked them, else as
+// they report); when that does not tell (the first blue-green
+// deployment), it is the slot whose nodes run a release other than the
+// new one most, and blue is idle on a tie. Every node must
 // have a load balancer for the service (ferry node's services.NAME.lb):
 // that is where the switch happens.
 type blueGreen struct{}

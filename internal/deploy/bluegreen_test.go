@@ -212,11 +212,22 @@ func TestBlueGreenSwitchAndRollback(t *testing.T) {
 	f.report(r1, "running", false, "g1", "g2")
 	wantState(t, f.step(id), store.DeployRolledBack, 2, "node b2")
 
-	// r4 again, good this time; then a rollback of the environment is a
-	// switch back to blue, which still runs r2, drained: its batch 1 is
-	// done at once, and the switch follows.
+	// r4 again, good this time, while every node has just restarted and
+	// not said yet whether it serves: the server's desired state says blue
+	// is live, and green gets r4 (the releases alone would pick blue).
+	for _, n := range []string{"b1", "b2", "g1", "g2"} {
+		rel := map[bool]string{true: r2, false: r1}[n[0] == 'b']
+		a := store.NodeService{Service: "app", Release: rel, State: "running", Healthy: true, LB: "haproxy"}
+		if err := f.st.Nodes.Report(context.Background(), f.ids[n], []store.NodeService{a}, *f.now); err != nil {
+			t.Fatal(err)
+		}
+	}
 	id = f.deploy(r4)
 	f.step(id)
+	f.want("r4 on green again", fmt.Sprintf("b1=%s serving b2=%s serving g1=%s drained g2=%s drained", r2, r2, r4, r4))
+	// Then a rollback of the environment is a switch back to blue, which
+	// still runs r2, drained: its batch 1 is done at once, and the switch
+	// follows.
 	f.report(r4, "running", false, "g1", "g2")
 	f.step(id)
 	f.report(r4, "running", true, "g1", "g2")

@@ -384,6 +384,17 @@ func (o *Orchestrator) targets(ctx context.Context, service string, env *spec.En
 		if a := n.Service(service); a != nil {
 			t.Current, t.LB, t.Serving = a.Release, a.LB, a.Serving
 		}
+		// What the server last asked for is the slot's role, even while
+		// the node has not said yet (it restarted, say).
+		ds, _, err := o.st.Nodes.Desired(ctx, n.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if d.Service == service && d.Serving != nil {
+				t.Serving = d.Serving
+			}
+		}
 		out = append(out, t)
 	}
 	if len(out) == 0 {

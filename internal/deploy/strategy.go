@@ -20,8 +20,9 @@ type Target struct {
 	// LB is the node's load-balancer driver for the service, as it
 	// reports it ("" for none, or a node too old to say).
 	LB string `json:"-"`
-	// Serving is the load-balancer state the node reports for the
-	// service (nil: unknown).
+	// Serving is whether the node has the service in its load balancer's
+	// rotation: as the server last asked it to (its desired state), or,
+	// when the server never asked, as the node reports (nil: unknown).
 	Serving *bool `json:"-"`
 }
 
