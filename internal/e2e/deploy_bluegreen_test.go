@@ -121,6 +121,10 @@ func TestDeployBlueGreenSwitchesAtHAProxyUnderLoad(t *testing.T) {
 	runs("green", v2)
 	runs("blue", v1)
 	only("v2\n")
+	eventually(t, time.Minute, 20*time.Millisecond, func() (bool, string) {
+		code, out, _ := f.ferryCLI("node", "ls")
+		return code == 0 && strings.Count(out, "app="+v1+" running drained") == 2 && strings.Count(out, "app="+v2+" running serving") == 2, out
+	})
 
 	v3 := f.webRelease("v3", true)
 	d := f.wait(f.deploy("prod", v3).ID)
