@@ -3,12 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ferryci/ferry/internal/node/lb"
 	"github.com/ferryci/ferry/internal/node/lb/lbtest"
 	"github.com/ferryci/ferry/internal/testimage"
 )
@@ -51,14 +49,7 @@ func TestDeployBlueGreenSwitchesAtHAProxyUnderLoad(t *testing.T) {
 	f.waitNodes(len(slots))
 
 	ctx := context.Background()
-	drivers := map[string]*lb.HAProxy{}
-	for name := range addrs {
-		d, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: name}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		drivers[name] = d.(*lb.HAProxy)
-	}
+	drivers := haproxyDrivers(t, hp, addrs)
 	// serving waits until HAProxy sends requests to the slot's servers,
 	// and has the other slot's drained (or, when they run nothing yet,
 	// down).
@@ -138,14 +129,7 @@ func TestDeployBlueGreenSwitchesAtHAProxyUnderLoad(t *testing.T) {
 
 	// The rollback is a switch back: blue runs v1 still.
 	downloads := f.art.downloads("v1-web")
-	var rb deployJSON
-	f.api.do("POST", "/api/services/app/environments/prod/rollback", map[string]string{"reason": "back to v1"}, http.StatusCreated, &rb)
-	if rb.Release != v1 {
-		t.Fatalf("rollback deploys %s, want %s", rb.Release, v1)
-	}
-	if d := f.wait(rb.ID); d.State != "succeeded" {
-		t.Fatalf("rollback: %s %q", d.State, d.Reason)
-	}
+	f.rollback("prod", v1)
 	serving("blue", true)
 	runs("blue", v1)
 	runs("green", v2)

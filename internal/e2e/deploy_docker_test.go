@@ -73,14 +73,7 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 	f.waitNodes(n)
 
 	ctx := context.Background()
-	drivers := map[string]*lb.HAProxy{}
-	for name := range addrs {
-		d, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: name}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		drivers[name] = d.(*lb.HAProxy)
-	}
+	drivers := haproxyDrivers(t, hp, addrs)
 
 	v1 := f.webRelease("v1", false)
 	if d := f.wait(f.deploy("prod", v1).ID); d.State != "succeeded" {
@@ -133,6 +126,21 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 		t.Fatalf("responses %v: want v1 and v2, never v3", bodies)
 	}
 	t.Logf("%d requests through haproxy, none failed: %v", ok, bodies)
+}
+
+// haproxyDrivers returns a driver for each server of addrs in hp's
+// backend, to read their state.
+func haproxyDrivers(t testing.TB, hp *lbtest.HAProxy, addrs map[string]string) map[string]*lb.HAProxy {
+	t.Helper()
+	drivers := map[string]*lb.HAProxy{}
+	for name := range addrs {
+		d, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: name}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drivers[name] = d.(*lb.HAProxy)
+	}
+	return drivers
 }
 
 // webRelease publishes a release of the webapp: a version file, and with

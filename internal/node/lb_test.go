@@ -83,43 +83,8 @@ services:
 	}
 
 	// The load: 4 clients, each sending requests one after another.
-	var ok, failed atomic.Int64
-	var mu sync.Mutex
-	var failures []string
-	bodies := map[string]int{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				res, err := client.Get("http://" + hp.Frontend + "/")
-				var body []byte
-				if err == nil {
-					body, err = io.ReadAll(res.Body)
-					res.Body.Close()
-					if err == nil && res.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %s", res.Status)
-					}
-				}
-				mu.Lock()
-				if err != nil {
-					failed.Add(1)
-					failures = append(failures, err.Error())
-				} else {
-					ok.Add(1)
-					bodies[string(body)]++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	waitFor(t, "load flowing", func() (bool, string) { return ok.Load() > 20, fmt.Sprint(ok.Load()) })
+	load := startHTTPLoad(t, "http://"+hp.Frontend+"/", 4)
+	waitFor(t, "load flowing", func() (bool, string) { return load.ok.Load() > 20, fmt.Sprint(load.ok.Load()) })
 
 	for _, s := range []string{"s1", "s2"} {
 		other := map[string]string{"s1": "s2", "s2": "s1"}[s]
@@ -138,7 +103,7 @@ services:
 		if got := currentTarget(t, roots[s], "web"); got != releaseID(v1) {
 			t.Fatalf("%s switched before its before hook ended: current -> %s", s, got)
 		}
-		served := ok.Load()
+		served := load.ok.Load()
 		writeFile(t, filepath.Join(gate, "go-"+s), "")
 		waitCurrent(t, roots[s], "web", releaseID(v2))
 		// The state is saved before the node re-enables the server.
@@ -146,17 +111,86 @@ services:
 			st, err := drivers[s].State(ctx)
 			return err == nil && !st.Drained() && st.Op == 2, fmt.Sprint(st, err)
 		})
-		waitFor(t, "requests served after "+s+"'s update", func() (bool, string) { return ok.Load() > served+20, "" })
+		waitFor(t, "requests served after "+s+"'s update", func() (bool, string) { return load.ok.Load() > served+20, "" })
 	}
-	close(stop)
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d of %d requests failed: %s", failed.Load(), failed.Load()+ok.Load(), strings.Join(failures[:min(len(failures), 5)], "; "))
+	load.stop()
+	if load.failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed: %s", load.failed.Load(), load.failed.Load()+load.ok.Load(), strings.Join(load.failures, "; "))
 	}
-	if bodies["v1"] == 0 || bodies["v2"] == 0 || len(bodies) != 2 {
-		t.Fatalf("responses: %v, want v1 and v2 only", bodies)
+	if load.served("v1") == 0 || load.served("v2") == 0 || len(load.bodies) != 2 {
+		t.Fatalf("responses: %s, want v1 and v2 only", load.answers())
 	}
-	t.Logf("%d requests, none failed: %v", ok.Load(), bodies)
+	t.Logf("%d requests, none failed: %s", load.ok.Load(), load.answers())
+}
+
+// httpLoad sends requests to a URL from several clients, each one after
+// another, until stopped, and counts the answers by body.
+type httpLoad struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	bodies     map[string]int
+	failures   []string // the first 5
+	done       chan struct{}
+	once       sync.Once
+	wg         sync.WaitGroup
+}
+
+func startHTTPLoad(t *testing.T, url string, clients int) *httpLoad {
+	l := &httpLoad{bodies: map[string]int{}, done: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range clients {
+		l.wg.Go(func() {
+			for {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				res, err := client.Get(url)
+				var body []byte
+				if err == nil {
+					body, err = io.ReadAll(res.Body)
+					res.Body.Close()
+					if err == nil && res.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %s", res.Status)
+					}
+				}
+				l.mu.Lock()
+				if err != nil {
+					l.failed.Add(1)
+					if len(l.failures) < 5 {
+						l.failures = append(l.failures, err.Error())
+					}
+				} else {
+					l.ok.Add(1)
+					l.bodies[string(body)]++
+				}
+				l.mu.Unlock()
+			}
+		})
+	}
+	t.Cleanup(l.stop)
+	return l
+}
+
+// stop ends the load and waits for the requests in flight.
+func (l *httpLoad) stop() {
+	l.once.Do(func() { close(l.done) })
+	l.wg.Wait()
+}
+
+// served returns how many requests were answered body.
+func (l *httpLoad) served(body string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bodies[body]
+}
+
+// answers describes the answers so far.
+func (l *httpLoad) answers() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprint(l.bodies)
 }
 
 // serveText answers every request on addr with body until the test ends.
@@ -231,42 +265,9 @@ services:
 		return err == nil && st.Drained()
 	}
 
-	// Requests through HAProxy, one client, counting who answered.
-	var mu sync.Mutex
-	bodies := map[string]int{}
-	var failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			res, err := client.Get("http://" + hp.Frontend + "/")
-			if err != nil {
-				failed.Add(1)
-				continue
-			}
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			mu.Lock()
-			bodies[string(b)]++
-			mu.Unlock()
-		}
-	})
-	served := func(body string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return bodies[body]
-	}
-	answers := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return fmt.Sprint(bodies)
-	}
+	// Requests through HAProxy, counting who answered.
+	load := startHTTPLoad(t, "http://"+hp.Frontend+"/", 1)
+	served, answers := load.served, load.answers
 	waitFor(t, "requests answered by s2", func() (bool, string) { return served("other") > 10, "" })
 
 	off, on := false, true
@@ -280,26 +281,29 @@ services:
 		}
 	}
 
-	// r1, out of rotation: drained before its before hook.
-	ps.setDesired("web", rel("r1", v1, &off))
-	waitFor(t, "r1's before hook", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(gate, "before-r1"))
-		return err == nil, fmt.Sprint(err)
-	})
-	if !drained() {
-		t.Fatal("s1 is not drained while r1's before hook runs")
+	// standby sets release id out of rotation and checks that the node is
+	// drained before its before hook, and stays out once it runs it.
+	standby := func(id string, body []byte) {
+		t.Helper()
+		ps.setDesired("web", rel(id, body, &off))
+		waitFor(t, id+"'s before hook", func() (bool, string) {
+			_, err := os.Stat(filepath.Join(gate, "before-"+id))
+			return err == nil, fmt.Sprint(err)
+		})
+		if !drained() {
+			t.Fatalf("s1 is not drained while %s's before hook runs", id)
+		}
+		writeFile(t, filepath.Join(gate, "go-"+id), "")
+		ps.waitRunning(t, "web", id)
+		waitFor(t, id+" reported out of rotation", servingIs(false))
+		if st, _ := ps.status("web"); st.LB != "haproxy" || !st.Healthy || !drained() {
+			t.Fatalf("reported %+v; haproxy has s1 drained: %v", st, drained())
+		}
+		before := served("other")
+		waitFor(t, "more requests through haproxy", func() (bool, string) { return served("other") > before+20, "" })
 	}
-	writeFile(t, filepath.Join(gate, "go-r1"), "")
-	ps.waitRunning(t, "web", "r1")
-	waitFor(t, "r1 reported out of rotation", servingIs(false))
-	if st, _ := ps.status("web"); st.LB != "haproxy" || !st.Healthy {
-		t.Fatalf("reported %+v", st)
-	}
-	if !drained() {
-		t.Fatal("s1 is not drained after r1 was installed out of rotation")
-	}
-	before := served("other")
-	waitFor(t, "more requests through haproxy", func() (bool, string) { return served("other") > before+20, "" })
+
+	standby("r1", v1)
 	if n := served("v1"); n != 0 {
 		t.Fatalf("r1 answered %d requests through haproxy while out of rotation", n)
 	}
@@ -316,23 +320,10 @@ services:
 	}
 
 	// r2, out of rotation: the node drains first, then installs.
-	ps.setDesired("web", rel("r2", v2, &off))
-	waitFor(t, "r2's before hook", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(gate, "before-r2"))
-		return err == nil, fmt.Sprint(err)
-	})
-	if !drained() {
-		t.Fatal("s1 is not drained while r2's before hook runs")
-	}
-	writeFile(t, filepath.Join(gate, "go-r2"), "")
-	ps.waitRunning(t, "web", "r2")
-	waitFor(t, "r2 reported out of rotation", servingIs(false))
-	before = served("other")
-	waitFor(t, "more requests through haproxy", func() (bool, string) { return served("other") > before+20, "" })
-	close(stop)
-	wg.Wait()
-	if served("v2") != 0 || failed.Load() != 0 {
-		t.Fatalf("through haproxy: %s, %d failed; want no v2 and no failure", answers(), failed.Load())
+	standby("r2", v2)
+	load.stop()
+	if served("v2") != 0 || load.failed.Load() != 0 {
+		t.Fatalf("through haproxy: %s, %d failed (%s); want no v2 and no failure", answers(), load.failed.Load(), strings.Join(load.failures, "; "))
 	}
 	if got := strings.Join(readLines(t, hookLog), ","); got != "before r1,before r2" {
 		t.Fatalf("before hooks ran for %s; want r1 and r2 once each", got)
