@@ -78,19 +78,19 @@ func TestDeployBlueGreenSwitchesAtHAProxyUnderLoad(t *testing.T) {
 	// only checks that the next requests through HAProxy all get body,
 	// but for those in flight already (one per client at most).
 	const clients = 4
-	var traffic *load
+	var traffic *lbtest.Load
 	only := func(body string) {
 		t.Helper()
-		before := traffic.answers()
-		traffic.waitServed(t, traffic.ok.Load()+50)
+		before := traffic.Answers()
+		waitServed(t, traffic, traffic.OK.Load()+50)
 		other := 0
-		for b, n := range traffic.answers() {
+		for b, n := range traffic.Answers() {
 			if b != body {
 				other += n - before[b]
 			}
 		}
 		if other > clients {
-			t.Fatalf("%d of the last requests were not answered %q (all: %v -> %v)", other, body, before, traffic.answers())
+			t.Fatalf("%d of the last requests were not answered %q (all: %v -> %v)", other, body, before, traffic.Answers())
 		}
 	}
 
@@ -101,8 +101,8 @@ func TestDeployBlueGreenSwitchesAtHAProxyUnderLoad(t *testing.T) {
 	serving("blue", false)
 	runs("blue", v1)
 	runs("green", "")
-	traffic = startLoad(t, "http://"+hp.Frontend+"/", clients)
-	traffic.waitServed(t, 50)
+	traffic = lbtest.StartLoad(t, "http://"+hp.Frontend+"/", clients)
+	waitServed(t, traffic, 50)
 
 	v2 := f.webRelease("v2", false)
 	if d := f.wait(f.deploy("prod", v2).ID); d.State != "succeeded" {
@@ -138,7 +138,8 @@ func TestDeployBlueGreenSwitchesAtHAProxyUnderLoad(t *testing.T) {
 		t.Fatalf("v1 downloaded %d more times; the switch back needs no download", n-downloads)
 	}
 
-	ok, failed, bodies, failures := traffic.stop()
+	traffic.Stop()
+	ok, failed, bodies, failures := traffic.OK.Load(), traffic.Failed.Load(), traffic.Answers(), traffic.Failures()
 	if failed > 0 {
 		t.Fatalf("%d of %d requests failed: %s", failed, failed+ok, strings.Join(failures, "; "))
 	}

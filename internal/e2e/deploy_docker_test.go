@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,8 +84,8 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 		})
 	}
 
-	load := startLoad(t, "http://"+hp.Frontend+"/", 4)
-	load.waitServed(t, 50)
+	load := lbtest.StartLoad(t, "http://"+hp.Frontend+"/", 4)
+	waitServed(t, load, 50)
 
 	// Watch each server: its HAProxy state and the version it serves
 	// directly, to see that it was drained before it served v2.
@@ -104,7 +102,7 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 			t.Errorf("%s served v2 without having been seen drained before: %s", name, watch.history(name))
 		}
 	}
-	load.waitServed(t, load.ok.Load()+50)
+	waitServed(t, load, load.OK.Load()+50)
 
 	// The canary of a broken v3 rolls back, and no request fails.
 	v3 := f.webRelease("v3", true)
@@ -117,8 +115,9 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 		st, err := drivers["web-1"].State(ctx)
 		return err == nil && !st.Drained() && st.Op == 2, fmt.Sprintf("web-1 back in haproxy: %+v %v", st, err)
 	})
-	load.waitServed(t, load.ok.Load()+50)
-	ok, failed, bodies, failures := load.stop()
+	waitServed(t, load, load.OK.Load()+50)
+	load.Stop()
+	ok, failed, bodies, failures := load.OK.Load(), load.Failed.Load(), load.Answers(), load.Failures()
 	if failed > 0 {
 		t.Fatalf("%d of %d requests failed: %s", failed, failed+ok, strings.Join(failures, "; "))
 	}
@@ -207,83 +206,12 @@ services:
 	}
 }
 
-// load sends requests one after another from several clients until
-// stopped, and counts the answers.
-type load struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	bodies     map[string]int
-	failures   []string
-	done       chan struct{}
-	wg         sync.WaitGroup
-	closeOnce  func()
-}
-
-func startLoad(t testing.TB, url string, clients int) *load {
-	l := &load{bodies: map[string]int{}, done: make(chan struct{})}
-	tr := &http.Transport{}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
-	for range clients {
-		l.wg.Go(func() {
-			for {
-				select {
-				case <-l.done:
-					return
-				default:
-				}
-				res, err := hc.Get(url)
-				var body []byte
-				if err == nil {
-					body, err = io.ReadAll(res.Body)
-					res.Body.Close()
-					if err == nil && res.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %s", res.Status)
-					}
-				}
-				l.mu.Lock()
-				if err != nil {
-					l.failed.Add(1)
-					if len(l.failures) < 5 {
-						l.failures = append(l.failures, err.Error())
-					}
-				} else {
-					l.ok.Add(1)
-					l.bodies[string(body)]++
-				}
-				l.mu.Unlock()
-			}
-		})
-	}
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() { close(l.done) })
-		l.wg.Wait()
-		tr.CloseIdleConnections()
-	})
-	l.closeOnce = func() { once.Do(func() { close(l.done) }) }
-	return l
-}
-
-func (l *load) waitServed(t testing.TB, n int64) {
+// waitServed waits until l has had n requests answered.
+func waitServed(t testing.TB, l *lbtest.Load, n int64) {
 	t.Helper()
 	eventually(t, time.Minute, 10*time.Millisecond, func() (bool, string) {
-		return l.ok.Load() >= n, fmt.Sprintf("%d of %d requests served (%d failed)", l.ok.Load(), n, l.failed.Load())
+		return l.OK.Load() >= n, fmt.Sprintf("%d of %d requests served (%d failed)", l.OK.Load(), n, l.Failed.Load())
 	})
-}
-
-// answers returns a copy of the count of each answer so far.
-func (l *load) answers() map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.bodies)
-}
-
-func (l *load) stop() (ok, failed int64, bodies map[string]int, failures []string) {
-	l.closeOnce()
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ok.Load(), l.failed.Load(), l.bodies, l.failures
 }
 
 // serverWatch samples, for each server, whether HAProxy has it drained and

@@ -11,10 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/ferryci/ferry/internal/node/lb"
 	"github.com/ferryci/ferry/internal/node/lb/lbtest"
@@ -83,8 +80,8 @@ services:
 	}
 
 	// The load: 4 clients, each sending requests one after another.
-	load := startHTTPLoad(t, "http://"+hp.Frontend+"/", 4)
-	waitFor(t, "load flowing", func() (bool, string) { return load.ok.Load() > 20, fmt.Sprint(load.ok.Load()) })
+	load := lbtest.StartLoad(t, "http://"+hp.Frontend+"/", 4)
+	waitFor(t, "load flowing", func() (bool, string) { return load.OK.Load() > 20, fmt.Sprint(load.OK.Load()) })
 
 	for _, s := range []string{"s1", "s2"} {
 		other := map[string]string{"s1": "s2", "s2": "s1"}[s]
@@ -103,7 +100,7 @@ services:
 		if got := currentTarget(t, roots[s], "web"); got != releaseID(v1) {
 			t.Fatalf("%s switched before its before hook ended: current -> %s", s, got)
 		}
-		served := load.ok.Load()
+		served := load.OK.Load()
 		writeFile(t, filepath.Join(gate, "go-"+s), "")
 		waitCurrent(t, roots[s], "web", releaseID(v2))
 		// The state is saved before the node re-enables the server.
@@ -111,86 +108,16 @@ services:
 			st, err := drivers[s].State(ctx)
 			return err == nil && !st.Drained() && st.Op == 2, fmt.Sprint(st, err)
 		})
-		waitFor(t, "requests served after "+s+"'s update", func() (bool, string) { return load.ok.Load() > served+20, "" })
+		waitFor(t, "requests served after "+s+"'s update", func() (bool, string) { return load.OK.Load() > served+20, "" })
 	}
-	load.stop()
-	if load.failed.Load() > 0 {
-		t.Fatalf("%d of %d requests failed: %s", load.failed.Load(), load.failed.Load()+load.ok.Load(), strings.Join(load.failures, "; "))
+	load.Stop()
+	if load.Failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed: %s", load.Failed.Load(), load.Failed.Load()+load.OK.Load(), strings.Join(load.Failures(), "; "))
 	}
-	if load.served("v1") == 0 || load.served("v2") == 0 || len(load.bodies) != 2 {
-		t.Fatalf("responses: %s, want v1 and v2 only", load.answers())
+	if load.Served("v1") == 0 || load.Served("v2") == 0 || len(load.Answers()) != 2 {
+		t.Fatalf("responses: %s, want v1 and v2 only", fmt.Sprint(load.Answers()))
 	}
-	t.Logf("%d requests, none failed: %s", load.ok.Load(), load.answers())
-}
-
-// httpLoad sends requests to a URL from several clients, each one after
-// another, until stopped, and counts the answers by body.
-type httpLoad struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	bodies     map[string]int
-	failures   []string // the first 5
-	done       chan struct{}
-	once       sync.Once
-	wg         sync.WaitGroup
-}
-
-func startHTTPLoad(t *testing.T, url string, clients int) *httpLoad {
-	l := &httpLoad{bodies: map[string]int{}, done: make(chan struct{})}
-	client := &http.Client{Timeout: 10 * time.Second}
-	for range clients {
-		l.wg.Go(func() {
-			for {
-				select {
-				case <-l.done:
-					return
-				default:
-				}
-				res, err := client.Get(url)
-				var body []byte
-				if err == nil {
-					body, err = io.ReadAll(res.Body)
-					res.Body.Close()
-					if err == nil && res.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %s", res.Status)
-					}
-				}
-				l.mu.Lock()
-				if err != nil {
-					l.failed.Add(1)
-					if len(l.failures) < 5 {
-						l.failures = append(l.failures, err.Error())
-					}
-				} else {
-					l.ok.Add(1)
-					l.bodies[string(body)]++
-				}
-				l.mu.Unlock()
-			}
-		})
-	}
-	t.Cleanup(l.stop)
-	return l
-}
-
-// stop ends the load and waits for the requests in flight.
-func (l *httpLoad) stop() {
-	l.once.Do(func() { close(l.done) })
-	l.wg.Wait()
-}
-
-// served returns how many requests were answered body.
-func (l *httpLoad) served(body string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.bodies[body]
-}
-
-// answers describes the answers so far.
-func (l *httpLoad) answers() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return fmt.Sprint(l.bodies)
+	t.Logf("%d requests, none failed: %s", load.OK.Load(), fmt.Sprint(load.Answers()))
 }
 
 // serveText answers every request on addr with body until the test ends.
@@ -266,8 +193,8 @@ services:
 	}
 
 	// Requests through HAProxy, counting who answered.
-	load := startHTTPLoad(t, "http://"+hp.Frontend+"/", 1)
-	served, answers := load.served, load.answers
+	load := lbtest.StartLoad(t, "http://"+hp.Frontend+"/", 1)
+	served, answers := load.Served, func() string { return fmt.Sprint(load.Answers()) }
 	waitFor(t, "requests answered by s2", func() (bool, string) { return served("other") > 10, "" })
 
 	off, on := false, true
@@ -321,9 +248,9 @@ services:
 
 	// r2, out of rotation: the node drains first, then installs.
 	standby("r2", v2)
-	load.stop()
-	if served("v2") != 0 || load.failed.Load() != 0 {
-		t.Fatalf("through haproxy: %s, %d failed (%s); want no v2 and no failure", answers(), load.failed.Load(), strings.Join(load.failures, "; "))
+	load.Stop()
+	if served("v2") != 0 || load.Failed.Load() != 0 {
+		t.Fatalf("through haproxy: %s, %d failed (%s); want no v2 and no failure", answers(), load.Failed.Load(), strings.Join(load.Failures(), "; "))
 	}
 	if got := strings.Join(readLines(t, hookLog), ","); got != "before r1,before r2" {
 		t.Fatalf("before hooks ran for %s; want r1 and r2 once each", got)
