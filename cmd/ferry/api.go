@@ -39,14 +39,20 @@ func apiAction(minArgs, maxArgs int, usage string,
 			return exitOf(api.ExitCode(&cli.UsageError{Message: fmt.Sprintf("%s takes %s; got %d argument(s): %q",
 				commandName(c), usage, len(args), args)}))
 		}
-		client, err := apiclient.New(c.String("server"), c.String("token"), nil)
-		if err != nil {
-			return exitOf(api.ExitCode(&cli.UsageError{Message: "--server: " + err.Error()}))
-		}
-		defer client.CloseIdleConnections()
-		api.Client = client
-		return exitOf(api.ExitCode(fn(ctx, c, api, args)))
+		return withAPI(c, api, func(api *cli.API) error { return fn(ctx, c, api, args) })
 	}
+}
+
+// withAPI gives api a client of the server named by --server and --token,
+// runs fn and turns its error into the process's exit code.
+func withAPI(c *ucli.Command, api *cli.API, fn func(api *cli.API) error) error {
+	client, err := apiclient.New(c.String("server"), c.String("token"), nil)
+	if err != nil {
+		return exitOf(api.ExitCode(&cli.UsageError{Message: "--server: " + err.Error()}))
+	}
+	defer client.CloseIdleConnections()
+	api.Client = client
+	return exitOf(api.ExitCode(fn(api)))
 }
 
 // commandName names c as typed after "ferry", e.g. "build ls".
@@ -255,6 +261,19 @@ func buildNumberAction(fn func(ctx context.Context, c *ucli.Command, api *cli.AP
 	})
 }
 
+// buildNumberCommand is a command without flags on REPO NUMBER; fn is a
+// method of cli.API, such as (*cli.API).BuildInfo.
+func buildNumberCommand(name, usage string, fn func(api *cli.API, ctx context.Context, repo string, n int64) error) *ucli.Command {
+	return &ucli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "OWNER/NAME NUMBER",
+		Action: buildNumberAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo string, n int64) error {
+			return fn(api, ctx, repo, n)
+		}),
+	}
+}
+
 func buildCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "build",
@@ -297,38 +316,10 @@ func buildCommand() *ucli.Command {
 					})
 				}),
 			},
-			{
-				Name:      "info",
-				Usage:     "show a build with its pipelines and steps, their statuses and why waiting ones wait",
-				ArgsUsage: "OWNER/NAME NUMBER",
-				Action: buildNumberAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo string, n int64) error {
-					return api.BuildInfo(ctx, repo, n)
-				}),
-			},
-			{
-				Name:      "cancel",
-				Usage:     "cancel a build that has not finished",
-				ArgsUsage: "OWNER/NAME NUMBER",
-				Action: buildNumberAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo string, n int64) error {
-					return api.BuildCancel(ctx, repo, n)
-				}),
-			},
-			{
-				Name:      "approve",
-				Usage:     "approve a build that waits for approval",
-				ArgsUsage: "OWNER/NAME NUMBER",
-				Action: buildNumberAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo string, n int64) error {
-					return api.BuildApprove(ctx, repo, n)
-				}),
-			},
-			{
-				Name:      "decline",
-				Usage:     "decline a build that waits for approval",
-				ArgsUsage: "OWNER/NAME NUMBER",
-				Action: buildNumberAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo string, n int64) error {
-					return api.BuildDecline(ctx, repo, n)
-				}),
-			},
+			buildNumberCommand("info", "show a build with its pipelines and steps, their statuses and why waiting ones wait", (*cli.API).BuildInfo),
+			buildNumberCommand("cancel", "cancel a build that has not finished", (*cli.API).BuildCancel),
+			buildNumberCommand("approve", "approve a build that waits for approval", (*cli.API).BuildApprove),
+			buildNumberCommand("decline", "decline a build that waits for approval", (*cli.API).BuildDecline),
 			{
 				Name:      "restart",
 				Usage:     "run a finished build's commit and config again, as a new build",
@@ -398,6 +389,17 @@ func secretArgs(c *ucli.Command, args []string, names int) (string, []string, er
 	return args[0], args[1:], nil
 }
 
+// secretNameAction is an action on OWNER/NAME NAME, or --global NAME.
+func secretNameAction(fn func(ctx context.Context, c *ucli.Command, api *cli.API, repo, name string) error) ucli.ActionFunc {
+	return apiAction(1, 2, "OWNER/NAME NAME, or --global NAME", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
+		repo, rest, err := secretArgs(c, args, 1)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, c, api, repo, rest[0])
+	})
+}
+
 func plural(n int, what string) string {
 	if n == 0 {
 		return "no other arguments"
@@ -445,12 +447,8 @@ func secretCommand() *ucli.Command {
 				ArgsUsage:                 "OWNER/NAME NAME | --global NAME",
 				DisableSliceFlagSeparator: true,
 				Flags:                     append(secretFlags(), global()),
-				Action: apiAction(1, 2, "OWNER/NAME NAME, or --global NAME", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
-					repo, rest, err := secretArgs(c, args, 1)
-					if err != nil {
-						return err
-					}
-					return api.SecretAdd(ctx, repo, rest[0], secretOptions(c))
+				Action: secretNameAction(func(ctx context.Context, c *ucli.Command, api *cli.API, repo, name string) error {
+					return api.SecretAdd(ctx, repo, name, secretOptions(c))
 				}),
 			},
 			{
@@ -459,12 +457,8 @@ func secretCommand() *ucli.Command {
 				ArgsUsage:                 "OWNER/NAME NAME | --global NAME",
 				DisableSliceFlagSeparator: true,
 				Flags:                     append(secretFlags(), global()),
-				Action: apiAction(1, 2, "OWNER/NAME NAME, or --global NAME", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
-					repo, rest, err := secretArgs(c, args, 1)
-					if err != nil {
-						return err
-					}
-					return api.SecretUpdate(ctx, repo, rest[0], secretOptions(c))
+				Action: secretNameAction(func(ctx context.Context, c *ucli.Command, api *cli.API, repo, name string) error {
+					return api.SecretUpdate(ctx, repo, name, secretOptions(c))
 				}),
 			},
 			{
@@ -487,12 +481,8 @@ func secretCommand() *ucli.Command {
 				Usage:     "remove a secret",
 				ArgsUsage: "OWNER/NAME NAME | --global NAME",
 				Flags:     []ucli.Flag{global()},
-				Action: apiAction(1, 2, "OWNER/NAME NAME, or --global NAME", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
-					repo, rest, err := secretArgs(c, args, 1)
-					if err != nil {
-						return err
-					}
-					return api.SecretRemove(ctx, repo, rest[0])
+				Action: secretNameAction(func(ctx context.Context, _ *ucli.Command, api *cli.API, repo, name string) error {
+					return api.SecretRemove(ctx, repo, name)
 				}),
 			},
 		},

@@ -7,14 +7,18 @@ import (
 
 	ucli "github.com/urfave/cli/v3"
 
-	"github.com/ferryci/ferry/internal/apiclient"
 	"github.com/ferryci/ferry/internal/cli"
 )
+
+// reasonFlag is --reason, for the audit log.
+func reasonFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "reason", Usage: "why, for the audit log"}
+}
 
 // deployFlags are the flags of deploy, promote and rollback.
 func deployFlags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "reason", Usage: "why, for the audit log"},
+		reasonFlag(),
 		&ucli.BoolFlag{Name: "wait", Usage: "watch the deployment to its end with a progress display; exit 1 unless it succeeds"},
 	}
 }
@@ -89,19 +93,7 @@ func deployCommands() []*ucli.Command {
 				return api.Rollback(ctx, args[0], args[1], deployOptions(c))
 			}),
 		},
-		{
-			Name:      "approve",
-			Usage:     "approve a deployment waiting at its approval gate or at a manual canary pause",
-			ArgsUsage: "DEPLOYMENT",
-			Flags:     append(apiFlags(true), &ucli.StringFlag{Name: "reason", Usage: "why, for the audit log"}),
-			Action: apiAction(1, 1, "DEPLOYMENT", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
-				id, err := number(args, 0, "deployment")
-				if err != nil {
-					return err
-				}
-				return api.DeploymentAction(ctx, id, "approve", c.String("reason"))
-			}),
-		},
+		deploymentAction("approve", "approve a deployment waiting at its approval gate or at a manual canary pause", apiFlags(true)...),
 		{
 			Name:  "deployment",
 			Usage: "pause, resume or cancel a deployment",
@@ -126,7 +118,7 @@ func deployCommands() []*ucli.Command {
 			Usage:     "release an environment's lock (--force: anyone's, admin role, with an audit entry)",
 			ArgsUsage: "SERVICE ENV",
 			Flags: append(apiFlags(true), &ucli.BoolFlag{Name: "force", Usage: "release a lock held by someone else or by a deployment"},
-				&ucli.StringFlag{Name: "reason", Usage: "why, for the audit log"}),
+				reasonFlag()),
 			Action: apiAction(2, 2, "SERVICE ENV", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
 				return api.Unlock(ctx, args[0], args[1], c.String("reason"), c.Bool("force"))
 			}),
@@ -173,12 +165,14 @@ func deployCommands() []*ucli.Command {
 	}
 }
 
-func deploymentAction(action, usage string) *ucli.Command {
+// deploymentAction is the command that takes action on a DEPLOYMENT, with
+// flags (the API's, when it is not below one that has them) and --reason.
+func deploymentAction(action, usage string, flags ...ucli.Flag) *ucli.Command {
 	return &ucli.Command{
 		Name:      action,
 		Usage:     usage,
 		ArgsUsage: "DEPLOYMENT",
-		Flags:     []ucli.Flag{&ucli.StringFlag{Name: "reason", Usage: "why, for the audit log"}},
+		Flags:     append(flags, reasonFlag()),
 		Action: apiAction(1, 1, "DEPLOYMENT", func(ctx context.Context, c *ucli.Command, api *cli.API, args []string) error {
 			id, err := number(args, 0, "deployment")
 			if err != nil {
@@ -206,18 +200,10 @@ func nodeListCommand() *ucli.Command {
 // for `ferry artifact push --release SERVICE`.
 func releaseAfterPush(ctx context.Context, c *ucli.Command, url, sha string) error {
 	api := &cli.API{Stdout: os.Stdout, Stderr: os.Stderr, JSON: c.Bool("json")}
-	client, err := apiclient.New(c.String("server"), c.String("token"), nil)
-	if err != nil {
-		return exitCode(api.ExitCode(&cli.UsageError{Message: "--server: " + err.Error()}))
-	}
-	defer client.CloseIdleConnections()
-	api.Client = client
-	err = api.ReleaseCreate(ctx, c.String("release"), cli.ReleaseCreateOptions{URL: url, SHA256: sha,
-		Version: c.String("version"), BuildNumber: int64(c.Int("build"))})
-	if code := api.ExitCode(err); code != 0 {
-		return exitCode(code)
-	}
-	return nil
+	return withAPI(c, api, func(api *cli.API) error {
+		return api.ReleaseCreate(ctx, c.String("release"), cli.ReleaseCreateOptions{URL: url, SHA256: sha,
+			Version: c.String("version"), BuildNumber: int64(c.Int("build"))})
+	})
 }
 
 // artifactReleaseFlags are `ferry artifact push`'s flags for creating a

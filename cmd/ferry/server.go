@@ -45,6 +45,7 @@ func serverFlags() []ucli.Flag {
 		&ucli.DurationFlag{Name: "read-timeout", Value: d.ReadTimeout, Usage: "drop a client that takes longer to send a whole request, body included (responses such as log streams are not limited)", Sources: env("FERRY_READ_TIMEOUT")},
 		maxConfigSizeFlag(),
 		&ucli.StringSliceFlag{Name: "notify", Usage: "send build (and deployment) events to `TYPE=URL[;KEY=VALUE]...`, TYPE webhook, slack or graphite (repeatable; the variable takes one per line; docs/server.md, \"Notifications\")", Sources: env("FERRY_NOTIFY")},
+		&ucli.StringSliceFlag{Name: "notify-allow-net", Usage: "let a repository's notification endpoints (an environment's notify:) reach `CIDR` although it is not public (loopback, private, link-local); by default they reach public addresses only (repeatable, or comma-separated)", Sources: env("FERRY_NOTIFY_ALLOW_NET")},
 	}
 }
 
@@ -75,6 +76,7 @@ func serverConfig(c *ucli.Command) server.Config {
 		ReadTimeout:         c.Duration("read-timeout"),
 		MaxConfigSize:       c.Int64("max-config-size"),
 		Notify:              c.StringSlice("notify"),
+		NotifyAllowNets:     c.StringSlice("notify-allow-net"),
 	}
 }
 

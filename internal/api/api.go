@@ -268,7 +268,16 @@ type Job struct {
 // Ref and SHA choose the commit: a branch's head, a ref's commit, or a
 // commit (with Branch or Ref naming where it is); all empty means the
 // head of the default branch.
+//
+// Event "push" (administrators only) reports a push instead: the build is
+// a push of the branch Branch (or Ref, refs/heads/...) to the commit SHA,
+// both required, and the commit becomes the branch's poll baseline, so
+// that polling does not build it again. A push of a commit that has a
+// push build of that branch already is not built again: the answer is
+// that build, with status 200 rather than 201.
 type BuildRequest struct {
+	// Event is "custom" (the default) or "push".
+	Event  string `json:"event,omitempty"`
 	Branch string `json:"branch,omitempty"`
 	Ref    string `json:"ref,omitempty"`
 	SHA    string `json:"sha,omitempty"`

@@ -183,23 +183,29 @@ func readError(res *http.Response) *Error {
 // call sends a request with a JSON body in (none when nil) and decodes a
 // JSON answer into out (discarded when nil).
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, in, out any) (http.Header, error) {
+	h, _, err := c.callStatus(ctx, method, path, q, in, out)
+	return h, err
+}
+
+// callStatus is call for a caller that needs the answer's status code.
+func (c *Client) callStatus(ctx context.Context, method, path string, q url.Values, in, out any) (http.Header, int, error) {
 	req, err := c.newRequest(ctx, method, path, q, in)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	res, err := c.send(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer res.Body.Close()
 	if out == nil || res.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, res.Body)
-		return res.Header, nil
+		return res.Header, res.StatusCode, nil
 	}
 	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-		return nil, fmt.Errorf("decoding the answer to %s %s: %w", method, path, err)
+		return nil, 0, fmt.Errorf("decoding the answer to %s %s: %w", method, path, err)
 	}
-	return res.Header, nil
+	return res.Header, res.StatusCode, nil
 }
 
 // repoPath returns the escaped API path of the repo slug ("OWNER/NAME").

@@ -216,6 +216,24 @@ func (c *Client) StartBuild(ctx context.Context, slug string, req *BuildRequest)
 	return &b, nil
 }
 
+// PushBuild reports to the server that the repo's branch moved to the
+// commit sha (administrators only): it builds the commit as a push, and
+// makes it the branch's poll baseline. created is false when a push build
+// of that branch and commit existed already: b is that build, and nothing
+// was built. A commit with nothing to build is an *Error with status 400.
+func (c *Client) PushBuild(ctx context.Context, slug, branch, sha string) (b *Build, created bool, err error) {
+	p, err := repoPath(slug)
+	if err != nil {
+		return nil, false, err
+	}
+	b = &Build{}
+	_, code, err := c.callStatus(ctx, http.MethodPost, p+"/builds", nil, &BuildRequest{Event: "push", Branch: branch, SHA: sha}, b)
+	if err != nil {
+		return nil, false, err
+	}
+	return b, code == http.StatusCreated, nil
+}
+
 // buildAction posts to one of a build's action endpoints.
 func (c *Client) buildAction(ctx context.Context, slug string, number int64, action string, in any) (*Build, error) {
 	p, err := buildPath(slug, number)

@@ -99,6 +99,9 @@ func NewBus(origin string) *Bus {
 	return &Bus{origin: origin, subs: map[int]func(Event){}}
 }
 
+// Origin names this bus's server in the events it publishes.
+func (b *Bus) Origin() string { return b.origin }
+
 // Subscribe calls fn for every event published from now on, local and
 // remote, until unsubscribe is called. See Bus for fn's rules.
 func (b *Bus) Subscribe(fn func(Event)) (unsubscribe func()) {

@@ -497,12 +497,3 @@ func (l *Lifecycle) FailPipeline(ctx context.Context, id int64, reason string, a
 
 // randomOrigin names a server that was given no name.
 func randomOrigin() string { return rand.Text()[:12] }
-
-func firstOf(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,7 +129,7 @@ func JobLabels(p *pipeline.Pipeline) map[string]string {
 		labels["backend"] = name
 	}
 	if p.Platform.OS != "" || p.Platform.Arch != "" {
-		labels["platform"] = firstOf(p.Platform.OS, "linux") + "/" + firstOf(p.Platform.Arch, "amd64")
+		labels["platform"] = cmp.Or(p.Platform.OS, "linux") + "/" + cmp.Or(p.Platform.Arch, "amd64")
 	}
 	return labels
 }

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -96,7 +97,7 @@ func (l *Lifecycle) reconcileOnce(ctx context.Context, buildID int64) error {
 			if p.Status.Done() {
 				continue
 			}
-			if err := l.finishPipeline(ctx, b, p, store.StatusDeclined, "declined by "+firstOf(b.ApprovedBy, "a user"), now); err != nil {
+			if err := l.finishPipeline(ctx, b, p, store.StatusDeclined, "declined by "+cmp.Or(b.ApprovedBy, "a user"), now); err != nil {
 				return err
 			}
 			if j := jobOf[p.ID]; j != nil && !j.Status.Done() {
@@ -347,7 +348,7 @@ func (l *Lifecycle) finishPipeline(ctx context.Context, b *store.Build, p *store
 				st.Status = store.StatusKilled
 			case st.Status == store.StatusRunning:
 				st.Status = store.StatusError
-				st.Error = firstOf(errText, store.UnreportedStepError)
+				st.Error = cmp.Or(errText, store.UnreportedStepError)
 			case status == store.StatusDeclined:
 				st.Status = store.StatusDeclined
 			default:

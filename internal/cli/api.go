@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -150,6 +152,34 @@ func (a *API) took(start, end time.Time) string {
 		return d.Round(10 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// printList prints a list command's items: as JSON, or as a table of
+// header and one row of cells per item. When there are no items and empty
+// is set, the table is left out and empty goes to Stderr instead.
+func printList[T any](a *API, items []T, empty string, header []string, cells func(T) []string) error {
+	if a.JSON {
+		return a.printJSON(items)
+	}
+	if len(items) == 0 && empty != "" {
+		fmt.Fprintln(a.Stderr, empty)
+		return nil
+	}
+	w := a.table()
+	row(w, header...)
+	for _, it := range items {
+		row(w, cells(it)...)
+	}
+	return w.Flush()
+}
+
+// pairs formats m as KEY=VALUE pairs, sorted by key, joined with sep.
+func pairs(m map[string]string, sep string) string {
+	var ps []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		ps = append(ps, k+"="+m[k])
+	}
+	return strings.Join(ps, sep)
 }
 
 // yesNo formats a bool for tables.

@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -33,15 +31,9 @@ func (a *API) CronList(ctx context.Context, slug string) error {
 	if err != nil {
 		return fmt.Errorf("listing the crons of %s: %w", slug, err)
 	}
-	if a.JSON {
-		return a.printJSON(cs)
-	}
-	w := a.table()
-	row(w, "NAME", "EXPR", "BRANCH", "NEXT", "DISABLED")
-	for _, c := range cs {
-		row(w, c.Name, c.Expr, orDash(c.Branch), a.stamp(c.Next), yesNo(c.Disabled))
-	}
-	return w.Flush()
+	return printList(a, cs, "", []string{"NAME", "EXPR", "BRANCH", "NEXT", "DISABLED"}, func(c *apiclient.Cron) []string {
+		return []string{c.Name, c.Expr, orDash(c.Branch), a.stamp(c.Next), yesNo(c.Disabled)}
+	})
 }
 
 // CronRemove runs `ferry cron rm`.
@@ -62,19 +54,13 @@ func (a *API) TokenList(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing your tokens: %w", err)
 	}
-	if a.JSON {
-		return a.printJSON(ts)
-	}
-	w := a.table()
-	row(w, "ID", "NAME", "CREATED", "LAST USED", "EXPIRES")
-	for _, t := range ts {
+	return printList(a, ts, "", []string{"ID", "NAME", "CREATED", "LAST USED", "EXPIRES"}, func(t *apiclient.Token) []string {
 		expires := "never"
 		if !t.Expires.IsZero() {
 			expires = a.stamp(t.Expires)
 		}
-		row(w, strconv.FormatInt(t.ID, 10), t.Name, a.ago(t.Created), orDash(a.ago(t.LastUsed)), expires)
-	}
-	return w.Flush()
+		return []string{strconv.FormatInt(t.ID, 10), t.Name, a.ago(t.Created), orDash(a.ago(t.LastUsed)), expires}
+	})
 }
 
 // TokenRevoke runs `ferry token revoke ID`.
@@ -94,18 +80,8 @@ func (a *API) AgentList(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing agents: %w", err)
 	}
-	if a.JSON {
-		return a.printJSON(as)
-	}
-	w := a.table()
-	row(w, "NAME", "CONNECTED", "RUNNING", "CAPACITY", "LABELS", "VERSION", "LAST SEEN")
-	for _, ag := range as {
-		var labels []string
-		for _, k := range slices.Sorted(maps.Keys(ag.Labels)) {
-			labels = append(labels, k+"="+ag.Labels[k])
-		}
-		row(w, ag.Name, yesNo(ag.Connected), strconv.Itoa(len(ag.RunningJobs)), strconv.Itoa(ag.Capacity),
-			orDash(strings.Join(labels, ",")), orDash(ag.Version), orDash(a.ago(ag.LastSeen)))
-	}
-	return w.Flush()
+	return printList(a, as, "", []string{"NAME", "CONNECTED", "RUNNING", "CAPACITY", "LABELS", "VERSION", "LAST SEEN"}, func(ag *apiclient.Agent) []string {
+		return []string{ag.Name, yesNo(ag.Connected), strconv.Itoa(len(ag.RunningJobs)), strconv.Itoa(ag.Capacity),
+			orDash(pairs(ag.Labels, ",")), orDash(ag.Version), orDash(a.ago(ag.LastSeen))}
+	})
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -52,20 +50,10 @@ func (a *API) BuildList(ctx context.Context, slug string, o BuildListOptions) er
 		}
 		f.Before = next
 	}
-	if a.JSON {
-		return a.printJSON(builds)
-	}
-	if len(builds) == 0 {
-		fmt.Fprintf(a.Stderr, "no builds of %s match\n", slug)
-		return nil
-	}
-	w := a.table()
-	row(w, "BUILD", "STATUS", "EVENT", "BRANCH", "COMMIT", "AUTHOR", "CREATED", "DURATION", "MESSAGE")
-	for _, b := range builds {
-		row(w, fmt.Sprint(b.Number), string(b.Status), buildEvent(b), orDash(b.Branch), shortSHA(b.Commit),
-			orDash(b.Author), a.ago(b.Created), a.took(b.Started, b.Finished), firstLine(b.Message, 50))
-	}
-	return w.Flush()
+	return printList(a, builds, "no builds of "+slug+" match", []string{"BUILD", "STATUS", "EVENT", "BRANCH", "COMMIT", "AUTHOR", "CREATED", "DURATION", "MESSAGE"}, func(b *apiclient.Build) []string {
+		return []string{fmt.Sprint(b.Number), string(b.Status), buildEvent(b), orDash(b.Branch), shortSHA(b.Commit),
+			orDash(b.Author), a.ago(b.Created), a.took(b.Started, b.Finished), firstLine(b.Message, 50)}
+	})
 }
 
 // buildEvent names a build's event, with its pull request number.
@@ -157,11 +145,7 @@ func (a *API) printBuild(b *apiclient.Build) {
 		row(w, "  restart of:", fmt.Sprintf("#%d", b.Parent))
 	}
 	if len(b.Params) > 0 {
-		var ps []string
-		for _, k := range slices.Sorted(maps.Keys(b.Params)) {
-			ps = append(ps, k+"="+b.Params[k])
-		}
-		row(w, "  params:", strings.Join(ps, " "))
+		row(w, "  params:", pairs(b.Params, " "))
 	}
 	if b.Approval != "" {
 		row(w, "  approval:", b.Approval+by(b.ApprovedBy))
@@ -345,6 +329,17 @@ func (a *API) BuildWait(ctx context.Context, slug string, number int64, o BuildW
 	if o.Timeout < 0 {
 		return usagef("--timeout %s must not be negative", o.Timeout)
 	}
+	b, err := a.waitFinal(ctx, slug, number, o)
+	if err != nil {
+		return err
+	}
+	return a.waited(b)
+}
+
+// waitFinal polls the build every o.Interval until it is final and
+// returns it, retrying temporary failures to reach the server; with
+// o.Timeout it gives up after that long.
+func (a *API) waitFinal(ctx context.Context, slug string, number int64, o BuildWaitOptions) (*apiclient.Build, error) {
 	var deadline <-chan time.Time
 	if o.Timeout > 0 {
 		t := time.NewTimer(o.Timeout)
@@ -360,24 +355,24 @@ func (a *API) BuildWait(ctx context.Context, slug string, number int64, o BuildW
 		case err == nil:
 			failures = 0
 			if b.Status.Done() {
-				return a.waited(b)
+				return b, nil
 			}
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return nil, ctx.Err()
 		case !temporary(err):
-			return fmt.Errorf("getting build %d of %s: %w", number, slug, err)
+			return nil, fmt.Errorf("getting build %d of %s: %w", number, slug, err)
 		default:
 			failures++
 			if failures >= waitMaxFailures {
-				return fmt.Errorf("getting build %d of %s: giving up after %d failures: %w", number, slug, failures, err)
+				return nil, fmt.Errorf("getting build %d of %s: giving up after %d failures: %w", number, slug, failures, err)
 			}
 			fmt.Fprintf(a.Stderr, "ferry: getting build %d of %s: %v (retrying)\n", number, slug, err)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-deadline:
-			return fmt.Errorf("build %d of %s is not finished after %s", number, slug, o.Timeout)
+			return nil, fmt.Errorf("build %d of %s is not finished after %s", number, slug, o.Timeout)
 		case <-tick.C:
 		}
 	}

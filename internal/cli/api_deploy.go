@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -69,21 +67,15 @@ func (a *API) ReleaseList(ctx context.Context, service string) error {
 	if err != nil {
 		return fmt.Errorf("listing releases of %s: %w", service, err)
 	}
-	if a.JSON {
-		return a.printJSON(rs)
-	}
-	w := a.table()
-	row(w, "ID", "VERSION", "SOURCE", "BRANCH", "CREATOR", "CREATED")
-	for _, r := range rs {
+	return printList(a, rs, "", []string{"ID", "VERSION", "SOURCE", "BRANCH", "CREATOR", "CREATED"}, func(r *apiclient.Release) []string {
 		src := ""
 		if r.Artifact != nil {
 			src = r.Artifact.URL
 		} else if r.Image != nil {
 			src = r.Image.Ref + "@" + r.Image.Digest
 		}
-		row(w, r.ID, orDash(r.Version), src, orDash(r.Branch), orDash(r.Creator), a.ago(r.Created))
-	}
-	return w.Flush()
+		return []string{r.ID, orDash(r.Version), src, orDash(r.Branch), orDash(r.Creator), a.ago(r.Created)}
+	})
 }
 
 // DeployOptions are the flags shared by deploy, promote and rollback.
@@ -311,16 +303,8 @@ func (a *API) NodeList(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing nodes: %w", err)
 	}
-	if a.JSON {
-		return a.printJSON(ns)
-	}
-	w := a.table()
-	row(w, "NAME", "LABELS", "SERVICES", "VERSION", "LAST SEEN")
-	for _, n := range ns {
-		var labels, svcs []string
-		for _, k := range slices.Sorted(maps.Keys(n.Labels)) {
-			labels = append(labels, k+"="+n.Labels[k])
-		}
+	return printList(a, ns, "", []string{"NAME", "LABELS", "SERVICES", "VERSION", "LAST SEEN"}, func(n *apiclient.Node) []string {
+		var svcs []string
 		for _, s := range n.Services {
 			txt := s.Service + "=" + orDash(s.Release) + " " + s.State
 			if s.Serving != nil {
@@ -331,9 +315,8 @@ func (a *API) NodeList(ctx context.Context) error {
 			}
 			svcs = append(svcs, txt)
 		}
-		row(w, n.Name, orDash(strings.Join(labels, ",")), orDash(strings.Join(svcs, "; ")), orDash(n.Version), a.ago(n.LastSeen))
-	}
-	return w.Flush()
+		return []string{n.Name, orDash(pairs(n.Labels, ",")), orDash(strings.Join(svcs, "; ")), orDash(n.Version), a.ago(n.LastSeen)}
+	})
 }
 
 // NodeTokenCreate runs `ferry node-token create NAME`.

@@ -217,20 +217,10 @@ func (a *API) RepoList(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing repos: %w", err)
 	}
-	if a.JSON {
-		return a.printJSON(rs)
-	}
-	if len(rs) == 0 {
-		fmt.Fprintln(a.Stderr, "no repos; add one with `ferry repo add GIT_URL`")
-		return nil
-	}
-	w := a.table()
-	row(w, "REPO", "FORGE", "BRANCH", "POLL", "ACTIVE", "ROLE", "BUILDS", "GIT URL")
-	for _, r := range rs {
-		row(w, r.Slug, r.Forge, orDash(r.DefaultBranch), pollInterval(r.PollInterval), yesNo(r.Active),
-			orDash(r.Role), fmt.Sprint(r.BuildCounter), r.GitURL)
-	}
-	return w.Flush()
+	return printList(a, rs, "no repos; add one with `ferry repo add GIT_URL`", []string{"REPO", "FORGE", "BRANCH", "POLL", "ACTIVE", "ROLE", "BUILDS", "GIT URL"}, func(r *apiclient.Repo) []string {
+		return []string{r.Slug, r.Forge, orDash(r.DefaultBranch), pollInterval(r.PollInterval), yesNo(r.Active),
+			orDash(r.Role), fmt.Sprint(r.BuildCounter), r.GitURL}
+	})
 }
 
 // RepoInfo runs `ferry repo info`: one repo's settings.

@@ -104,19 +104,9 @@ func (a *API) SecretList(ctx context.Context, slug string) error {
 	if err != nil {
 		return fmt.Errorf("listing the secrets of %s: %w", scope(slug), err)
 	}
-	if a.JSON {
-		return a.printJSON(ss)
-	}
-	if len(ss) == 0 {
-		fmt.Fprintf(a.Stderr, "no secrets in %s\n", scope(slug))
-		return nil
-	}
-	w := a.table()
-	row(w, "NAME", "EVENTS", "PULL REQUESTS", "UPDATED")
-	for _, s := range ss {
-		row(w, s.Name, events(s.Events), yesNo(s.AllowPullRequest), a.ago(s.Updated))
-	}
-	return w.Flush()
+	return printList(a, ss, "no secrets in "+scope(slug), []string{"NAME", "EVENTS", "PULL REQUESTS", "UPDATED"}, func(s *apiclient.Secret) []string {
+		return []string{s.Name, events(s.Events), yesNo(s.AllowPullRequest), a.ago(s.Updated)}
+	})
 }
 
 // SecretRemove runs `ferry secret rm`.

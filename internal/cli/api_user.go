@@ -100,13 +100,7 @@ func (a *API) UserList(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing users: %w", err)
 	}
-	if a.JSON {
-		return a.printJSON(us)
-	}
-	w := a.table()
-	row(w, "LOGIN", "EMAIL", "ADMIN", "CREATED")
-	for _, u := range us {
-		row(w, u.Login, orDash(u.Email), yesNo(u.Admin), a.ago(u.Created))
-	}
-	return w.Flush()
+	return printList(a, us, "", []string{"LOGIN", "EMAIL", "ADMIN", "CREATED"}, func(u *apiclient.User) []string {
+		return []string{u.Login, orDash(u.Email), yesNo(u.Admin), a.ago(u.Created)}
+	})
 }

@@ -2,6 +2,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -420,8 +421,8 @@ func metadata(ctx context.Context, dir string, o ExecOptions) *compiler.Metadata
 	ns, name := repoSlug(g.RemoteURL, dir)
 	m.Repo = compiler.Repo{Slug: ns + "/" + name, Namespace: ns, Name: name, HTTPURL: g.RemoteURL, SCM: "git", Visibility: "private", Private: true}
 	m.Commit = compiler.Commit{
-		SHA:         firstNonEmpty(o.Commit, g.SHA),
-		Branch:      firstNonEmpty(o.Branch, g.Branch),
+		SHA:         cmp.Or(o.Commit, g.SHA),
+		Branch:      cmp.Or(o.Branch, g.Branch),
 		Message:     g.Message,
 		Author:      g.AuthorName,
 		AuthorName:  g.AuthorName,
@@ -459,15 +460,6 @@ func metadata(ctx context.Context, dir string, o ExecOptions) *compiler.Metadata
 	}
 	m.System = compiler.System{Proto: "http", Host: "localhost", Version: Version}
 	return m
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // loadSecrets merges --secret-file (dotenv) and --secret flags; flags win.

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,10 +22,9 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/ferryci/ferry/internal/agent"
+	"github.com/ferryci/ferry/internal/apiclient"
 	"github.com/ferryci/ferry/internal/pipeline"
 	"github.com/ferryci/ferry/internal/server"
-	"github.com/ferryci/ferry/internal/store"
-	"github.com/ferryci/ferry/internal/trigger"
 )
 
 // UpOptions are the flags of `ferry up`.
@@ -126,20 +126,6 @@ func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 
 	fmt.Fprintf(o.Stdout, "ferry is up at %s (data in %s)\n", url, o.Server.DataDir)
 
-	// The builds are created before the poller starts (in Serve), so that
-	// the poller never builds the same commit a second time.
-	var builds []*store.Build
-	for _, l := range locals {
-		b, err := buildLocalRepo(ctx, srv, l, o.PollInterval, o.Stdout)
-		if err != nil {
-			ln.Close()
-			return 0, err
-		}
-		if b != nil {
-			builds = append(builds, b)
-		}
-	}
-
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	wg.Add(1)
@@ -147,11 +133,48 @@ func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 		defer wg.Done()
 		serveErr <- srv.Serve(ctx, ln)
 	}()
+	// Runs last (deferred first): after the agent has stopped.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+
+	// up is a client of the server's API, as the CLI is, with an admin
+	// token of its own, revoked when it stops.
+	apiToken, apiTokenID, err := srv.MintAdminToken(ctx, "ferry up", time.Now().Add(upTokenLife))
+	if err != nil {
+		return 0, fmt.Errorf("creating ferry up's API token: %w", err)
+	}
+	c, err := apiclient.New(url, apiToken, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err := c.RevokeToken(context.WithoutCancel(ctx), apiTokenID); err != nil {
+			o.Logger.Warn("revoking ferry up's API token", "err", err)
+		}
+	}()
+	a := &API{Client: c, Stdout: o.Stdout, Stderr: o.Stderr}
+
+	// A push reported through the API is built once: the server does not
+	// poll the repo meanwhile, and moves its poll baseline to the commit.
+	type started struct {
+		slug  string
+		build *apiclient.Build
+	}
+	var builds []started
+	for _, l := range locals {
+		slug, b, err := buildLocalRepo(ctx, c, l, o.PollInterval, o.Stdout)
+		if err != nil {
+			return 0, err
+		}
+		if b != nil {
+			builds = append(builds, started{slug, b})
+		}
+	}
 
 	token, err := srv.CreateAgentToken(ctx, "ferry-up")
 	if err != nil {
-		cancel()
-		wg.Wait()
 		return 0, fmt.Errorf("creating the in-process agent's token: %w", err)
 	}
 	// ferry up builds the user's own checkout: when it does not run as
@@ -167,8 +190,6 @@ func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 	ag, err := agent.New(agent.Config{Server: url, Token: token, Name: "ferry-up", Backend: upBackends(ctx), ExecUser: execUser, WorkDir: workDir},
 		o.Logger.With("component", "agent"))
 	if err != nil {
-		cancel()
-		wg.Wait()
 		return 0, err
 	}
 	agentCtx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
@@ -196,18 +217,17 @@ func up(ctx context.Context, o UpOptions, locals []*localRepo) (int, error) {
 			stopAgent()
 			<-agentDone
 		}
-		cancel()
-		wg.Wait()
 	}()
-	results := make(chan store.Status, len(builds))
+	out := &lockedWriter{w: o.Stdout}
+	results := make(chan apiclient.Status, len(builds))
 	for _, b := range builds {
-		go func() { results <- followBuild(ctx, srv.Store(), b.ID, o.Stdout) }()
+		go func() { results <- followBuild(ctx, a, b.slug, b.build.Number, out) }()
 	}
 	code := ExitOK
 	for range builds {
 		select {
 		case st := <-results:
-			if st != store.StatusSuccess {
+			if st != apiclient.StatusSuccess {
 				code = ExitFailed
 			}
 		case <-agentDone:
@@ -343,110 +363,152 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// buildLocalRepo registers the checkout l (once) and builds its head as a
-// push of its branch, unless that commit was built as such already (by an
-// earlier `ferry up` or by the poller), in which case it returns that
-// build. It returns nil when no pipeline matched. What it builds, and
-// what it does not (uncommitted changes), is said on w.
-func buildLocalRepo(ctx context.Context, srv *server.Server, l *localRepo, poll time.Duration, w io.Writer) (*store.Build, error) {
+// upTokenLife bounds the life of ferry up's API token, should ferry up
+// stop without revoking it.
+const upTokenLife = 7 * 24 * time.Hour
+
+// buildLocalRepo registers the checkout l (once) and reports its head to
+// the server as a push of its branch, which builds it unless that commit
+// was built as such already (by an earlier `ferry up` or by the poller):
+// then it returns that build. It returns the repo's slug, and a nil build
+// when no pipeline matched. What it builds, and what it does not
+// (uncommitted changes), is said on w.
+func buildLocalRepo(ctx context.Context, c *apiclient.Client, l *localRepo, poll time.Duration, w io.Writer) (string, *apiclient.Build, error) {
 	branch := l.git.Branch
 	if branch == "" {
 		branch = "main" // a detached HEAD: build it as the default branch
 	}
-	ref := "refs/heads/" + branch
 	slug := "local/" + strings.ToLower(filepath.Base(l.abs))
-	st := srv.Store()
 	// The checkout is the user's own code, built on the user's own
 	// machine, as make would: it is trusted, so that its exec pipelines
 	// run (docs/security.md).
 	gitURL := "file://" + l.abs
-	repo, err := st.Repos.GetBySlug(ctx, slug)
+	trusted := true
+	repo, err := c.Repo(ctx, slug)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		repo = &store.Repo{Slug: slug, GitURL: gitURL, DefaultBranch: branch, PollInterval: poll, Active: true, Trusted: true}
-		err = st.Repos.Create(ctx, repo)
+	case apiclient.IsStatus(err, http.StatusNotFound):
+		interval := apiclient.Duration(poll)
+		_, err = c.CreateRepo(ctx, &apiclient.RepoRequest{Slug: &slug, GitURL: &gitURL, DefaultBranch: &branch,
+			PollInterval: &interval, Trusted: &trusted})
 	case err == nil && repo.GitURL == gitURL && !repo.Trusted:
 		// Registered by an earlier ferry up, before repos were trusted.
-		repo.Trusted = true
-		err = st.Repos.Update(ctx, repo)
+		_, err = c.UpdateRepo(ctx, slug, &apiclient.RepoRequest{Trusted: &trusted})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("registering %s: %w", l.dir, err)
+		return "", nil, fmt.Errorf("registering %s: %w", l.dir, err)
 	}
 	if len(l.dirty) > 0 {
 		fmt.Fprintf(w, "%s: uncommitted changes to %s are not built: ferry up builds commits; commit them, or use ferry exec to run the files on disk\n",
 			l.dir, strings.Join(l.dirty, ", "))
 	}
-	prev, err := st.Builds.List(ctx, repo.ID, store.BuildFilter{Branch: branch, Event: store.EventPush, Limit: 20})
-	if err != nil {
-		return nil, fmt.Errorf("listing the builds of %s: %w", slug, err)
-	}
-	for _, b := range prev {
-		if b.Commit == l.git.SHA {
-			fmt.Fprintf(w, "%s: commit %.8s of %s was built already (build #%d, %s); not building it again (ferry build restart %s %d runs it again)\n",
-				l.dir, b.Commit, branch, b.Number, b.Status, slug, b.Number)
-			return b, nil
-		}
-	}
-	b, err := srv.CreateBuild(ctx, repo, &trigger.Event{
-		Kind: store.EventPush, Ref: ref, Branch: branch, SourceBranch: branch,
-		SHA: l.git.SHA, Message: l.git.Message, AuthorName: l.git.AuthorName, AuthorEmail: l.git.AuthorEmail, Sender: "ferry up",
-	})
-	if err != nil {
-		return nil, err
-	}
-	// The poller must not build this commit again: move the branch in its
-	// baseline. A repo never polled has none, and its first poll records
-	// what is there without building it.
-	if refs, err := st.Repos.PollRefs(ctx, repo.ID); err == nil && refs != nil && refs[ref] != l.git.SHA {
-		refs[ref] = l.git.SHA
-		if err := st.Repos.SavePollRefs(ctx, repo.ID, refs); err != nil {
-			return nil, fmt.Errorf("recording the build of %s: %w", slug, err)
-		}
-	}
-	if b == nil {
+	b, created, err := c.PushBuild(ctx, slug, branch, l.git.SHA)
+	var ae *apiclient.Error
+	switch {
+	case errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest && ae.Field == "":
 		fmt.Fprintf(w, "%s: no pipeline of %s matches a push to %s; nothing to build at %.8s\n", l.dir, l.config, branch, l.git.SHA)
-		return nil, nil
+		return slug, nil, nil
+	case err != nil:
+		return "", nil, fmt.Errorf("building %s: %w", l.dir, err)
+	case !created && !b.Status.Done():
+		// The poller saw the commit first (ferry up was down when it
+		// was made), and builds it.
+		fmt.Fprintf(w, "%s: commit %.8s of %s is being built already as a push (build #%d); following it\n",
+			l.dir, b.Commit, branch, b.Number)
+	case !created:
+		fmt.Fprintf(w, "%s: commit %.8s of %s was built already (build #%d, %s); not building it again (ferry build restart %s %d runs it again)\n",
+			l.dir, b.Commit, branch, b.Number, b.Status, slug, b.Number)
+	default:
+		fmt.Fprintf(w, "%s: building commit %.8s of %s as a push (build #%d)\n", l.dir, b.Commit, branch, b.Number)
 	}
-	fmt.Fprintf(w, "%s: building commit %.8s of %s as a push (build #%d)\n", l.dir, b.Commit, branch, b.Number)
-	return b, nil
+	return slug, b, nil
 }
 
-// followBuild prints the build's log lines as "[pipeline/step] line" until
-// the build is final, and returns its status.
-func followBuild(ctx context.Context, st *store.Store, buildID int64, w io.Writer) store.Status {
-	next := map[int64]int64{} // step id → next sequence number
+// lockedWriter serializes the writes of several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// followPoll is how often followBuild looks at a build whose steps have
+// all ended, for the build's own end.
+const followPoll = 200 * time.Millisecond
+
+// followBuild prints the build's log lines as "[pipeline/step] line",
+// following each step's log stream (apiclient.FollowLog), until the build
+// is final; then it prints why steps failed, a summary, and the build's
+// status, which it returns.
+func followBuild(ctx context.Context, a *API, slug string, number int64, w io.Writer) apiclient.Status {
+	type stepKey struct{ pipeline, step int64 }
+	var mu sync.Mutex
+	next := map[stepKey]int64{}    // the sequence number after the last line printed
+	followed := map[stepKey]bool{} // the step's stream ended
 	for {
-		b, err := st.Builds.Get(ctx, buildID)
+		b, err := a.waitBuild(ctx, slug, number)
 		if err != nil {
-			return store.StatusError
+			fmt.Fprintf(w, "ferry up: %v\n", err)
+			return apiclient.StatusError
 		}
 		done := b.Status.Done()
-		pipes, err := st.Pipelines.List(ctx, buildID)
-		if err != nil {
-			return store.StatusError
-		}
-		for _, p := range pipes {
-			for _, s := range p.Steps {
-				for l, err := range st.Logs.Lines(ctx, s.ID, next[s.ID]) {
-					if err != nil {
-						break
-					}
-					fmt.Fprintf(w, "[%s/%s] %s\n", p.Name, s.Name, l.Text)
-					next[s.ID] = l.Seq + 1
+		var wg sync.WaitGroup
+		for _, p := range b.Pipelines {
+			for _, st := range p.Steps {
+				k := stepKey{p.Number, st.Number}
+				mu.Lock()
+				skip := followed[k] && st.Status.Done() && !done
+				from := next[k]
+				mu.Unlock()
+				if skip {
+					continue
 				}
+				wg.Go(func() {
+					// A step that is run again (its agent was lost)
+					// logs on after its last line.
+					_, err := a.Client.FollowLog(ctx, slug, number, p.Number, st.Number, from, func(l apiclient.LogLine) error {
+						mu.Lock()
+						next[k] = l.Seq + 1
+						mu.Unlock()
+						_, err := fmt.Fprintf(w, "[%s/%s] %s\n", p.Name, st.Name, l.Text)
+						return err
+					})
+					mu.Lock()
+					followed[k] = err == nil
+					mu.Unlock()
+				})
 			}
 		}
+		wg.Wait()
 		if done {
-			buildErrors(w, pipes)
-			buildSummary(w, pipes)
+			buildErrors(w, b.Pipelines)
+			buildSummary(w, b.Pipelines)
 			fmt.Fprintf(w, "build #%d: %s\n", b.Number, b.Status)
 			return b.Status
 		}
 		select {
 		case <-ctx.Done():
-			return store.StatusKilled
-		case <-time.After(200 * time.Millisecond):
+			return apiclient.StatusKilled
+		case <-time.After(followPoll):
+		}
+	}
+}
+
+// waitBuild gets a build, retrying temporary failures to reach the server
+// as `ferry build wait` does.
+func (a *API) waitBuild(ctx context.Context, slug string, number int64) (*apiclient.Build, error) {
+	for failures := 1; ; failures++ {
+		b, err := a.Client.Build(ctx, slug, number)
+		if err == nil || ctx.Err() != nil || !temporary(err) || failures >= waitMaxFailures {
+			return b, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(followPoll):
 		}
 	}
 }
@@ -454,7 +516,7 @@ func followBuild(ctx context.Context, st *store.Store, buildID int64, w io.Write
 // buildErrors prints why each step and pipeline in error failed (an image
 // that could not be pulled, an agent lost), as ferry exec does: their logs
 // may be empty, and the summary gives only the status.
-func buildErrors(w io.Writer, pipes []*store.Pipeline) {
+func buildErrors(w io.Writer, pipes []*apiclient.Pipeline) {
 	for _, p := range pipes {
 		stepSaid := false
 		for _, s := range p.Steps {
@@ -471,18 +533,18 @@ func buildErrors(w io.Writer, pipes []*store.Pipeline) {
 
 // buildSummary prints one row per step of a finished build, with the
 // columns of `ferry exec`'s summary.
-func buildSummary(w io.Writer, pipes []*store.Pipeline) {
+func buildSummary(w io.Writer, pipes []*apiclient.Pipeline) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PIPELINE\tSTEP\tSTATUS\tEXIT\tDURATION")
 	for _, p := range pipes {
 		if len(p.Steps) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t%s\t%d\t-\n", p.Name, p.Status, p.ExitCode)
+			fmt.Fprintf(tw, "%s\t-\t%s\t%s\t-\n", p.Name, p.Status, "-")
 		}
 		for _, s := range p.Steps {
 			exit, dur := "-", "-"
 			// A step in error with no exit code never ran its
 			// command (its image could not be pulled, say).
-			if !s.Started.IsZero() && (s.Status != store.StatusError || s.ExitCode != 0) {
+			if !s.Started.IsZero() && (s.Status != apiclient.StatusError || s.ExitCode != 0) {
 				exit = fmt.Sprint(s.ExitCode)
 			}
 			if !s.Started.IsZero() && !s.Finished.IsZero() {

@@ -18,7 +18,7 @@ func (canary) Plan(ts []Target, env *spec.Environment, _ string) ([]Batch, error
 		if upto <= done {
 			continue
 		}
-		out = append(out, Batch{Nodes: ids(ts[done:upto]), Pause: st.Pause, Manual: st.Manual})
+		out = append(out, Batch{Nodes: ids(ts[done:upto]), Pause: st.Pause, Manual: st.Manual, Timeout: st.Timeout})
 		done = upto
 	}
 	if done < len(ts) {

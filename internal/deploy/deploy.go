@@ -268,7 +268,17 @@ func (o *Orchestrator) stepPending(ctx context.Context, d *store.Deployment, env
 		return true, o.finish(ctx, d, store.DeployFailed, err.Error())
 	}
 	if env.Gates.Approval != "" && !d.Approved {
-		return o.wait(ctx, d, fmt.Sprintf("waiting for approval by a user with the %s role (ferry approve %d)", env.Gates.Approval, d.ID))
+		// The deadline is stored in WaitUntil (unused before the first
+		// batch) by the first step that sees the wait, so a restarted
+		// server keeps it.
+		limit := spec.OrDefaultApproval(env.Gates.ApprovalTimeout)
+		if d.WaitUntil.IsZero() {
+			d.WaitUntil = now.Add(limit)
+		}
+		if !now.Before(d.WaitUntil) {
+			return true, o.finish(ctx, d, store.DeployCancelled, fmt.Sprintf("approval not given within %s (gates.approval timeout); nothing was deployed", fmtDuration(limit)))
+		}
+		return o.wait(ctx, d, fmt.Sprintf("waiting for approval by a user with the %s role (ferry approve %d) until %s", env.Gates.Approval, d.ID, d.WaitUntil.UTC().Format(time.RFC3339)))
 	}
 	holder := fmt.Sprintf("deployment %d (%s)", d.ID, d.Creator)
 	held, err := o.st.Locks.Acquire(ctx, &store.Lock{Service: d.Service, Environment: d.Environment, DeploymentID: d.ID,
@@ -419,10 +429,13 @@ func (o *Orchestrator) stepRunning(ctx context.Context, d *store.Deployment, env
 	if d.Batch == 0 || d.BatchStarted.IsZero() {
 		if d.Batch > 0 {
 			b := p.Batches[d.Batch-1]
-			if b.Manual && !d.Approved || d.Paused {
+			if b.Manual && !d.Approved {
+				return o.waitManual(ctx, d, env, b, now)
+			}
+			if d.Paused {
 				return o.wait(ctx, d, fmt.Sprintf("paused after batch %d of %d; continue with ferry approve %d", d.Batch, d.Batches, d.ID))
 			}
-			if now.Before(d.WaitUntil) {
+			if !b.Manual && now.Before(d.WaitUntil) {
 				return o.wait(ctx, d, fmt.Sprintf("pausing after batch %d of %d until %s", d.Batch, d.Batches, d.WaitUntil.Format(time.RFC3339)))
 			}
 		}
@@ -465,7 +478,11 @@ func (o *Orchestrator) batchSucceeded(ctx context.Context, d *store.Deployment, 
 		return o.finish(ctx, d, store.DeploySucceeded, "")
 	}
 	d.BatchStarted, d.Approved = time.Time{}, false
-	if b.Pause > 0 {
+	switch {
+	case b.Manual:
+		// The approval's deadline, stored: a restarted server keeps it.
+		d.WaitUntil = now.Add(spec.OrDefaultApproval(b.Timeout))
+	case b.Pause > 0:
 		d.WaitUntil = now.Add(b.Pause)
 	}
 	d.Reason = fmt.Sprintf("batch %d of %d succeeded", d.Batch, d.Batches)
@@ -502,6 +519,33 @@ func (o *Orchestrator) judgeBatch(ctx context.Context, d *store.Deployment, env 
 		}
 	}
 	return pending, failures, nil
+}
+
+// waitManual holds d after a batch with a manual pause until it is
+// approved, or fails it (rolling back) once WaitUntil, the approval's
+// deadline, has passed. A deployment stored without one (paused before
+// deadlines existed) gets one from now.
+func (o *Orchestrator) waitManual(ctx context.Context, d *store.Deployment, env *spec.Environment, b Batch, now time.Time) (bool, error) {
+	limit := spec.OrDefaultApproval(b.Timeout)
+	if d.WaitUntil.IsZero() {
+		d.WaitUntil = now.Add(limit)
+	}
+	if !now.Before(d.WaitUntil) {
+		return true, o.fail(ctx, d, env, fmt.Sprintf("approval not given within %s after batch %d of %d (the canary step's timeout)", fmtDuration(limit), d.Batch, d.Batches))
+	}
+	return o.wait(ctx, d, fmt.Sprintf("paused after batch %d of %d; continue with ferry approve %d until %s", d.Batch, d.Batches, d.ID, d.WaitUntil.UTC().Format(time.RFC3339)))
+}
+
+// fmtDuration writes d the way it is configured: 24h, 90m, 1h30m, 2s.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // judge decides a node's part in the current batch from its report:
@@ -653,6 +697,33 @@ func (o *Orchestrator) desiredChanged(ids []int64) {
 func (o *Orchestrator) fail(ctx context.Context, d *store.Deployment, env *spec.Environment, reason string) error {
 	if !env.AutoRollback {
 		return o.finish(ctx, d, store.DeployFailed, reason)
+	}
+	nodes, err := o.st.Deployments.Nodes(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	p, err := decodePlan(d)
+	if err != nil {
+		return o.finish(ctx, d, store.DeployFailed, reason+"; "+err.Error())
+	}
+	var first []string // touched nodes that ran no release before
+	for _, dn := range nodes {
+		if dn.State != "pending" && dn.Previous == "" && len(p.batch(dn.Batch).SwitchIn) == 0 {
+			first = append(first, dn.Node)
+		}
+	}
+	back := 0
+	for _, step := range rollbackSteps(d, p, nodes) {
+		back += len(step)
+	}
+	// A first deployment has nothing to go back to: the nodes have already
+	// stopped the release they could not run (ferry node switches back to
+	// nothing), so the deployment fails, saying so.
+	if back == 0 && len(first) > 0 {
+		return o.finish(ctx, d, store.DeployFailed, reason+"; no previous release to roll back to")
+	}
+	if len(first) > 0 {
+		reason += "; no previous release to roll back to on " + joinMax(first, 3)
 	}
 	d.State, d.Reason, d.BatchStarted = store.DeployRollingBack, reason, o.cfg.Now()
 	if err := o.st.Deployments.Update(ctx, d, entry(d, "system", "rollback", reason)); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryci/ferry/internal/deploy/spec"
+	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/store"
 	"github.com/ferryci/ferry/internal/store/sqlite"
 )
@@ -174,7 +175,23 @@ func TestBlueGreenPlan(t *testing.T) {
 func newTestOrchestrator(t *testing.T, envs string, now func() time.Time) (*Orchestrator, *store.Store) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ferry.db"))
+	st, svcs := newTestStore(t, envs)
+	// The tests' endpoints listen on loopback, which a repository's
+	// endpoints may reach only when the server allows it.
+	d := notify.NewDispatcher(nil, notify.Options{AllowNets: loopback})
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	o := New(Config{Store: st, Now: now, Notifications: d})
+	if err := o.SyncServices(ctx, 0, svcs); err != nil {
+		t.Fatal(err)
+	}
+	return o, st
+}
+
+// newTestStore opens a real SQLite store and parses service app with the
+// environments list envs.
+func newTestStore(t *testing.T, envs string) (*store.Store, []*spec.Service) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ferry.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,11 +200,7 @@ func newTestOrchestrator(t *testing.T, envs string, now func() time.Time) (*Orch
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := New(Config{Store: st, Now: now})
-	if err := o.SyncServices(ctx, 0, svcs); err != nil {
-		t.Fatal(err)
-	}
-	return o, st
+	return st, svcs
 }
 
 func TestDeployGates(t *testing.T) {
@@ -271,4 +284,112 @@ func TestDeployGates(t *testing.T) {
 		t.Fatalf("the stale lock is still there: %v", err)
 	}
 	_ = d2
+}
+
+// A deployment waiting for its approval gate ends cancelled once the
+// gate's timeout passes, audited, with its lock free. The deadline comes
+// from what is stored: a new orchestrator on the same database (a
+// restarted server) ends it.
+func TestApprovalTimeout(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	o, st := newTestOrchestrator(t, `  - name: prod
+    nodes: {role: web}
+    gates: {approval: {role: admin, timeout: 2h}}
+  - name: default
+    nodes: {role: web}
+    gates: {approval: admin}
+`, func() time.Time { return now })
+	r := &store.Release{Service: "app", ArtifactURL: "file:///a", SHA256: strings.Repeat("a", 64), Creator: "alice"}
+	if _, err := o.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	deploy := func(env string) *store.Deployment {
+		d, err := o.Deploy(ctx, Request{Service: "app", Environment: env, Release: r.ID, Actor: Actor{Name: "bob", Role: "write"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	get := func(o *Orchestrator, id int64) *store.Deployment {
+		if err := o.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		d, err := st.Deployments.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	prod, def := deploy("prod"), deploy("default")
+	if d := get(o, prod.ID); d.State != store.DeployPending || !strings.Contains(d.Reason, "waiting for approval by a user with the admin role") ||
+		!strings.Contains(d.Reason, "until 2026-12-07T12:00:00Z") {
+		t.Fatalf("before the deadline: %s %q", d.State, d.Reason)
+	}
+	if d := get(o, def.ID); !strings.Contains(d.Reason, "until 2026-12-08T10:00:00Z") {
+		t.Fatalf("the default timeout is not 24h: %q", d.Reason)
+	}
+	// A lock taken meanwhile by hand is not the deployment's to release.
+	if _, err := o.Lock(ctx, "app", "default", Actor{Name: "carol", Admin: true}, "maintenance"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restarted: a new orchestrator, a later clock.
+	later := now.Add(2*time.Hour + time.Second)
+	o2 := New(Config{Store: st, Now: func() time.Time { return later }})
+	t.Cleanup(o2.closeNotifications)
+	d := get(o2, prod.ID)
+	if d.State != store.DeployCancelled || d.Reason != "approval not given within 2h (gates.approval timeout); nothing was deployed" {
+		t.Fatalf("after the deadline: %s %q", d.State, d.Reason)
+	}
+	if d := get(o2, def.ID); d.State != store.DeployPending {
+		t.Fatalf("the 24h default ended early: %s %q", d.State, d.Reason)
+	}
+	audit, err := st.Audit.List(ctx, store.AuditFilter{DeploymentID: prod.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != 2 || audit[0].Action != "cancelled" || audit[0].Actor != "system" || !strings.Contains(audit[0].Reason, "approval not given within 2h") {
+		t.Fatalf("audit: %+v", audit)
+	}
+	later = now.Add(24*time.Hour + time.Second)
+	if d := get(o2, def.ID); d.State != store.DeployCancelled || !strings.Contains(d.Reason, "approval not given within 24h") {
+		t.Fatalf("after 24h: %s %q", d.State, d.Reason)
+	}
+	if l, err := st.Locks.Get(ctx, "app", "default"); err != nil || l.Holder != "carol" {
+		t.Fatalf("the hand lock: %+v %v", l, err)
+	}
+	// Approved in time, it goes on (here to fail: no node matches).
+	d3 := deploy("prod")
+	if _, err := o2.Act(ctx, d3.ID, ActionApprove, Actor{Name: "carol", Admin: true}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if d := get(o2, d3.ID); d.State != store.DeployFailed || !strings.Contains(d.Reason, "no registered node matches") {
+		t.Fatalf("approved: %s %q", d.State, d.Reason)
+	}
+}
+
+// TestAutoDeployOncePerBuild hands the orchestrator the same green build
+// twice, as the server does when its side effects run again after a
+// server died before marking them done: one deployment.
+func TestAutoDeployOncePerBuild(t *testing.T) {
+	ctx := context.Background()
+	o, st := newTestOrchestrator(t, `  - name: staging
+    nodes: {role: web}
+    auto: {branches: [main]}
+`, time.Now)
+	r := &store.Release{Service: "app", ArtifactURL: "file:///a", SHA256: strings.Repeat("c", 64), Branch: "main", Creator: "ci", BuildID: 7}
+	if _, err := o.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	ev := BuildFinished{BuildID: 7, Number: 3, Success: true, Event: "push", Branch: "main"}
+	o.OnBuildFinished(ctx, ev)
+	o.OnBuildFinished(ctx, ev)
+	ds, err := st.Deployments.List(ctx, store.DeploymentFilter{Service: "app", Environment: "staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Trigger != "auto" || ds[0].ReleaseID != r.ID {
+		t.Fatalf("deployments after the same build twice: %d, want one auto deployment of %s", len(ds), r.ID)
+	}
 }

@@ -1,6 +1,12 @@
 package deploy
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
 	"github.com/ferryci/ferry/internal/deploy/spec"
 	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/store"
@@ -11,10 +17,18 @@ import (
 // and to the environment's notify: list, each filtered by its on: (by
 // default every final state). It never blocks; failures are retried and
 // logged by the dispatcher (internal/notify).
+//
+// The environment's endpoints come from a repository's .ferry.yml, so they
+// are untrusted: they reach public addresses only unless the server allows
+// the network (--notify-allow-net). A delivery to one of them that fails
+// for good is recorded in the deployment's audit log (action
+// notify-failed), where its author can see why.
 func (o *Orchestrator) notify(env *spec.Environment, d *store.Deployment, state string) {
 	targets := make([]*notify.Target, 0, len(env.Notify))
+	dc := *d // the failure is told later, from the dispatcher's worker
 	for i, nt := range env.Notify {
-		t, err := notify.NewTarget(notify.Config{Type: nt.Type, URL: nt.URL, On: nt.On})
+		failed := func(_ *notify.Event, err error) { o.notifyFailed(&dc, i, nt, err) }
+		t, err := notify.NewUntrustedTarget(nt, failed)
 		if err != nil {
 			o.log.Error("invalid notification endpoint", "environment", env.Name, "index", i, "err", err)
 			continue
@@ -26,4 +40,24 @@ func (o *Orchestrator) notify(env *spec.Environment, d *store.Deployment, state 
 		Deployment: &notify.Deployment{ID: d.ID, Service: d.Service, Environment: d.Environment, Release: d.ReleaseID,
 			Batch: d.Batch, Batches: d.Batches, Actor: d.Creator, Reason: d.Reason},
 	}, targets...)
+}
+
+// notifyFailed records a failed delivery to the environment's i-th
+// endpoint in d's audit log. The endpoint is named by its type and host
+// only: a Slack webhook's path is its secret.
+func (o *Orchestrator) notifyFailed(d *store.Deployment, i int, nt notify.Config, err error) {
+	if o.st == nil {
+		return // no store to audit in (tests of the messages)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // without the URL
+	}
+	host := "?"
+	if u, perr := url.Parse(nt.URL); perr == nil {
+		host = u.Host
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	o.audit(ctx, d, "system", "notify-failed", fmt.Sprintf("notify[%d] (%s to %s): %v", i, nt.Type, host, err))
 }

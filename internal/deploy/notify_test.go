@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,9 @@ import (
 	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/store"
 )
+
+// loopback lets a repository's endpoints reach the tests' listeners.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // listener is a local HTTP endpoint that keeps what is posted to it.
 type listener struct {
@@ -64,7 +68,7 @@ func (l *listener) wait(t *testing.T, path string, n int) []string {
 // asked for); a failing endpoint is retried.
 func TestNotifiers(t *testing.T) {
 	l := newListener(t)
-	d := notify.NewDispatcher(nil, notify.Options{Backoff: time.Millisecond})
+	d := notify.NewDispatcher(nil, notify.Options{Backoff: time.Millisecond, AllowNets: loopback})
 	o := New(Config{Notifications: d})
 	env := &spec.Environment{Notify: []spec.Notify{
 		{Type: "webhook", URL: l.URL + "/hook"},
@@ -116,5 +120,58 @@ func TestNotifiers(t *testing.T) {
 	}
 	if n := len(l.got("/broken")); n != notify.DefaultMaxAttempts {
 		t.Fatalf("the failing endpoint got %d attempts, want %d", n, notify.DefaultMaxAttempts)
+	}
+}
+
+// By default a repository's endpoint may not reach the server's own
+// network: a loopback webhook gets nothing, and the deployment's audit
+// log says why, naming the endpoint by host only.
+func TestNotifyRefusesLoopbackByDefault(t *testing.T) {
+	ctx := context.Background()
+	hook := newListener(t)
+	st, svcs := newTestStore(t, `  - name: prod
+    nodes: {role: web}
+    notify: [{type: slack, url: "`+hook.URL+`/services/T0/B0/secret-token"}]
+`)
+	o := New(Config{Store: st}) // its own dispatcher: nothing allowed
+	if err := o.SyncServices(ctx, 0, svcs); err != nil {
+		t.Fatal(err)
+	}
+	r := &store.Release{Service: "app", ArtifactURL: "file:///a", SHA256: strings.Repeat("a", 64)}
+	if _, err := o.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	d, err := o.Deploy(ctx, Request{Service: "app", Environment: "prod", Release: r.ID, Actor: Actor{Name: "bob", Role: "write"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Step(ctx); err != nil { // fails: no node matches
+		t.Fatal(err)
+	}
+	var refused *store.AuditEntry
+	deadline := time.Now().Add(2 * time.Minute) // a guard against hanging
+	for refused == nil {
+		audit, err := st.Audit.List(ctx, store.AuditFilter{DeploymentID: d.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range audit {
+			if e.Action == "notify-failed" {
+				refused = e
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no notify-failed entry in %+v", audit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	host := strings.TrimPrefix(hook.URL, "http://")
+	want := "notify[0] (slack to " + host + "): dial tcp " + host + ": refusing to connect to " + host + ", a loopback address"
+	if refused.Actor != "system" || !strings.HasPrefix(refused.Reason, want) || strings.Contains(refused.Reason, "secret-token") {
+		t.Fatalf("audit entry %+v\nwant reason starting %q, without the URL's path", refused, want)
+	}
+	o.closeNotifications()
+	if got := hook.got("/services/T0/B0/secret-token"); len(got) != 0 {
+		t.Fatalf("the loopback endpoint got %q", got)
 	}
 }

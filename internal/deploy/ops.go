@@ -575,6 +575,12 @@ func (o *Orchestrator) OnBuildFinished(ctx context.Context, b BuildFinished) {
 				o.log.Debug("auto deploy: no match", "service", s.Name, "environment", env.Name, "branch", b.Branch, "event", b.Event)
 				continue
 			}
+			if o.autoDeployed(ctx, s.Name, env.Name, b.BuildID) {
+				// The build's side effects ran again after a server
+				// died before marking them done: deploy once.
+				o.log.Info("auto deploy: done already for this build", "service", s.Name, "environment", env.Name, "build_id", b.BuildID)
+				continue
+			}
 			_, err := o.Deploy(ctx, Request{Service: s.Name, Environment: env.Name, Release: rel.ID, Trigger: "auto",
 				BuildID: b.BuildID, Actor: Actor{Name: fmt.Sprintf("build %d", b.Number), System: true},
 				Reason: fmt.Sprintf("green build %d of %s", b.Number, b.Branch)})
@@ -583,6 +589,17 @@ func (o *Orchestrator) OnBuildFinished(ctx context.Context, b BuildFinished) {
 			}
 		}
 	}
+}
+
+// autoDeployed reports whether build buildID triggered a deployment of
+// service to env already, among the environment's latest deployments.
+func (o *Orchestrator) autoDeployed(ctx context.Context, service, env string, buildID int64) bool {
+	ds, err := o.st.Deployments.List(ctx, store.DeploymentFilter{Service: service, Environment: env, Limit: 20})
+	if err != nil {
+		o.log.Warn("auto deploy: listing deployments", "service", service, "environment", env, "err", err)
+		return false
+	}
+	return slices.ContainsFunc(ds, func(d *store.Deployment) bool { return d.Trigger == "auto" && d.BuildID == buildID })
 }
 
 func autoMatches(a *spec.Auto, b BuildFinished) bool {

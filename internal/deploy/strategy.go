@@ -31,8 +31,10 @@ type Batch struct {
 	Nodes []int64 `json:"nodes"`
 	// Pause waits this long after the batch succeeded.
 	Pause time.Duration `json:"pause,omitempty"`
-	// Manual waits for an approval (or resume) after the batch.
-	Manual bool `json:"manual,omitempty"`
+	// Manual waits for an approval (or resume) after the batch, for at
+	// most Timeout (spec.DefaultApprovalTimeout when 0).
+	Manual  bool          `json:"manual,omitempty"`
+	Timeout time.Duration `json:"timeout,omitempty"`
 	// Standby installs the release on the batch's nodes out of their load
 	// balancer's rotation (nodeproto.Release.Serving false), where it is
 	// health-checked and stays: blue-green's idle slot.

@@ -1,6 +1,7 @@
 package forge
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -47,7 +48,7 @@ type ghUser struct {
 }
 
 func (u ghUser) user() User {
-	return User{Login: firstNonEmpty(u.Login, u.UserName), Name: firstNonEmpty(u.Name, u.FullName),
+	return User{Login: cmp.Or(u.Login, u.UserName), Name: cmp.Or(u.Name, u.FullName),
 		Email: u.Email, Avatar: u.AvatarURL}
 }
 
@@ -186,7 +187,7 @@ func (d *ghDialect) push(p *ghPush) (*Hook, error) {
 		Ref:    p.Ref,
 		SHA:    p.After,
 		Before: p.Before,
-		Link:   firstNonEmpty(p.Compare, p.CompareURL),
+		Link:   cmp.Or(p.Compare, p.CompareURL),
 		Sender: p.Sender.user(),
 	}
 	if event == EventPush {
@@ -314,13 +315,4 @@ func ghFork(head, base *ghBranch, repo *ghRepo) bool {
 		return !strings.EqualFold(headName, baseName)
 	}
 	return true
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -24,6 +24,15 @@ const (
 	DefaultKeep          = 5
 	DefaultCheckInterval = 10 * time.Second
 	DefaultPollWait      = 30 * time.Second
+	// DefaultMaxUnpackBytes and DefaultMaxUnpackEntries bound what one
+	// release's archive may unpack to (unpack.max_bytes,
+	// unpack.max_entries). A fixed size rather than a multiple of the
+	// artifact's: the size is not always known before the download
+	// (standalone mode), and gzip packs repetitive content a thousand to
+	// one, so a multiple would refuse honest releases while a fixed 4 GiB
+	// still stops a tar bomb before it fills the disk.
+	DefaultMaxUnpackBytes   = 4 << 30
+	DefaultMaxUnpackEntries = 100_000
 )
 
 // Config is the node's YAML configuration file (docs/configuration.md,
@@ -48,6 +57,8 @@ type Config struct {
 	Server *ServerConfig `yaml:"server"`
 	// S3 configures s3:// artifact URLs.
 	S3 S3Config `yaml:"s3"`
+	// Unpack bounds what one release may unpack to.
+	Unpack UnpackConfig `yaml:"unpack"`
 	// Services the node runs, by name.
 	Services map[string]*ServiceConfig `yaml:"services"`
 
@@ -62,6 +73,18 @@ type ServerConfig struct {
 	TokenFile string `yaml:"token_file"`
 	// PollWait is how long one desired-state long-poll may wait (default 30s).
 	PollWait time.Duration `yaml:"poll_wait"`
+}
+
+// UnpackConfig bounds a release's archive: an archive that would unpack
+// to more is refused before it is written past the limit, and the node
+// stays on its release.
+type UnpackConfig struct {
+	// MaxBytes bounds the total size of the archive's files, and the
+	// size of a single-file artifact (default 4 GiB).
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxEntries bounds the archive's entries: files, directories and
+	// links (default 100000).
+	MaxEntries int `yaml:"max_entries"`
 }
 
 // S3Config configures the S3-compatible artifact store.
@@ -175,6 +198,18 @@ func (c *Config) validate() error {
 	}
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
+	}
+	if c.Unpack.MaxBytes == 0 {
+		c.Unpack.MaxBytes = DefaultMaxUnpackBytes
+	}
+	if c.Unpack.MaxBytes < 0 {
+		bad("unpack.max_bytes", "%d: want a number of bytes above 0 (default %d, 4 GiB)", c.Unpack.MaxBytes, int64(DefaultMaxUnpackBytes))
+	}
+	if c.Unpack.MaxEntries == 0 {
+		c.Unpack.MaxEntries = DefaultMaxUnpackEntries
+	}
+	if c.Unpack.MaxEntries < 0 {
+		bad("unpack.max_entries", "%d: want a number of entries above 0 (default %d)", c.Unpack.MaxEntries, DefaultMaxUnpackEntries)
 	}
 	if c.Server != nil {
 		if c.Server.URL == "" {

@@ -33,6 +33,7 @@ type service struct {
 	dir    string
 	keep   int
 	opts   artifact.Options
+	limits UnpackConfig
 	as     hostcmd.Identity
 	log    *slog.Logger
 	runner Runner
@@ -61,13 +62,14 @@ func newService(name string, cfg *ServiceConfig, c *Config, opts artifact.Option
 		return nil, fmt.Errorf("services.%s: %w", name, err)
 	}
 	s := &service{
-		name: name,
-		cfg:  cfg,
-		dir:  filepath.Join(c.Root, name),
-		keep: c.Keep,
-		opts: opts,
-		as:   as,
-		log:  log.With("service", name),
+		name:   name,
+		cfg:    cfg,
+		dir:    filepath.Join(c.Root, name),
+		keep:   c.Keep,
+		opts:   opts,
+		limits: c.Unpack,
+		as:     as,
+		log:    log.With("service", name),
 	}
 	s.runner = runModes[cfg.Run.Mode].new(s)
 	if cfg.LB != nil {
@@ -501,9 +503,9 @@ func (s *service) install(ctx context.Context, id string, art *nodeproto.Artifac
 	go func() {
 		var err error
 		if format == "tar.gz" {
-			err = unpackTarGz(pr, tmp)
+			err = unpackTarGz(pr, tmp, s.limits)
 		} else {
-			err = writeSingle(pr, tmp, path.Base(u.Path))
+			err = writeSingle(pr, tmp, path.Base(u.Path), s.limits.MaxBytes)
 		}
 		// Read to the end even after a refusal, so the checksum is
 		// still verified: a tampered artifact is reported as such.

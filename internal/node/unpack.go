@@ -31,12 +31,19 @@ func (e *UnsafeArchiveError) Error() string {
 // symbolic link, or any other kind of entry is refused with an
 // *UnsafeArchiveError. Permission bits are kept, less setuid, setgid,
 // sticky and the group's and others' write bits; owners are not.
-func unpackTarGz(r io.Reader, dir string) error {
+//
+// An archive of more than lim.MaxEntries entries, or whose files add up
+// to more than lim.MaxBytes, is refused (an *UnsafeArchiveError naming
+// the limit) at the entry that would pass it, before that entry is
+// written: a tar bomb never fills the disk. The caller removes dir.
+func unpackTarGz(r io.Reader, dir string, lim UnpackConfig) error {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("reading gzip: %w", err)
 	}
 	tr := tar.NewReader(zr)
+	var entries int
+	var size int64
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -44,6 +51,14 @@ func unpackTarGz(r io.Reader, dir string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("reading tar: %w", err)
+		}
+		if entries++; lim.MaxEntries > 0 && entries > lim.MaxEntries {
+			return &UnsafeArchiveError{Entry: h.Name, Reason: fmt.Sprintf("the archive has more than %d entries (the node's unpack.max_entries)", lim.MaxEntries)}
+		}
+		if h.Typeflag == tar.TypeReg {
+			if size += h.Size; lim.MaxBytes > 0 && size > lim.MaxBytes {
+				return &UnsafeArchiveError{Entry: h.Name, Reason: fmt.Sprintf("the archive unpacks to more than %s (the node's unpack.max_bytes)", sizeString(lim.MaxBytes))}
+			}
 		}
 		if err := extract(tr, h, dir); err != nil {
 			return err
@@ -200,8 +215,23 @@ func removeNonDir(target, entry string) error {
 	return os.Remove(target)
 }
 
-// writeSingle stores a single-file artifact as dir/name, executable.
-func writeSingle(r io.Reader, dir, name string) error {
+// sizeString writes n bytes for people: 4 GiB, 1.5 MiB, 1000 bytes.
+func sizeString(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	v, i := float64(n), -1
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.1f", v), "0"), ".") + " " + []string{"KiB", "MiB", "GiB", "TiB"}[i]
+}
+
+// writeSingle stores a single-file artifact as dir/name, executable; one
+// of more than maxBytes (when above 0) is refused.
+func writeSingle(r io.Reader, dir, name string, maxBytes int64) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
 		return &UnsafeArchiveError{Entry: name, Reason: "not a plain file name"}
 	}
@@ -209,9 +239,17 @@ func writeSingle(r io.Reader, dir, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, r); err != nil {
+	if maxBytes > 0 {
+		r = io.LimitReader(r, maxBytes+1)
+	}
+	n, err := io.Copy(f, r)
+	if err != nil {
 		f.Close()
 		return err
+	}
+	if maxBytes > 0 && n > maxBytes {
+		f.Close()
+		return &UnsafeArchiveError{Entry: name, Reason: fmt.Sprintf("the artifact is larger than %s (the node's unpack.max_bytes)", sizeString(maxBytes))}
 	}
 	return f.Close()
 }

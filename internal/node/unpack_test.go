@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,7 +62,7 @@ func TestUnpackKeepsFilesDirectoriesAndInnerLinks(t *testing.T) {
 		entry{name: "bin/app2", typ: tar.TypeLink, link: "bin/app"},
 		entry{name: "top", typ: tar.TypeSymlink, link: "conf/../bin"},
 		entry{name: "open", body: "x", mode: 0o4777},
-	)), dir)
+	)), dir, UnpackConfig{MaxBytes: DefaultMaxUnpackBytes, MaxEntries: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestUnpackRefusesEntriesThatEscape(t *testing.T) {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			err := unpackTarGz(bytes.NewReader(tgz(t, tc.entries...)), dir)
+			err := unpackTarGz(bytes.NewReader(tgz(t, tc.entries...)), dir, UnpackConfig{})
 			var ue *UnsafeArchiveError
 			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want an UnsafeArchiveError containing %q", err, tc.want)
@@ -123,5 +124,57 @@ func TestUnpackRefusesEntriesThatEscape(t *testing.T) {
 				t.Fatalf("written outside the release: %v", outside)
 			}
 		})
+	}
+}
+
+// The unpack limits stop at the entry that passes them, before writing
+// it; the limits are inclusive.
+func TestUnpackLimits(t *testing.T) {
+	files := func(n, size int) []entry {
+		var es []entry
+		for i := range n {
+			es = append(es, entry{name: fmt.Sprintf("f%d", i), body: strings.Repeat("x", size)})
+		}
+		return es
+	}
+	for _, tc := range []struct {
+		name    string
+		entries []entry
+		lim     UnpackConfig
+		want    string
+	}{
+		{"at the limits", files(4, 250), UnpackConfig{MaxBytes: 1000, MaxEntries: 4}, ""},
+		{"entries", files(5, 1), UnpackConfig{MaxBytes: 1000, MaxEntries: 4}, `refusing archive entry "f4": the archive has more than 4 entries (the node's unpack.max_entries)`},
+		{"bytes", files(5, 250), UnpackConfig{MaxBytes: 1000, MaxEntries: 10}, `refusing archive entry "f4": the archive unpacks to more than 1000 bytes (the node's unpack.max_bytes)`},
+		{"bomb", []entry{{name: "zeros", body: strings.Repeat("\x00", 3<<20)}}, UnpackConfig{MaxBytes: 1 << 20, MaxEntries: 10}, `refusing archive entry "zeros": the archive unpacks to more than 1 MiB`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			err := unpackTarGz(bytes.NewReader(tgz(t, tc.entries...)), dir, tc.lim)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ue *UnsafeArchiveError
+			if !errors.As(err, &ue) || err.Error() != tc.want && !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant %s", err, tc.want)
+			}
+			last := tc.entries[len(tc.entries)-1].name
+			if _, err := os.Lstat(filepath.Join(dir, last)); err == nil {
+				t.Fatalf("%s was written", last)
+			}
+		})
+	}
+	dir := t.TempDir()
+	err := writeSingle(strings.NewReader(strings.Repeat("x", 1025)), dir, "app", 1024)
+	if err == nil || err.Error() != `refusing archive entry "app": the artifact is larger than 1 KiB (the node's unpack.max_bytes)` {
+		t.Fatalf("single file: %v", err)
+	}
+	for n, want := range map[int64]string{1000: "1000 bytes", 1 << 20: "1 MiB", 3 << 29: "1.5 GiB", DefaultMaxUnpackBytes: "4 GiB"} {
+		if got := sizeString(n); got != want {
+			t.Errorf("sizeString(%d) = %q, want %q", n, got, want)
+		}
 	}
 }

@@ -1,16 +1,13 @@
 package nodeproto
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/ferryci/ferry/internal/httpjson"
 )
 
 // ErrUnauthorized is returned for a missing, wrong or revoked node token
@@ -18,37 +15,22 @@ import (
 var ErrUnauthorized = errors.New("node token refused")
 
 // StatusError is any other unexpected answer.
-type StatusError struct {
-	Code    int
-	Message string
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("server answered %d: %s", e.Code, e.Message)
-}
-
-// Temporary reports whether the request may succeed when retried.
-func (e *StatusError) Temporary() bool { return e.Code >= 500 || e.Code == http.StatusTooManyRequests }
+type StatusError = httpjson.StatusError
 
 // Client calls the node endpoints of one server. It makes one attempt per
 // call; retrying is the caller's policy. Safe for concurrent use.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	c *httpjson.Client
 }
 
 // NewClient returns a client for the server at base using token; hc may be
 // nil. The token is held in memory only: read it from a file, never from
 // the command line, so that no other process can see it.
 func NewClient(base, token string, hc *http.Client) *Client {
-	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{
-			Proxy:           http.ProxyFromEnvironment,
-			IdleConnTimeout: 90 * time.Second,
-		}}
-	}
-	return &Client{base: strings.TrimRight(base, "/"), token: token, http: hc}
+	return &Client{c: httpjson.NewClient(base, token, hc, map[int]error{
+		http.StatusUnauthorized: ErrUnauthorized,
+		http.StatusForbidden:    ErrUnauthorized,
+	})}
 }
 
 // Register introduces the node to the server.
@@ -83,47 +65,5 @@ func (c *Client) Report(ctx context.Context, rep *Report) error {
 // do sends in as JSON (when not nil) and decodes a 200 answer into out. It
 // reports false for 204 and 304.
 func (c *Client) do(ctx context.Context, method, path, etag string, in, out any) (bool, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return false, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return false, err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if etag != "" {
-		req.Header.Set("If-None-Match", `"`+etag+`"`)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	res, err := c.http.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer res.Body.Close()
-	name := strings.SplitN(path, "?", 2)[0]
-	switch {
-	case res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified:
-		_, _ = io.Copy(io.Discard, res.Body)
-		return false, nil
-	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
-		return false, fmt.Errorf("%s: %w", name, ErrUnauthorized)
-	case res.StatusCode < 200 || res.StatusCode > 299:
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return false, fmt.Errorf("%s: %w", name, &StatusError{Code: res.StatusCode, Message: strings.TrimSpace(string(msg))})
-	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, res.Body)
-		return true, nil
-	}
-	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-		return false, fmt.Errorf("decoding %s answer: %w", name, err)
-	}
-	return true, nil
+	return c.c.Do(ctx, httpjson.Request{Method: method, Path: path, ETag: etag, In: in, Out: out})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -13,15 +15,35 @@ import (
 type Target struct {
 	cfg Config
 	n   Notifier
+	// untrusted targets reach public addresses only (guard.go).
+	untrusted bool
+	// failed, when set, is told about each delivery that failed for good.
+	failed func(ev *Event, err error)
 }
 
-// NewTarget validates cfg and builds its Notifier.
+// NewTarget validates cfg and builds its Notifier: an endpoint of the
+// server's administrator (--notify), which may reach any address.
 func NewTarget(cfg Config) (*Target, error) {
 	n, err := cfg.build()
 	if err != nil {
 		return nil, err
 	}
 	return &Target{cfg: cfg, n: n}, nil
+}
+
+// NewUntrustedTarget is NewTarget for an endpoint a repository chose (a
+// deploy spec's notify: list): its deliveries may reach public addresses
+// only, unless the Dispatcher's Options.AllowNets allow the network (see
+// BlockedAddressError). failed, when not nil, is called from the
+// dispatcher's worker with each delivery that failed for good (refused
+// address, 4xx answer, attempts exhausted); it must return quickly.
+func NewUntrustedTarget(cfg Config, failed func(ev *Event, err error)) (*Target, error) {
+	t, err := NewTarget(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.untrusted, t.failed = true, failed
+	return t, nil
 }
 
 // NewTargets builds one Target per Config; an error names the entry, e.g.
@@ -66,6 +88,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics counts outcomes (nil counts nothing).
 	Metrics Metrics
+	// AllowNets are the networks that untrusted targets (a repository's
+	// endpoints, NewUntrustedTarget) may reach although they are not
+	// public: loopback, private, link-local…; none by default.
+	AllowNets []netip.Prefix
 }
 
 // The defaults of Options.
@@ -98,6 +124,8 @@ type Dispatcher struct {
 	targets []*Target
 	opts    Options
 	log     *slog.Logger
+	// guarded sends the deliveries of untrusted targets.
+	guarded *http.Client
 
 	mu      sync.Mutex
 	queue   []*delivery // ready, oldest first
@@ -145,7 +173,7 @@ func NewDispatcher(targets []*Target, opts Options) *Dispatcher {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Dispatcher{
-		targets: targets, opts: opts, log: log,
+		targets: targets, opts: opts, log: log, guarded: guardedClient(opts.AllowNets),
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	d.abortCtx, d.abort = context.WithCancel(context.Background())
@@ -305,7 +333,11 @@ func (d *Dispatcher) next(now time.Time) (dl *delivery, wait time.Duration, fini
 // attempt makes one attempt of dl and records its outcome.
 func (d *Dispatcher) attempt(dl *delivery) {
 	dl.attempt++
-	ctx, cancel := context.WithTimeout(withDelivery(d.abortCtx, dl.id), dl.t.cfg.timeout())
+	actx := withDelivery(d.abortCtx, dl.id)
+	if dl.t.untrusted {
+		actx = withClient(actx, d.guarded)
+	}
+	ctx, cancel := context.WithTimeout(actx, dl.t.cfg.timeout())
 	err := dl.t.n.Notify(ctx, dl.ev)
 	if err != nil && ctx.Err() != nil && d.abortCtx.Err() == nil {
 		err = fmt.Errorf("no answer within %s: %w", dl.t.cfg.timeout(), err)
@@ -326,6 +358,9 @@ func (d *Dispatcher) attempt(dl *delivery) {
 		d.opts.Metrics.Count(typ, OutcomeFailed)
 		d.log.Warn("notification failed", "target", dl.t.String(), "event", dl.ev.Name(),
 			"subject", dl.ev.Subject(), "attempts", dl.attempt, "err", err)
+		if dl.t.failed != nil {
+			dl.t.failed(dl.ev, err)
+		}
 		return
 	}
 	d.opts.Metrics.Count(typ, OutcomeRetried)

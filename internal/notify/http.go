@@ -89,7 +89,7 @@ func post(ctx context.Context, url string, header http.Header, body []byte) erro
 		req.Header[k] = vs
 	}
 	req.Header.Set("User-Agent", userAgent)
-	resp, err := client.Do(req)
+	resp, err := clientFrom(ctx).Do(req)
 	if err != nil {
 		return err
 	}

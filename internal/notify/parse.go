@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/ferryci/ferry/internal/pipeline"
+	"github.com/ferryci/ferry/internal/yamlutil"
 )
 
 // yamlKeys are the keys of one notify: entry.
@@ -60,24 +61,24 @@ func DecodeNode(n *yaml.Node, key string) ([]Config, pipeline.Errors) {
 	errorf := func(n *yaml.Node, k, format string, a ...any) {
 		errs = append(errs, &pipeline.Error{Line: n.Line, Column: n.Column, Key: k, Msg: k + ": " + fmt.Sprintf(format, a...)})
 	}
-	n = deref(n)
+	n = yamlutil.Deref(n)
 	if n.Kind != yaml.SequenceNode {
-		errorf(n, key, "must be a list of {type, url, …} entries, got %s", describe(n))
+		errorf(n, key, "must be a list of {type, url, …} entries, got %s", yamlutil.Describe(n))
 		return nil, errs
 	}
 	var cfgs []Config
 	for i, item := range n.Content {
 		ik := fmt.Sprintf("%s[%d]", key, i)
-		item = deref(item)
+		item = yamlutil.Deref(item)
 		if item.Kind != yaml.MappingNode {
-			errorf(item, ik, "must be a map with keys type and url, got %s", describe(item))
+			errorf(item, ik, "must be a map with keys type and url, got %s", yamlutil.Describe(item))
 			continue
 		}
 		var c Config
 		pos := map[string]*yaml.Node{}
 		before := len(errs)
 		for j := 0; j+1 < len(item.Content); j += 2 {
-			k, v := item.Content[j], deref(item.Content[j+1])
+			k, v := item.Content[j], yamlutil.Deref(item.Content[j+1])
 			kk := ik + "." + k.Value
 			pos[k.Value] = v
 			var err error
@@ -141,31 +142,9 @@ func DecodeNode(n *yaml.Node, key string) ([]Config, pipeline.Errors) {
 	return cfgs, errs
 }
 
-func deref(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a map"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	}
-	return "something else"
-}
-
 func scalar(n *yaml.Node) (string, error) {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		return "", fmt.Errorf("must be a string, got %s", describe(n))
+		return "", fmt.Errorf("must be a string, got %s", yamlutil.Describe(n))
 	}
 	return n.Value, nil
 }
@@ -176,11 +155,11 @@ func strList(n *yaml.Node) ([]string, error) {
 		return []string{n.Value}, nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("must be a list of strings, got %s", describe(n))
+		return nil, fmt.Errorf("must be a list of strings, got %s", yamlutil.Describe(n))
 	}
 	out := make([]string, 0, len(n.Content))
 	for _, c := range n.Content {
-		s, err := scalar(deref(c))
+		s, err := scalar(yamlutil.Deref(c))
 		if err != nil {
 			return nil, fmt.Errorf("must be a list of strings: %w", err)
 		}
@@ -191,11 +170,11 @@ func strList(n *yaml.Node) ([]string, error) {
 
 func strMap(n *yaml.Node) (map[string]string, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("must be a map of header names to values, got %s", describe(n))
+		return nil, fmt.Errorf("must be a map of header names to values, got %s", yamlutil.Describe(n))
 	}
 	out := map[string]string{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		v, err := scalar(deref(n.Content[i+1]))
+		v, err := scalar(yamlutil.Deref(n.Content[i+1]))
 		if err != nil {
 			return nil, fmt.Errorf("%s %w", n.Content[i].Value, err)
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/docker/go-units"
 	"go.yaml.in/yaml/v4"
+
+	"github.com/ferryci/ferry/internal/yamlutil"
 )
 
 // maxNodes bounds how many nodes one file may expand to once aliases are
@@ -106,15 +108,6 @@ func (d *decoder) breakAliasCycles(root *yaml.Node) {
 	walk(root)
 }
 
-// deref follows aliases to the node they name. A nil node (a missing
-// value) is returned as nil.
-func (d *decoder) deref(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	return n
-}
-
 // isNull reports whether n is absent or an explicit null ("key:", "~").
 func isNull(n *yaml.Node) bool {
 	return n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
@@ -147,7 +140,7 @@ func describe(n *yaml.Node) string {
 // mapping. Any other kind is reported as "<what> must be a map".
 func (d *decoder) mapping(n *yaml.Node, what, key string) ([]pair, bool) {
 	at := n
-	n = d.deref(n)
+	n = yamlutil.Deref(n)
 	if isNull(n) {
 		return nil, true
 	}
@@ -178,7 +171,7 @@ func (d *decoder) pairs(n *yaml.Node, what, key string) []pair {
 			merged = append(merged, d.mergeSources(v, what, key)...)
 			continue
 		}
-		rk := d.deref(k)
+		rk := yamlutil.Deref(k)
 		if rk == nil || rk.Kind != yaml.ScalarNode {
 			d.errorf(k, key, "keys in %s must be strings, got %s", what, describe(rk))
 			continue
@@ -226,16 +219,16 @@ func (d *decoder) pairs(n *yaml.Node, what, key string) []pair {
 // not n².
 func (d *decoder) lastWins(vals []*yaml.Node) *yaml.Node {
 	first := len(vals) - 1
-	for first > 0 && isMapping(d.deref(vals[first])) && isMapping(d.deref(vals[first-1])) {
+	for first > 0 && isMapping(yamlutil.Deref(vals[first])) && isMapping(yamlutil.Deref(vals[first-1])) {
 		first--
 	}
 	if first == len(vals)-1 {
 		return vals[first]
 	}
-	last := d.deref(vals[len(vals)-1])
+	last := yamlutil.Deref(vals[len(vals)-1])
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: last.Line, Column: last.Column}
 	for _, v := range vals[first:] {
-		m.Content = append(m.Content, d.deref(v).Content...)
+		m.Content = append(m.Content, yamlutil.Deref(v).Content...)
 	}
 	if d.combined == nil {
 		d.combined = map[*yaml.Node]bool{}
@@ -250,7 +243,7 @@ func isMapping(n *yaml.Node) bool { return n != nil && n.Kind == yaml.MappingNod
 // mappings, usually given as aliases.
 func (d *decoder) mergeSources(v *yaml.Node, what, key string) [][]pair {
 	at := v
-	v = d.deref(v)
+	v = yamlutil.Deref(v)
 	switch {
 	case v == nil:
 		return nil
@@ -259,7 +252,7 @@ func (d *decoder) mergeSources(v *yaml.Node, what, key string) [][]pair {
 	case v.Kind == yaml.SequenceNode:
 		var out [][]pair
 		for _, item := range v.Content {
-			m := d.deref(item)
+			m := yamlutil.Deref(item)
 			if m == nil || m.Kind != yaml.MappingNode {
 				d.errorf(item, key, "each item of the << list in %s must be a map, got %s", what, describe(m))
 				continue
@@ -312,7 +305,7 @@ func (d *decoder) checkKeys(ps []pair, valid []string, what, key string) (meant 
 // booleans are accepted as written (Drone does the same); null is "".
 func (d *decoder) str(n *yaml.Node, what, key string) (string, bool) {
 	at := n
-	n = d.deref(n)
+	n = yamlutil.Deref(n)
 	if isNull(n) {
 		return "", true
 	}
@@ -348,7 +341,7 @@ func plainBool(n *yaml.Node) (value, ok bool) {
 
 func (d *decoder) boolean(n *yaml.Node, what, key string) (bool, bool) {
 	at := n
-	n = d.deref(n)
+	n = yamlutil.Deref(n)
 	if isNull(n) {
 		return false, true
 	}
@@ -366,7 +359,7 @@ func (d *decoder) boolean(n *yaml.Node, what, key string) (bool, bool) {
 
 func (d *decoder) integer(n *yaml.Node, what, key string) (int64, bool) {
 	at := n
-	n = d.deref(n)
+	n = yamlutil.Deref(n)
 	if isNull(n) {
 		return 0, true
 	}
@@ -406,7 +399,7 @@ func (d *decoder) count(n *yaml.Node, what, key string) int {
 // Docker CLI accepts it ("64m", "1gb", "512MiB"), as Drone does.
 func (d *decoder) size(n *yaml.Node, what, key string) int64 {
 	at := n
-	n = d.deref(n)
+	n = yamlutil.Deref(n)
 	if isNull(n) {
 		return 0
 	}
@@ -435,7 +428,7 @@ func (d *decoder) size(n *yaml.Node, what, key string) int64 {
 // positions.
 func (d *decoder) strList(n *yaml.Node, what, key string) ([]string, []*yaml.Node) {
 	at := n
-	n = d.deref(n)
+	n = yamlutil.Deref(n)
 	if isNull(n) {
 		return nil, nil
 	}
@@ -450,7 +443,7 @@ func (d *decoder) strList(n *yaml.Node, what, key string) ([]string, []*yaml.Nod
 				return out, nodes
 			}
 			itemAt := item
-			item = d.deref(item)
+			item = yamlutil.Deref(item)
 			if item == nil || item.Kind != yaml.ScalarNode {
 				d.errorf(itemAt, index(key, i), "%s[%d] must be a string, got %s%s", what, i, describe(item), mapInListHint(item))
 				continue
@@ -522,7 +515,7 @@ func (d *decoder) fromSecret(ps []pair, what, key string) (name string, isRef bo
 // derefOr returns the dereferenced n, or fallback when n is missing (a
 // key without a value has no node of its own worth pointing at).
 func (d *decoder) derefOr(n, fallback *yaml.Node) *yaml.Node {
-	if r := d.deref(n); r != nil && r.Line > 0 {
+	if r := yamlutil.Deref(n); r != nil && r.Line > 0 {
 		return r
 	}
 	return fallback
@@ -539,7 +532,7 @@ func (d *decoder) envMap(n *yaml.Node, what, key string) map[string]Value {
 	for _, p := range ps {
 		name := p.key.Value
 		k := join(key, name)
-		v := d.deref(p.val)
+		v := yamlutil.Deref(p.val)
 		if name == "" || strings.ContainsAny(name, "=\x00") {
 			// No process's environment can hold it: the step would fail
 			// when it starts.
@@ -578,7 +571,7 @@ func (d *decoder) settingsMap(n *yaml.Node, what, key string) map[string]Value {
 	for _, p := range ps {
 		name := p.key.Value
 		k := join(key, name)
-		v := d.deref(p.val)
+		v := yamlutil.Deref(p.val)
 		if v != nil && v.Kind == yaml.MappingNode {
 			ips := d.pairs(v, what, k)
 			if secret, ok := d.fromSecret(ips, fmt.Sprintf("%s value of %q", what, name), k); ok {
@@ -595,7 +588,7 @@ func (d *decoder) settingsMap(n *yaml.Node, what, key string) map[string]Value {
 // float64, nil, []any or map[string]any. Scalars follow Drone's YAML 1.1
 // reading (unquoted yes/no/on/off are booleans).
 func (d *decoder) anyValue(n *yaml.Node, key string) any {
-	n = d.deref(n)
+	n = yamlutil.Deref(n)
 	if n == nil || !d.visit(n) {
 		return nil
 	}

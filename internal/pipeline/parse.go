@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v4"
+
+	"github.com/ferryci/ferry/internal/yamlutil"
 )
 
 // The document kinds Parse accepts. Only pipelines and secrets are kept;
@@ -300,7 +302,7 @@ func (d *decoder) document(cfg *Config, doc chunk) {
 		return // only comments and white space
 	}
 	d.breakAliasCycles(&root)
-	n := d.deref(root.Content[0])
+	n := yamlutil.Deref(root.Content[0])
 	if isNull(n) {
 		return
 	}
@@ -490,7 +492,7 @@ func (d *decoder) clone(n *yaml.Node, key string) Clone {
 // steps decodes the list under "steps" or "services"; kind is "step" or
 // "service".
 func (d *decoder) steps(n *yaml.Node, kind, key string, strict bool) []*Step {
-	n = d.deref(n)
+	n = yamlutil.Deref(n)
 	if isNull(n) {
 		return nil
 	}
@@ -505,7 +507,7 @@ func (d *decoder) steps(n *yaml.Node, kind, key string, strict bool) []*Step {
 	var out []*Step
 	for i, item := range n.Content {
 		k := index(key, i)
-		m := d.deref(item)
+		m := yamlutil.Deref(item)
 		if m == nil || m.Kind != yaml.MappingNode {
 			d.errorf(item, k, "each of the %ss must be a map with keys such as name and image, got %s", kind, describe(m))
 			continue
@@ -596,7 +598,7 @@ func (d *decoder) step(n *yaml.Node, kind, key string, strict bool) *Step {
 			s.MemLimit = d.size(v, what, k)
 		case "memswap_limit":
 			// -1 means unlimited swap to the Docker engine.
-			if r := d.deref(v); r != nil && r.Kind == yaml.ScalarNode && r.Value == "-1" {
+			if r := yamlutil.Deref(v); r != nil && r.Kind == yaml.ScalarNode && r.Value == "-1" {
 				s.MemSwapLimit = -1
 			} else {
 				s.MemSwapLimit = d.size(v, what, k)
@@ -661,7 +663,7 @@ func (d *decoder) namePaths(s *Step, n *yaml.Node, what, key, field, kind string
 
 // mapList checks that n is a list of maps and returns the maps.
 func (d *decoder) mapList(n *yaml.Node, what, key, keys string) []*yaml.Node {
-	n = d.deref(n)
+	n = yamlutil.Deref(n)
 	if isNull(n) {
 		return nil
 	}
@@ -671,7 +673,7 @@ func (d *decoder) mapList(n *yaml.Node, what, key, keys string) []*yaml.Node {
 	}
 	var out []*yaml.Node
 	for i, item := range n.Content {
-		m := d.deref(item)
+		m := yamlutil.Deref(item)
 		if m == nil || m.Kind != yaml.MappingNode {
 			d.errorf(item, index(key, i), "%s[%d] must be a map with %s, got %s", what, i, keys, describe(m))
 			continue
@@ -780,7 +782,7 @@ func (d *decoder) conditions(n *yaml.Node, c *Conditions, what, key string) {
 // condition decodes one condition: a pattern, a list of patterns, or a
 // map with include and exclude lists.
 func (d *decoder) condition(n *yaml.Node, c *Condition, what, key string) {
-	r := d.deref(n)
+	r := yamlutil.Deref(n)
 	if r != nil && r.Kind == yaml.MappingNode {
 		ps := d.pairs(r, what, key)
 		d.checkKeys(ps, []string{"include", "exclude"}, what, key)

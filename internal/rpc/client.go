@@ -1,16 +1,13 @@
 package rpc
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/ferryci/ferry/internal/httpjson"
 )
 
 // ErrLeaseLost is returned when the server no longer holds the job's lease
@@ -24,37 +21,22 @@ var ErrUnauthorized = errors.New("agent token refused")
 
 // StatusError is any other non-2xx answer. Temporary reports whether a
 // retry may succeed (5xx, 429).
-type StatusError struct {
-	Code    int
-	Message string
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("server answered %d: %s", e.Code, e.Message)
-}
-
-// Temporary reports whether the request may succeed when retried.
-func (e *StatusError) Temporary() bool { return e.Code >= 500 || e.Code == http.StatusTooManyRequests }
+type StatusError = httpjson.StatusError
 
 // Client calls the agent endpoints of one server. It makes exactly one
 // attempt per call; retrying is the caller's policy. Safe for concurrent use.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	c *httpjson.Client
 }
 
 // NewClient returns a client for the server at base (e.g.
 // "http://ferry.example.com:8080") using token. hc may be nil.
 func NewClient(base, token string, hc *http.Client) *Client {
-	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConnsPerHost: 16,
-			IdleConnTimeout:     90 * time.Second,
-		}}
-	}
-	return &Client{base: strings.TrimRight(base, "/"), token: token, http: hc}
+	return &Client{c: httpjson.NewClient(base, token, hc, map[int]error{
+		http.StatusConflict:     ErrLeaseLost,
+		http.StatusUnauthorized: ErrUnauthorized,
+		http.StatusForbidden:    ErrUnauthorized,
+	})}
 }
 
 // Lease long-polls for a job. It returns nil, nil when none came in time.
@@ -103,40 +85,11 @@ func (c *Client) Report(ctx context.Context, id int64, req *Report) error {
 // call POSTs in as JSON and decodes a 200 answer into out. It reports
 // false for 204 No Content.
 func (c *Client) call(ctx context.Context, path string, id int64, in, out any) (bool, error) {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return false, err
-	}
-	url := c.base + strings.Replace(path, "{id}", strconv.FormatInt(id, 10), 1)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	res, err := c.http.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer res.Body.Close()
-	switch {
-	case res.StatusCode == http.StatusNoContent:
-		_, _ = io.Copy(io.Discard, res.Body)
-		return false, nil
-	case res.StatusCode == http.StatusConflict:
-		return false, fmt.Errorf("%s: %w", path, ErrLeaseLost)
-	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
-		return false, fmt.Errorf("%s: %w", path, ErrUnauthorized)
-	case res.StatusCode < 200 || res.StatusCode > 299:
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return false, &StatusError{Code: res.StatusCode, Message: strings.TrimSpace(string(msg))}
-	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, res.Body)
-		return true, nil
-	}
-	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-		return false, fmt.Errorf("decoding %s answer: %w", path, err)
-	}
-	return true, nil
+	return c.c.Do(ctx, httpjson.Request{
+		Method: http.MethodPost,
+		Path:   strings.Replace(path, "{id}", strconv.FormatInt(id, 10), 1),
+		Name:   path,
+		In:     in,
+		Out:    out,
+	})
 }

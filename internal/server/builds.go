@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -240,6 +241,14 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) error {
 	if req.Branch != "" && req.Ref != "" {
 		return badRequest("ref", "give branch or ref, not both")
 	}
+	switch req.Event {
+	case "", store.EventCustom:
+	case store.EventPush:
+		return s.postPushBuild(w, r, repo, &req)
+	default:
+		return badRequest("event", "event %q is not one of [%s %s]; webhooks and polling report the others",
+			req.Event, store.EventCustom, store.EventPush)
+	}
 	ev := &trigger.Event{Kind: store.EventCustom, Params: req.Params, Sender: caller(r).name(), SHA: req.SHA}
 	switch {
 	case req.SHA != "":
@@ -248,12 +257,12 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) error {
 		}
 		ev.Ref = req.Ref
 		if ev.Ref == "" {
-			ev.Ref = "refs/heads/" + firstOf(req.Branch, repo.DefaultBranch, "main")
+			ev.Ref = "refs/heads/" + cmp.Or(req.Branch, repo.DefaultBranch, "main")
 		}
 	default:
 		ref, field := req.Ref, "ref"
 		if ref == "" {
-			ref, field = "refs/heads/"+firstOf(req.Branch, repo.DefaultBranch, "main"), "branch"
+			ref, field = "refs/heads/"+cmp.Or(req.Branch, repo.DefaultBranch, "main"), "branch"
 		}
 		auth, err := s.gitOptions(ctx, repo)
 		if err != nil {
@@ -285,6 +294,70 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) error {
 	}
 	if b == nil {
 		return badRequest("", "nothing to build at %s (%s): no pipeline file, or no pipeline's trigger matches a custom build", ev.Ref, ev.SHA)
+	}
+	return s.writeBuild(w, ctx, http.StatusCreated, repo, b)
+}
+
+// postPushBuild builds a push reported through the API: the branch
+// req.Branch (or req.Ref) moved to the commit req.SHA. It is how a client
+// that knows of a push the forge does not report (`ferry up`, a git hook)
+// tells the server; it is administrators' only, because a push build sees
+// the secrets limited to pushes. While it runs, the server's poller does
+// not poll the repo: the build is created through the build lifecycle,
+// like a polled one, and the commit becomes the branch's poll baseline
+// (when the repo has one: a repo never polled records its refs at its
+// first poll without building them), so that the poller does not build it
+// again. A commit that has a push build of that branch already is not
+// built again: the answer is that build, with 200.
+func (s *Server) postPushBuild(w http.ResponseWriter, r *http.Request, repo *store.Repo, req *manualBuildRequest) error {
+	if !caller(r).isAdmin() {
+		return forbidden("only administrators may report a push (event %q); start a custom build instead", store.EventPush)
+	}
+	ctx := r.Context()
+	if len(req.Params) > 0 {
+		return badRequest("params", "parameters are for custom builds, not for a push")
+	}
+	if req.SHA == "" {
+		return badRequest("sha", "a push names its commit: sha is required")
+	}
+	if !shaRE().MatchString(req.SHA) {
+		return badRequest("sha", "sha %q must be a full commit id (40 or 64 hex digits)", req.SHA)
+	}
+	ref, field := req.Ref, "ref"
+	if ref == "" {
+		ref, field = "refs/heads/"+req.Branch, "branch"
+	}
+	branch, ok := strings.CutPrefix(ref, "refs/heads/")
+	if !ok || branch == "" {
+		return badRequest(field, "a push names the branch it moved: give branch (or ref refs/heads/BRANCH), not %q", cmp.Or(req.Ref, req.Branch))
+	}
+	release, err := s.polls.Hold(ctx, repo.ID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	prev, err := s.store.Builds.List(ctx, repo.ID, store.BuildFilter{Branch: branch, Event: store.EventPush, Commit: req.SHA, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(prev) > 0 {
+		return s.writeBuild(w, ctx, http.StatusOK, repo, prev[0])
+	}
+	b, err := s.CreateBuild(ctx, repo, &trigger.Event{Kind: store.EventPush, Ref: ref, Branch: branch, SourceBranch: branch,
+		SHA: req.SHA, Sender: caller(r).name()})
+	if err != nil {
+		return err
+	}
+	if refs, err := s.store.Repos.PollRefs(ctx, repo.ID); err != nil {
+		return err
+	} else if refs != nil && refs[ref] != req.SHA {
+		refs[ref] = req.SHA
+		if err := s.store.Repos.SavePollRefs(ctx, repo.ID, refs); err != nil {
+			return err
+		}
+	}
+	if b == nil {
+		return badRequest("", "nothing to build at %s (%s): no pipeline file, or no pipeline's trigger matches a push", ref, req.SHA)
 	}
 	return s.writeBuild(w, ctx, http.StatusCreated, repo, b)
 }
@@ -352,7 +425,7 @@ func (s *Server) restartBuild(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) restart(ctx context.Context, repo *store.Repo, old *store.Build, failedOnly bool, by string) (*store.Build, error) {
 	b, err := s.builds.Restart(ctx, repo, old, failedOnly, by)
 	if errors.Is(err, build.ErrNothingToRestart) {
-		return nil, conflict("", "build %d has no pipelines to restart: %s", old.Number, firstOf(old.Error, "it never ran"))
+		return nil, conflict("", "build %d has no pipelines to restart: %s", old.Number, cmp.Or(old.Error, "it never ran"))
 	}
 	if err != nil {
 		return nil, err

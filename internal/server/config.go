@@ -93,6 +93,11 @@ type Config struct {
 	// TYPE=URL[;KEY=VALUE]... (notify.ParseFlag); a value of several lines
 	// (FERRY_NOTIFY) holds one per line.
 	Notify []string
+	// NotifyAllowNets are networks (CIDR prefixes or addresses, as
+	// --notify-allow-net values) that a repository's notification
+	// endpoints (an environment's notify: list) may reach although they
+	// are not public; by default they reach public addresses only.
+	NotifyAllowNets []string
 }
 
 // The defaults of DefaultConfig.
@@ -166,6 +171,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := notify.ParseFlags(c.Notify); err != nil {
 		return fmt.Errorf("--notify %w", err)
+	}
+	if _, err := notify.ParseAllowNets(c.NotifyAllowNets); err != nil {
+		return fmt.Errorf("--notify-allow-net %w", err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryci/ferry/internal/build"
 	"github.com/ferryci/ferry/internal/forge"
 	"github.com/ferryci/ferry/internal/pipeline"
 )
@@ -21,7 +22,7 @@ import (
 var configFiles = slices.DeleteFunc(pipeline.DefaultFiles(), func(f string) bool { return f == pipeline.WoodpeckerDir })
 
 // errNoConfig means a commit has no pipeline file.
-var errNoConfig = errors.New("no pipeline file")
+var errNoConfig = build.ErrNoConfig
 
 // gitReader reads repositories through bare mirrors kept under the data
 // directory, shared with the poller.

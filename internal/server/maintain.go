@@ -92,7 +92,8 @@ func (s *Server) maintain(ctx context.Context) error {
 
 // maintainOnce expires leases, fails jobs that waited too long for an
 // agent, and reconciles the builds they belong to; with sweep, it also
-// reconciles every unfinished build.
+// reconciles every unfinished build, and takes up the side effects of
+// finished builds that their server left (pendingEffects).
 func (s *Server) maintainOnce(ctx context.Context, now time.Time, sweep bool) error {
 	builds := map[int64]bool{}
 	var errs []error
@@ -142,6 +143,9 @@ func (s *Server) maintainOnce(ctx context.Context, now time.Time, sweep bool) er
 	}
 
 	if sweep {
+		if err := s.pendingEffects(ctx, now); err != nil {
+			errs = append(errs, err)
+		}
 		ids, err := s.unfinishedBuilds(ctx)
 		if err != nil {
 			errs = append(errs, err)

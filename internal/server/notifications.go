@@ -39,7 +39,11 @@ func newDispatcher(cfg *Config, m *metrics, log *slog.Logger) (*notify.Dispatche
 		}
 		log.Info("notifications on", "target", t.String(), "on", strings.Join(on, ","))
 	}
-	return notify.NewDispatcher(targets, notify.Options{Logger: log.With("component", "notify"), Metrics: pm}), nil
+	allow, err := notify.ParseAllowNets(cfg.NotifyAllowNets)
+	if err != nil {
+		return nil, fmt.Errorf("--notify-allow-net %w", err)
+	}
+	return notify.NewDispatcher(targets, notify.Options{Logger: log.With("component", "notify"), Metrics: pm, AllowNets: allow}), nil
 }
 
 // Notifications returns the dispatcher of the --notify endpoints (which

@@ -122,7 +122,10 @@ func (s *Server) subscribe() {
 		}
 		if s.notifier != nil {
 			switch ev.Kind {
-			case build.BuildCreated, build.BuildWaiting, build.BuildStarted, build.PipelineFinished, build.BuildFinished:
+			// A finished build's final status is one of its side
+			// effects (finishEffects), sent once per cluster even when
+			// this server dies right after finishing it.
+			case build.BuildCreated, build.BuildWaiting, build.BuildStarted, build.PipelineFinished:
 				s.notifications.add(ev.BuildID)
 			}
 		}
@@ -200,12 +203,64 @@ func (s *Server) finishedLoop(ctx context.Context) error {
 				continue
 			}
 			if finished {
-				s.buildFinished(ctx, b)
+				s.finishEffects(ctx, b)
 			} else {
 				s.notifyBuild(ctx, nil, b, notify.ActionStarted)
 			}
 		}
 	}
+}
+
+// Side effects of a finished build (store.BuildEffectStore): the server
+// that finished it claims them at once; any server's maintenance sweep
+// claims those that a dead server left, once its claim ran out.
+const (
+	// effectsClaim is how long a claim holds a build's side effects:
+	// longer than sending a commit status may take (notifyTimeout).
+	effectsClaim = 5 * time.Minute
+	// effectsLookback is how far back the sweep looks for finished
+	// builds whose side effects were never run: an automatic deployment
+	// of a build older than that is no longer what anyone expects.
+	effectsLookback = time.Hour
+	// effectsGrace leaves a just-finished build to the server that
+	// finished it before the sweep of another server picks it up.
+	effectsGrace = 10 * time.Second
+)
+
+// finishEffects runs the once-per-cluster side effects of finished build
+// b, when this server can claim them: the automatic deployments and
+// notifications it triggers, and its final commit status; then marks
+// them done. Run at least once: a server that dies between claiming and
+// marking leaves them to another server once its claim ran out.
+func (s *Server) finishEffects(ctx context.Context, b *store.Build) {
+	now := time.Now()
+	ok, err := s.store.BuildEffects.Claim(ctx, b.ID, s.builds.Events().Origin(), now, now.Add(effectsClaim))
+	if err != nil {
+		s.log.Warn("claiming a finished build's side effects; the maintenance sweep tries again", "build_id", b.ID, "err", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	s.buildFinished(ctx, b)
+	s.sendNotification(ctx, b.ID)
+	if err := s.store.BuildEffects.Done(ctx, b.ID); err != nil {
+		s.log.Warn("marking a finished build's side effects done", "build_id", b.ID, "err", err)
+	}
+}
+
+// pendingEffects queues the finished builds whose side effects no live
+// server holds (their server died first) for finishedLoop.
+func (s *Server) pendingEffects(ctx context.Context, now time.Time) error {
+	ids, err := s.store.BuildEffects.Pending(ctx, now.Add(-effectsLookback), now.Add(-effectsGrace), now, maxNotifyQueue)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		s.log.Info("running the side effects of a build its server left", "build_id", id)
+		s.finished.add(id)
+	}
+	return nil
 }
 
 // notifyLoop sends queued reports, one at a time, until ctx is done.

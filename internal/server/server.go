@@ -88,6 +88,9 @@ type Server struct {
 	// when a desired state changes.
 	deploy  *deploy.Orchestrator
 	desired *broadcast
+	// polls is the git poller Serve runs; a push build reported through
+	// the API holds its repo (see postPushBuild).
+	polls *trigger.Poller
 
 	// stopping is closed when the server shuts down; long polls and log
 	// streams end then.
@@ -187,6 +190,8 @@ func New(ctx context.Context, cfg Config, st *store.Store, logger *slog.Logger) 
 		LogAppended: s.logs.notify,
 	})
 	s.deploy = s.newOrchestrator()
+	s.polls = trigger.NewPoller(st, s, s.git.mirrors, logger)
+	s.polls.Auth = s.gitOptions
 	s.metrics.register(s)
 	s.notifier, err = newNotifier(&cfg, logger)
 	if err != nil {
@@ -256,10 +261,6 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error)
 func (s *Server) Subscribe(fn func(build.Event)) (unsubscribe func()) {
 	return s.builds.Events().Subscribe(fn)
 }
-
-// Store returns the server's store, for in-process components (triggers,
-// `ferry up`). It is closed by Close.
-func (s *Server) Store() *store.Store { return s.store }
 
 // Handler returns the server's HTTP handler: the API, the agent
 // endpoints, webhooks, /metrics and /healthz.
@@ -353,9 +354,7 @@ func (s *Server) loops() map[string]func(context.Context) error {
 		"deploy":          s.deploy.Run,
 		"finished builds": s.finishedLoop,
 	}
-	if p := s.poller(); p != nil {
-		loops["poller"] = p
-	}
+	loops["poller"] = s.polls.Run
 	if s.store.Signals != nil {
 		loops["job signals"] = s.sendJobSignals
 		loops["job signal listener"] = func(ctx context.Context) error {
@@ -373,13 +372,6 @@ func (s *Server) loops() map[string]func(context.Context) error {
 		}
 	}
 	return loops
-}
-
-// poller returns the git polling loop, which shares the server's mirrors.
-func (s *Server) poller() func(context.Context) error {
-	p := trigger.NewPoller(s.store, s, s.git.mirrors, s.log)
-	p.Auth = s.gitOptions
-	return p.Run
 }
 
 // newCron returns the cron scheduler, reading repos with their

@@ -79,12 +79,26 @@ func MintAdminToken(ctx context.Context, cfg Config, name string) (string, error
 		return "", fmt.Errorf("opening store: %w", err)
 	}
 	defer st.Close()
+	tok, _, err := mintAdminToken(ctx, st, name, time.Time{})
+	return tok, err
+}
+
+// MintAdminToken creates a personal API token of the admin user, as the
+// package function MintAdminToken does, on s's store. It expires at
+// expires, unless that is zero. In-process clients of the API (`ferry up`)
+// use it: they act as the admin through the API, as any client would. It
+// returns the token and its ID, with which to revoke it.
+func (s *Server) MintAdminToken(ctx context.Context, name string, expires time.Time) (token string, id int64, err error) {
+	return mintAdminToken(ctx, s.store, name, expires)
+}
+
+func mintAdminToken(ctx context.Context, st *store.Store, name string, expires time.Time) (string, int64, error) {
 	u, err := st.Users.GetByLogin(ctx, adminLogin)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !u.Admin) {
 		u = nil
 		users, lerr := st.Users.List(ctx)
 		if lerr != nil {
-			return "", fmt.Errorf("listing users: %w", lerr)
+			return "", 0, fmt.Errorf("listing users: %w", lerr)
 		}
 		for _, c := range users {
 			if c.Admin {
@@ -93,19 +107,20 @@ func MintAdminToken(ctx context.Context, cfg Config, name string) (string, error
 			}
 		}
 		if u == nil {
-			return "", errors.New("the store has no administrator yet; start the server once, and it creates one")
+			return "", 0, errors.New("the store has no administrator yet; start the server once, and it creates one")
 		}
 	} else if err != nil {
-		return "", fmt.Errorf("finding the admin user: %w", err)
+		return "", 0, fmt.Errorf("finding the admin user: %w", err)
 	}
 	tok, hash, err := store.NewToken()
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	if err := st.Tokens.Create(ctx, &store.Token{Kind: store.TokenPersonal, UserID: u.ID, Name: name, Hash: hash}); err != nil {
-		return "", fmt.Errorf("creating the token: %w", err)
+	t := &store.Token{Kind: store.TokenPersonal, UserID: u.ID, Name: name, Hash: hash, Expires: expires}
+	if err := st.Tokens.Create(ctx, t); err != nil {
+		return "", 0, fmt.Errorf("creating the token: %w", err)
 	}
-	return tok, nil
+	return tok, t.ID, nil
 }
 
 var loginRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })

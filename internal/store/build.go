@@ -86,7 +86,9 @@ type Build struct {
 // BuildFilter selects builds for BuildStore.List. Zero fields do not
 // filter.
 type BuildFilter struct {
-	Branch      string
+	Branch string
+	// Commit selects the builds of one commit SHA.
+	Commit      string
 	PullRequest int64
 	Event       string
 	Status      Status
@@ -244,4 +246,23 @@ type StepStore interface {
 	// making one move, exactly one gets true. It returns ErrNotFound when
 	// there is no such step.
 	Advance(ctx context.Context, s *Step) (bool, error)
+}
+
+// BuildEffectStore records the once-per-cluster side effects of finished
+// builds (the final commit status, notifications, automatic deployments):
+// one server claims a build's effects for a while, runs them, and marks
+// them done. A claim that ran out without being marked done can be taken
+// again, so a server that dies in between loses nothing; the effects are
+// then run at least once.
+type BuildEffectStore interface {
+	// Claim claims the effects of finished build buildID for owner until
+	// the given time. It returns false when they are done, or claimed by
+	// a claim that has not run out at now.
+	Claim(ctx context.Context, buildID int64, owner string, now, until time.Time) (bool, error)
+	// Done marks the effects of build buildID done.
+	Done(ctx context.Context, buildID int64) error
+	// Pending returns, oldest first and at most limit, the builds that
+	// finished at or after since and before before, whose effects are not
+	// done and not claimed by a claim still running at now.
+	Pending(ctx context.Context, since, before, now time.Time, limit int) ([]int64, error)
 }

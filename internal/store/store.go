@@ -39,10 +39,12 @@ type Store struct {
 	Repos     RepoStore
 	Perms     PermStore
 	Builds    BuildStore
-	Pipelines PipelineStore
-	Steps     StepStore
-	Logs      LogStore
-	Secrets   SecretStore
+	// BuildEffects record which finished builds had their side effects.
+	BuildEffects BuildEffectStore
+	Pipelines    PipelineStore
+	Steps        StepStore
+	Logs         LogStore
+	Secrets      SecretStore
 	// Credentials are the repos' git credentials.
 	Credentials CredentialStore
 	Agents      AgentStore

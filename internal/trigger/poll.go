@@ -81,8 +81,10 @@ type Poller struct {
 	mirrors *forge.Mirrors
 	logger  *slog.Logger
 
-	mu       sync.Mutex
-	inflight map[int64]bool // repos being polled by this Poller
+	mu sync.Mutex
+	// inflight holds the repos being polled by this Poller, or held by
+	// Hold; each channel is closed when that ends.
+	inflight map[int64]chan struct{}
 }
 
 // NewPoller returns a Poller that polls the repos of st, fetching them into
@@ -98,7 +100,7 @@ func NewPoller(st *store.Store, b Builder, mirrors *forge.Mirrors, logger *slog.
 		builder:  b,
 		mirrors:  mirrors,
 		logger:   orDiscard(logger).With("component", "poller"),
-		inflight: map[int64]bool{},
+		inflight: map[int64]chan struct{}{},
 	}
 }
 
@@ -220,17 +222,44 @@ func (p *Poller) removed(ctx context.Context, repo *store.Repo) bool {
 func (p *Poller) begin(id int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.inflight[id] {
+	if p.inflight[id] != nil {
 		return false
 	}
-	p.inflight[id] = true
+	p.inflight[id] = make(chan struct{})
 	return true
 }
 
 func (p *Poller) end(id int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.inflight, id)
+	if ch := p.inflight[id]; ch != nil {
+		close(ch)
+		delete(p.inflight, id)
+	}
+}
+
+// Hold waits until this Poller is not polling the repo with the given ID,
+// and keeps it from starting to until release is called: a repo due in
+// the meantime is polled at the first tick after that. The server holds a
+// repo while it builds a push reported through its API and moves the
+// repo's baseline, so that a poll does not build the same change again.
+// It returns ctx's error if ctx ends first.
+func (p *Poller) Hold(ctx context.Context, repoID int64) (release func(), err error) {
+	for {
+		p.mu.Lock()
+		ch := p.inflight[repoID]
+		if ch == nil {
+			p.inflight[repoID] = make(chan struct{})
+			p.mu.Unlock()
+			return sync.OnceFunc(func() { p.end(repoID) }), nil
+		}
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // Poll polls repo once, now, without claiming it: it fetches the mirror,

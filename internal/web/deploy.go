@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"slices"
@@ -88,7 +89,7 @@ func (ui *UI) deploymentsPage(w http.ResponseWriter, r *http.Request, s *session
 					}
 					for _, n := range cell.Env.Active.Nodes {
 						st := health[n.Node][svc.Name]
-						cell.Nodes = append(cell.Nodes, nodeHealth{Name: n.Node, State: n.State, Error: firstOf(n.Error, st.Error), Healthy: st.Healthy})
+						cell.Nodes = append(cell.Nodes, nodeHealth{Name: n.Node, State: n.State, Error: cmp.Or(n.Error, st.Error), Healthy: st.Healthy})
 					}
 				}
 			}
@@ -97,13 +98,6 @@ func (ui *UI) deploymentsPage(w http.ResponseWriter, r *http.Request, s *session
 		d.Rows = append(d.Rows, row)
 	}
 	ui.render(w, http.StatusOK, "deployments.html", &page{Title: "Deployments", Session: s, Data: d})
-}
-
-func firstOf(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // deploymentData is one deployment's page.

@@ -12,6 +12,7 @@ import (
 	"github.com/ferryci/ferry/internal/nodeproto"
 	"github.com/ferryci/ferry/internal/notify"
 	"github.com/ferryci/ferry/internal/pipeline"
+	"github.com/ferryci/ferry/internal/yamlutil"
 )
 
 func init() { pipeline.RegisterKind(Kind, decodeService) }
@@ -25,7 +26,7 @@ var (
 	artifactKeys = []string{"url", "path", "image", "format"}
 	envKeys      = []string{"name", "nodes", "strategy", "health", "hooks", "gates", "auto", "allow", "notify", "auto_rollback", "lock_timeout"}
 	strategyKeys = []string{"type", "max_parallel", "steps", "slot_label"}
-	stepKeys     = []string{"nodes", "pause"}
+	stepKeys     = []string{"nodes", "pause", "timeout"}
 	healthKeys   = []string{"type", "url", "address", "command", "interval", "timeout", "healthy_threshold", "min_healthy_time", "healthy_deadline", "progress_deadline"}
 	hookKeys     = []string{"before", "after", "rollback"}
 	gateKeys     = []string{"requires", "approval", "windows", "freeze"}
@@ -33,6 +34,7 @@ var (
 	freezeKeys   = []string{"from", "to", "reason"}
 	autoKeys     = []string{"branches", "events"}
 	allowKeys    = []string{"users", "role", "branches"}
+	approvalKeys = []string{"role", "timeout"}
 	days         = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 	roles        = []string{"read", "write", "admin"}
 	events       = []string{"push", "tag", "pull_request", "cron", "custom", "promote", "rollback"}
@@ -45,38 +47,16 @@ func (d *decoder) errorf(n *yaml.Node, key, format string, a ...any) {
 	d.errs = append(d.errs, &pipeline.Error{Line: n.Line, Column: n.Column, Key: key, Msg: fmt.Sprintf(format, a...)})
 }
 
-func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a map"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	}
-	return "something else"
-}
-
 // fields visits the pairs of mapping n, reporting keys not in valid, and
 // calls fn for each known one. key is the path of n.
 func (d *decoder) fields(n *yaml.Node, key string, valid []string, fn func(k string, v *yaml.Node)) bool {
-	n = deref(n)
+	n = yamlutil.Deref(n)
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, key, "%s must be a map with keys %s, got %s", key, strings.Join(valid, ", "), describe(n))
+		d.errorf(n, key, "%s must be a map with keys %s, got %s", key, strings.Join(valid, ", "), yamlutil.Describe(n))
 		return false
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], deref(n.Content[i+1])
+		k, v := n.Content[i], yamlutil.Deref(n.Content[i+1])
 		full := k.Value
 		if key != "" {
 			full = key + "." + k.Value
@@ -103,7 +83,7 @@ func join(key, k string) string {
 
 func (d *decoder) str(n *yaml.Node, key string) string {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		d.errorf(n, key, "%s must be a string, got %s", key, describe(n))
+		d.errorf(n, key, "%s must be a string, got %s", key, yamlutil.Describe(n))
 		return ""
 	}
 	return n.Value
@@ -127,24 +107,24 @@ func (d *decoder) strList(n *yaml.Node, key string) []string {
 		return []string{n.Value}
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, key, "%s must be a string or a list of strings, got %s", key, describe(n))
+		d.errorf(n, key, "%s must be a string or a list of strings, got %s", key, yamlutil.Describe(n))
 		return nil
 	}
 	var out []string
 	for i, c := range n.Content {
-		out = append(out, d.str(deref(c), fmt.Sprintf("%s[%d]", key, i)))
+		out = append(out, d.str(yamlutil.Deref(c), fmt.Sprintf("%s[%d]", key, i)))
 	}
 	return out
 }
 
 func (d *decoder) strMap(n *yaml.Node, key string) map[string]string {
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, key, "%s must be a map of strings (label: value), got %s", key, describe(n))
+		d.errorf(n, key, "%s must be a map of strings (label: value), got %s", key, yamlutil.Describe(n))
 		return nil
 	}
 	out := map[string]string{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		out[n.Content[i].Value] = d.str(deref(n.Content[i+1]), join(key, n.Content[i].Value))
+		out[n.Content[i].Value] = d.str(yamlutil.Deref(n.Content[i+1]), join(key, n.Content[i].Value))
 	}
 	return out
 }
@@ -158,6 +138,16 @@ func (d *decoder) duration(n *yaml.Node, key string) time.Duration {
 	if err != nil || v < 0 {
 		d.errorf(n, key, "%s: %q is not a duration; write e.g. 500ms, 10s, 5m or 1h", key, s)
 		return 0
+	}
+	return v
+}
+
+// positive reads a duration that must be more than 0.
+func (d *decoder) positive(n *yaml.Node, key string) time.Duration {
+	before := len(d.errs)
+	v := d.duration(n, key)
+	if v == 0 && len(d.errs) == before {
+		d.errorf(n, key, "%s: %q: want a duration of more than 0, e.g. 30m or 24h", key, n.Value)
 	}
 	return v
 }
@@ -178,7 +168,7 @@ func (d *decoder) boolean(n *yaml.Node, key string) bool {
 	case "false":
 		return false
 	}
-	d.errorf(n, key, "%s must be true or false, got %s", key, describe(n))
+	d.errorf(n, key, "%s must be true or false, got %s", key, yamlutil.Describe(n))
 	return false
 }
 
@@ -225,12 +215,12 @@ func decodeService(n *yaml.Node) (any, []*pipeline.Error) {
 			})
 		case "environments":
 			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, "environments", "environments must be a list of environments (each with a name and nodes), got %s", describe(v))
+				d.errorf(v, "environments", "environments must be a list of environments (each with a name and nodes), got %s", yamlutil.Describe(v))
 				return
 			}
 			seen := map[string]bool{}
 			for i, c := range v.Content {
-				e := d.environment(deref(c), fmt.Sprintf("environments[%d]", i))
+				e := d.environment(yamlutil.Deref(c), fmt.Sprintf("environments[%d]", i))
 				if e == nil {
 					continue
 				}
@@ -391,30 +381,36 @@ func (d *decoder) strategyFields(n *yaml.Node, key string, s *Strategy, stepsNod
 			s.SlotLabel = d.str(v, kk)
 		case "steps":
 			*stepsNode = v
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, kk, "%s must be a list of {nodes, pause}, got %s", kk, describe(v))
-				return
-			}
-			for i, c := range v.Content {
-				ik := fmt.Sprintf("%s[%d]", kk, i)
-				var st CanaryStep
-				d.fields(c, ik, stepKeys, func(k string, v *yaml.Node) {
-					switch k {
-					case "nodes":
-						st.Nodes = d.amount(v, join(ik, k))
-					case "pause":
-						if v.Value == "manual" {
-							st.Manual = true
-						} else {
-							st.Pause = d.duration(v, join(ik, k))
-						}
+			// The step being decoded: its timeout, which needs pause: manual.
+			var timeoutNode *yaml.Node
+			var timeoutKey string
+			s.Steps = decodeList(d, v, kk, "{nodes, pause}", stepKeys, func(st *CanaryStep, fk, k string, v *yaml.Node) {
+				switch k {
+				case "nodes":
+					st.Nodes = d.amount(v, fk)
+				case "pause":
+					if v.Value == "manual" {
+						st.Manual = true
+					} else {
+						st.Pause = d.duration(v, fk)
 					}
-				})
-				if st.Nodes.N == 0 {
-					d.errorf(deref(c), ik, "%s needs nodes: a count (1) or a percentage (10%%)", ik)
+				case "timeout":
+					timeoutNode, timeoutKey = v, fk
+					st.Timeout = d.positive(v, fk)
 				}
-				s.Steps = append(s.Steps, st)
-			}
+			}, func(st *CanaryStep) string {
+				switch {
+				case timeoutNode != nil && !st.Manual:
+					d.errorf(timeoutNode, timeoutKey, "%s bounds a manual pause; add pause: manual or remove it", timeoutKey)
+				case st.Manual && st.Timeout == 0:
+					st.Timeout = DefaultApprovalTimeout
+				}
+				timeoutNode = nil
+				if st.Nodes.N == 0 {
+					return "needs nodes: a count (1) or a percentage (10%)"
+				}
+				return ""
+			})
 		}
 	})
 }
@@ -462,82 +458,110 @@ func (d *decoder) gates(n *yaml.Node, key string, g *Gates) {
 		case "requires":
 			g.Requires = d.strList(v, kk)
 		case "approval":
-			g.Approval = d.oneOf(v, kk, roles)
+			// approval: admin, or approval: {role: admin, timeout: 4h}.
+			if v.Kind == yaml.MappingNode {
+				d.fields(v, kk, approvalKeys, func(k string, v *yaml.Node) {
+					switch k {
+					case "role":
+						g.Approval = d.oneOf(v, join(kk, k), roles)
+					case "timeout":
+						g.ApprovalTimeout = d.positive(v, join(kk, k))
+					}
+				})
+				if g.Approval == "" {
+					d.errorf(v, join(kk, "role"), "%s needs a role: one of %s", kk, strings.Join(roles, ", "))
+				}
+			} else {
+				g.Approval = d.oneOf(v, kk, roles)
+			}
+			if g.Approval != "" && g.ApprovalTimeout == 0 {
+				g.ApprovalTimeout = DefaultApprovalTimeout
+			}
 		case "windows":
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, kk, "%s must be a list of {days, from, to, timezone}, got %s", kk, describe(v))
-				return
-			}
-			for i, c := range v.Content {
-				ik := fmt.Sprintf("%s[%d]", kk, i)
-				var w Window
-				d.fields(c, ik, windowKeys, func(k string, v *yaml.Node) {
-					switch k {
-					case "days":
-						for _, day := range d.strList(v, join(ik, k)) {
-							day = strings.ToLower(day)
-							if !contains(days, day) {
-								d.errorf(v, join(ik, k), "%s: unknown day %q; valid days are: %s", join(ik, k), day, strings.Join(days, ", "))
-							}
-							w.Days = append(w.Days, day)
+			g.Windows = decodeList(d, v, kk, "{days, from, to, timezone}", windowKeys, func(w *Window, fk, k string, v *yaml.Node) {
+				switch k {
+				case "days":
+					for _, day := range d.strList(v, fk) {
+						day = strings.ToLower(day)
+						if !contains(days, day) {
+							d.errorf(v, fk, "%s: unknown day %q; valid days are: %s", fk, day, strings.Join(days, ", "))
 						}
-					case "from", "to":
-						t := d.str(v, join(ik, k))
-						if !validClock(t) {
-							d.errorf(v, join(ik, k), "%s: %q: want a time of day HH:MM such as 09:00", join(ik, k), t)
-						}
-						if k == "from" {
-							w.From = t
-						} else {
-							w.To = t
-						}
-					case "timezone":
-						w.Timezone = d.str(v, join(ik, k))
-						if _, err := time.LoadLocation(w.Timezone); err != nil {
-							d.errorf(v, join(ik, k), "%s: unknown time zone %q; use an IANA name such as Europe/Paris", join(ik, k), w.Timezone)
-						}
+						w.Days = append(w.Days, day)
 					}
-				})
+				case "from", "to":
+					t := d.str(v, fk)
+					if !validClock(t) {
+						d.errorf(v, fk, "%s: %q: want a time of day HH:MM such as 09:00", fk, t)
+					}
+					if k == "from" {
+						w.From = t
+					} else {
+						w.To = t
+					}
+				case "timezone":
+					w.Timezone = d.str(v, fk)
+					if _, err := time.LoadLocation(w.Timezone); err != nil {
+						d.errorf(v, fk, "%s: unknown time zone %q; use an IANA name such as Europe/Paris", fk, w.Timezone)
+					}
+				}
+			}, func(w *Window) string {
 				if w.From == "" || w.To == "" {
-					d.errorf(deref(c), ik, "%s needs from and to (HH:MM)", ik)
+					return "needs from and to (HH:MM)"
 				}
-				g.Windows = append(g.Windows, w)
-			}
+				return ""
+			})
 		case "freeze":
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, kk, "%s must be a list of {from, to, reason}, got %s", kk, describe(v))
-				return
-			}
-			for i, c := range v.Content {
-				ik := fmt.Sprintf("%s[%d]", kk, i)
-				var f Freeze
-				d.fields(c, ik, freezeKeys, func(k string, v *yaml.Node) {
-					switch k {
-					case "from", "to":
-						s := d.str(v, join(ik, k))
-						t, err := time.Parse(time.RFC3339, s)
-						if err != nil {
-							t, err = time.Parse("2006-01-02", s)
-						}
-						if err != nil {
-							d.errorf(v, join(ik, k), "%s: %q: want a date (2026-12-24) or a time (2026-12-24T18:00:00Z)", join(ik, k), s)
-						}
-						if k == "from" {
-							f.From = t
-						} else {
-							f.To = t
-						}
-					case "reason":
-						f.Reason = d.str(v, join(ik, k))
+			g.Freezes = decodeList(d, v, kk, "{from, to, reason}", freezeKeys, func(f *Freeze, fk, k string, v *yaml.Node) {
+				switch k {
+				case "from", "to":
+					s := d.str(v, fk)
+					t, err := time.Parse(time.RFC3339, s)
+					if err != nil {
+						t, err = time.Parse("2006-01-02", s)
 					}
-				})
-				if f.From.IsZero() || f.To.IsZero() || !f.From.Before(f.To) {
-					d.errorf(deref(c), ik, "%s needs from before to", ik)
+					if err != nil {
+						d.errorf(v, fk, "%s: %q: want a date (2026-12-24) or a time (2026-12-24T18:00:00Z)", fk, s)
+					}
+					if k == "from" {
+						f.From = t
+					} else {
+						f.To = t
+					}
+				case "reason":
+					f.Reason = d.str(v, fk)
 				}
-				g.Freezes = append(g.Freezes, f)
-			}
+			}, func(f *Freeze) string {
+				if f.From.IsZero() || f.To.IsZero() || !f.From.Before(f.To) {
+					return "needs from before to"
+				}
+				return ""
+			})
 		}
 	})
+}
+
+// decodeList decodes the list v at key (shape names its items in the
+// error when v is no list), each item a map with the keys valid: field is
+// called for each key of an item with the item's value, the key's path, the
+// key and its value; check then names what the item lacks as a whole ("" for
+// nothing).
+func decodeList[T any](d *decoder, v *yaml.Node, key, shape string, valid []string,
+	field func(t *T, fk, k string, v *yaml.Node), check func(t *T) string) []T {
+	if v.Kind != yaml.SequenceNode {
+		d.errorf(v, key, "%s must be a list of %s, got %s", key, shape, yamlutil.Describe(v))
+		return nil
+	}
+	var out []T
+	for i, c := range v.Content {
+		ik := fmt.Sprintf("%s[%d]", key, i)
+		var t T
+		d.fields(c, ik, valid, func(k string, v *yaml.Node) { field(&t, join(ik, k), k, v) })
+		if msg := check(&t); msg != "" {
+			d.errorf(yamlutil.Deref(c), ik, "%s %s", ik, msg)
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // validName reports whether s may name a service or environment: lower-case

@@ -29,6 +29,15 @@ const (
 	DefaultHealthyDeadline  = 5 * time.Minute
 	DefaultProgressDeadline = 30 * time.Minute
 	DefaultLockTimeout      = 0
+	// DefaultApprovalTimeout bounds how long a deployment waits for an
+	// approval (gates.approval, or a canary step's pause: manual) when the
+	// environment does not say. Spinnaker's manual judgment has no timeout
+	// by default; a deployment that waits forever holds its place (and,
+	// paused mid-canary, a fleet running two releases) long after anyone
+	// remembers it, so ferry ends it after a day: long enough for an
+	// approver in another time zone, short enough that a forgotten one
+	// does not ship days later.
+	DefaultApprovalTimeout = 24 * time.Hour
 )
 
 // Service is a "kind: service" document.
@@ -129,6 +138,9 @@ type CanaryStep struct {
 	Pause time.Duration `json:"pause,omitempty"`
 	// Manual waits for `ferry approve` (or resume) after the step.
 	Manual bool `json:"manual,omitempty"`
+	// Timeout bounds a manual pause (DefaultApprovalTimeout when 0): not
+	// approved by then, the deployment fails (and rolls back).
+	Timeout time.Duration `json:"timeout,omitempty"`
 }
 
 // Health is the per-node health check plus the deployment's deadlines.
@@ -145,6 +157,10 @@ type Gates struct {
 	// Approval, when set, holds a deployment until a user with this role
 	// on the repo (or an admin) approves it.
 	Approval string `json:"approval,omitempty"`
+	// ApprovalTimeout bounds the wait for the approval
+	// (DefaultApprovalTimeout when 0): not approved by then, the
+	// deployment ends cancelled.
+	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
 	// Windows are the times deployments may start; none means any time.
 	Windows []Window `json:"windows,omitempty"`
 	// Freezes are periods no deployment may start.
@@ -194,6 +210,15 @@ type Allow struct {
 // Notify is one notification endpoint of an environment: the keys of
 // internal/notify's Config (type, url, secret, headers, on, timeout, …).
 type Notify = notify.Config
+
+// OrDefaultApproval returns d, or DefaultApprovalTimeout when d is 0 (a
+// declaration stored before approval timeouts existed).
+func OrDefaultApproval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return DefaultApprovalTimeout
+	}
+	return d
+}
 
 // Environment returns the environment called name, or nil.
 func (s *Service) Environment(name string) *Environment {

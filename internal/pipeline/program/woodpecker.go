@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v4"
+
+	"github.com/ferryci/ferry/internal/yamlutil"
 )
 
 // Woodpecker's files: a directory of workflows, or one file. Woodpecker
@@ -818,10 +820,7 @@ func pairs(m *yaml.Node) [][2]*yaml.Node {
 
 // resolve follows aliases.
 func resolve(n *yaml.Node) *yaml.Node {
-	for depth := 0; n != nil && n.Kind == yaml.AliasNode && depth < 100; depth++ {
-		n = n.Alias
-	}
-	if n == nil {
+	if n = yamlutil.Deref(n); n == nil {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
 	}
 	return n

@@ -1,8 +1,11 @@
 package storetest
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,7 +87,8 @@ func testBuildList(t *testing.T, s *store.Store) {
 	r := newRepo(t, s, "a/one")
 	other := newRepo(t, s, "a/two")
 	mk := func(repo *store.Repo, branch string, pr int64, event string, status store.Status) {
-		must(t, s.Builds.Create(c, &store.Build{RepoID: repo.ID, Branch: branch, PullRequest: pr, Event: event, Status: status}, nil))
+		sha := strings.Repeat(string(rune('a'+int(pr))), 40)
+		must(t, s.Builds.Create(c, &store.Build{RepoID: repo.ID, Branch: branch, PullRequest: pr, Event: event, Status: status, Commit: sha}, nil))
 	}
 	mk(r, "main", 0, store.EventPush, store.StatusSuccess)        // 1
 	mk(r, "dev", 0, store.EventPush, store.StatusFailure)         // 2
@@ -110,6 +114,7 @@ func testBuildList(t *testing.T, s *store.Store) {
 		{"branch", store.BuildFilter{Branch: "main"}, []int64{4, 3, 1}},
 		{"pull request", store.BuildFilter{PullRequest: 3}, []int64{3}},
 		{"event", store.BuildFilter{Event: store.EventPush}, []int64{4, 2, 1}},
+		{"commit", store.BuildFilter{Commit: strings.Repeat("d", 40)}, []int64{3}},
 		{"status", store.BuildFilter{Status: store.StatusSuccess}, []int64{3, 1}},
 		{"page", store.BuildFilter{Before: 4, Limit: 2}, []int64{3, 2}},
 		{"combined", store.BuildFilter{Branch: "main", Status: store.StatusSuccess, Event: store.EventPush}, []int64{1}},
@@ -477,4 +482,82 @@ func testPipelineComplete(t *testing.T, s *store.Store) {
 	done, err = s.Pipelines.Complete(c, jb.ID, "runner-1")
 	must(t, err)
 	eq(t, "second Complete", done == nil, true)
+}
+
+// testBuildEffects claims, completes and lists the side effects of
+// finished builds: one claim at a time, a claim that ran out can be taken
+// again, and done effects are never pending.
+func testBuildEffects(t *testing.T, s *store.Store) {
+	c := ctx(t)
+	r := newRepo(t, s, "a/effects")
+	finish := func(at time.Time) int64 {
+		b, _ := newBuild(t, s, r, false, nil)
+		got, err := s.Builds.Get(c, b.ID)
+		must(t, err)
+		got.Status, got.Started, got.Finished = store.StatusSuccess, at, at
+		must(t, s.Builds.Update(c, got))
+		return b.ID
+	}
+	t0 := time.Now().Add(-time.Hour)
+	newBuild(t, s, r, false, nil) // unfinished: never pending
+	finish(t0.Add(-time.Hour))    // before the window
+	a := finish(t0.Add(time.Minute))
+	b := finish(t0.Add(2 * time.Minute))
+	now := t0.Add(10 * time.Minute)
+
+	pending, err := s.BuildEffects.Pending(c, t0, now, now, 10)
+	must(t, err)
+	eq(t, "pending", fmt.Sprint(pending), fmt.Sprint([]int64{a, b}))
+
+	ok, err := s.BuildEffects.Claim(c, a, "one", now, now.Add(time.Minute))
+	must(t, err)
+	eq(t, "first claim", ok, true)
+	ok, err = s.BuildEffects.Claim(c, a, "two", now.Add(time.Second), now.Add(time.Minute))
+	must(t, err)
+	eq(t, "second claim while the first runs", ok, false)
+	pending, err = s.BuildEffects.Pending(c, t0, now, now.Add(time.Second), 10)
+	must(t, err)
+	eq(t, "pending while claimed", fmt.Sprint(pending), fmt.Sprint([]int64{b}))
+
+	// The first claimer died: once its claim ran out, another takes it.
+	later := now.Add(2 * time.Minute)
+	pending, err = s.BuildEffects.Pending(c, t0, now, later, 10)
+	must(t, err)
+	eq(t, "pending after the claim ran out", fmt.Sprint(pending), fmt.Sprint([]int64{a, b}))
+	ok, err = s.BuildEffects.Claim(c, a, "two", later, later.Add(time.Minute))
+	must(t, err)
+	eq(t, "claim after the first ran out", ok, true)
+	must(t, s.BuildEffects.Done(c, a))
+	ok, err = s.BuildEffects.Claim(c, a, "three", later.Add(time.Hour), later.Add(2*time.Hour))
+	must(t, err)
+	eq(t, "claim when done", ok, false)
+	pending, err = s.BuildEffects.Pending(c, t0, now, later.Add(time.Hour), 1)
+	must(t, err)
+	eq(t, "pending when one is done (limit 1)", fmt.Sprint(pending), fmt.Sprint([]int64{b}))
+	wantErr(t, s.BuildEffects.Done(c, b+100), store.ErrNotFound)
+}
+
+// testBuildEffectsClaimedOnce claims one build's side effects from many
+// goroutines at once (on PostgreSQL, as many servers would): exactly one
+// claim succeeds.
+func testBuildEffectsClaimedOnce(t *testing.T, s *store.Store) {
+	c := ctx(t)
+	r := newRepo(t, s, "a/claims")
+	b, _ := newBuild(t, s, r, false, nil)
+	now := time.Now()
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for i := range 16 {
+		wg.Go(func() {
+			ok, err := s.BuildEffects.Claim(c, b.ID, fmt.Sprint("server-", i), now, now.Add(time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				won.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	eq(t, "claims won", won.Load(), int32(1))
 }

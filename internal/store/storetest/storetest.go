@@ -44,6 +44,8 @@ func Run(t *testing.T, open Opener) {
 		{"BuildList", testBuildList},
 		{"BuildOptimisticUpdate", testBuildOptimisticUpdate},
 		{"BuildNumbersConcurrent", testBuildNumbersConcurrent},
+		{"BuildEffects", testBuildEffects},
+		{"BuildEffectsClaimedOnce", testBuildEffectsClaimedOnce},
 		{"PipelinesAndSteps", testPipelinesAndSteps},
 		{"PipelineStart", testPipelineStart},
 		{"PipelineComplete", testPipelineComplete},

@@ -139,6 +139,9 @@ func (s *builds) List(ctx context.Context, repoID int64, f store.BuildFilter) ([
 	if f.Branch != "" {
 		w.add("branch = %s", f.Branch)
 	}
+	if f.Commit != "" {
+		w.add("commit_sha = %s", f.Commit)
+	}
 	if f.PullRequest != 0 {
 		w.add("pull_request = %s", f.PullRequest)
 	}
