@@ -73,6 +73,10 @@ type Config struct {
 	// Finished, when set, is called with each deployment this orchestrator
 	// ends (for metrics); it must return quickly.
 	Finished func(d *store.Deployment)
+	// Secrets returns the decrypted secrets of repo repoID (and the
+	// global ones) that deployments may use, by name, for the notify:
+	// values written as {from_secret: NAME}. Nil means none.
+	Secrets func(ctx context.Context, repoID int64, names []string) (map[string]string, error)
 }
 
 // Orchestrator moves deployments. Its methods are safe for concurrent use.

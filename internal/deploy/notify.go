@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/ferryci/ferry/internal/deploy/spec"
@@ -26,9 +27,21 @@ import (
 func (o *Orchestrator) notify(env *spec.Environment, d *store.Deployment, state string) {
 	targets := make([]*notify.Target, 0, len(env.Notify))
 	dc := *d // the failure is told later, from the dispatcher's worker
+	secrets, secretsErr := o.notifySecrets(env, d)
 	for i, nt := range env.Notify {
 		failed := func(_ *notify.Event, err error) { o.notifyFailed(&dc, i, nt, err) }
-		t, err := notify.NewUntrustedTarget(nt, failed)
+		use := nt
+		if len(nt.FromSecret) > 0 {
+			var err error
+			if use, err = nt.Resolve(secrets); err != nil {
+				if secretsErr != nil {
+					err = secretsErr
+				}
+				go failed(nil, err) // audited, as a failed delivery is
+				continue
+			}
+		}
+		t, err := notify.NewUntrustedTarget(use, failed)
 		if err != nil {
 			o.log.Error("invalid notification endpoint", "environment", env.Name, "index", i, "err", err)
 			continue
@@ -40,6 +53,36 @@ func (o *Orchestrator) notify(env *spec.Environment, d *store.Deployment, state 
 		Deployment: &notify.Deployment{ID: d.ID, Service: d.Service, Environment: d.Environment, Release: d.ReleaseID,
 			Batch: d.Batch, Batches: d.Batches, Actor: d.Creator, Reason: d.Reason},
 	}, targets...)
+}
+
+// notifySecrets returns the secrets that env's notify: values name, from
+// the repository that declares d's service.
+func (o *Orchestrator) notifySecrets(env *spec.Environment, d *store.Deployment) (map[string]string, error) {
+	var names []string
+	for _, nt := range env.Notify {
+		for _, n := range nt.SecretNames() {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	if o.cfg.Secrets == nil || o.st == nil {
+		return nil, errors.New("from_secret: this server gives deployments no secrets")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	svc, err := o.st.Services.Get(ctx, d.Service)
+	if err != nil {
+		return nil, fmt.Errorf("from_secret: loading service %s: %w", d.Service, err)
+	}
+	secrets, err := o.cfg.Secrets(ctx, svc.RepoID, names)
+	if err != nil {
+		return nil, fmt.Errorf("from_secret: %w", err)
+	}
+	return secrets, nil
 }
 
 // notifyFailed records a failed delivery to the environment's i-th
@@ -54,7 +97,9 @@ func (o *Orchestrator) notifyFailed(d *store.Deployment, i int, nt notify.Config
 		err = ue.Err // without the URL
 	}
 	host := "?"
-	if u, perr := url.Parse(nt.URL); perr == nil {
+	if name := nt.FromSecret["url"]; name != "" {
+		host = "the URL in secret " + name
+	} else if u, perr := url.Parse(nt.URL); perr == nil {
 		host = u.Host
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -175,3 +175,63 @@ func TestNotifyRefusesLoopbackByDefault(t *testing.T) {
 		t.Fatalf("the loopback endpoint got %q", got)
 	}
 }
+
+// An environment's notify: values may come from the repository's secrets
+// ({from_secret: NAME}, as in Drone), so that a Slack webhook URL or a
+// signing key is not written into .ferry.yml; a secret the server does
+// not give is a failed delivery in the audit log, naming the secret.
+func TestNotifyFromSecret(t *testing.T) {
+	ctx := context.Background()
+	hook := newListener(t)
+	st, svcs := newTestStore(t, `  - name: prod
+    nodes: {role: web}
+    notify:
+    - {type: slack, url: {from_secret: slack_url}}
+    - {type: webhook, url: {from_secret: slack_url}, headers: {Authorization: {from_secret: missing}}}
+`)
+	d := notify.NewDispatcher(nil, notify.Options{Backoff: time.Millisecond, AllowNets: loopback})
+	var asked []string
+	o := New(Config{Store: st, Notifications: d, Secrets: func(_ context.Context, repoID int64, names []string) (map[string]string, error) {
+		asked = names
+		return map[string]string{"slack_url": hook.URL + "/services/T0/B0/secret-token"}, nil
+	}})
+	if err := o.SyncServices(ctx, 0, svcs); err != nil {
+		t.Fatal(err)
+	}
+	r := &store.Release{Service: "app", ArtifactURL: "file:///a", SHA256: strings.Repeat("a", 64)}
+	if _, err := o.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	dep, err := o.Deploy(ctx, Request{Service: "app", Environment: "prod", Release: r.ID, Actor: Actor{Name: "bob", Role: "write"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Step(ctx); err != nil { // fails: no node matches
+		t.Fatal(err)
+	}
+	hook.wait(t, "/services/T0/B0/secret-token", 1)
+	if got := strings.Join(asked, ","); got != "slack_url,missing" {
+		t.Errorf("asked for secrets %q, want slack_url,missing", got)
+	}
+	var failed *store.AuditEntry
+	deadline := time.Now().Add(2 * time.Minute) // a guard against hanging
+	for failed == nil {
+		audit, err := st.Audit.List(ctx, store.AuditFilter{DeploymentID: dep.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range audit {
+			if e.Action == "notify-failed" {
+				failed = e
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no notify-failed entry in %+v", audit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	want := `notify[1] (webhook to the URL in secret slack_url): headers.Authorization: from_secret: no secret "missing"`
+	if !strings.HasPrefix(failed.Reason, want) || strings.Contains(failed.Reason, "secret-token") {
+		t.Fatalf("audit entry %q\nwant it to start %q, without the secret's value", failed.Reason, want)
+	}
+}

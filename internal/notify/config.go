@@ -3,6 +3,7 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -36,6 +37,66 @@ type Config struct {
 	Icon     string `json:"icon,omitempty"`
 	// Tags are added to each Graphite event's tags.
 	Tags []string `json:"tags,omitempty"`
+	// FromSecret names the repository secrets that hold some values, as
+	// Drone's from_secret does, so that a Slack webhook URL or a signing
+	// key need not be written into .ferry.yml: "url", "secret" or
+	// "headers.NAME" → the secret's name. Resolve fills them in.
+	FromSecret map[string]string `json:"from_secret,omitempty"`
+}
+
+// SecretNames returns the names of the secrets c's values come from,
+// sorted and without repeats.
+func (c *Config) SecretNames() []string {
+	var out []string
+	for _, name := range c.FromSecret {
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Resolve returns a copy of c with the values that come from secrets
+// filled in from secrets (name → value), validated. A secret that is
+// missing is an error naming the field and the secret.
+func (c *Config) Resolve(secrets map[string]string) (Config, error) {
+	r := *c
+	r.FromSecret = nil
+	r.Headers = maps.Clone(c.Headers)
+	for _, field := range slices.Sorted(maps.Keys(c.FromSecret)) {
+		name := c.FromSecret[field]
+		v, ok := secrets[name]
+		if !ok {
+			return r, fieldErr(field, "from_secret: no secret %q that deployments may use; add it with `ferry secret add OWNER/NAME %s` (for no event, or for push or promote)", name, name)
+		}
+		switch {
+		case field == "url":
+			r.URL = v
+		case field == "secret":
+			r.Secret = v
+		case strings.HasPrefix(field, "headers."):
+			if r.Headers == nil {
+				r.Headers = map[string]string{}
+			}
+			r.Headers[strings.TrimPrefix(field, "headers.")] = v
+		}
+	}
+	return r, r.Validate()
+}
+
+// placeholders returns a copy of c with a stand-in for each value that
+// comes from a secret, to validate the rest before the secrets are known.
+func (c *Config) placeholders() Config {
+	stand := map[string]string{}
+	for _, name := range c.FromSecret {
+		stand[name] = "from-secret"
+	}
+	r, _ := c.Resolve(stand)
+	if c.FromSecret["url"] != "" {
+		r.URL = "https://from-secret.invalid/"
+	}
+	return r
 }
 
 // DefaultTimeout bounds one delivery attempt when Config.Timeout is 0.
@@ -73,6 +134,11 @@ func fieldErr(field, format string, a ...any) error {
 // headers) and, through the type's Factory, the type's own. The error is
 // a *FieldError naming the field.
 func (c *Config) Validate() error {
+	if len(c.FromSecret) > 0 {
+		p := c.placeholders()
+		_, err := p.build()
+		return err
+	}
 	_, err := c.build()
 	return err
 }

@@ -27,6 +27,27 @@ func TestLoadYAMLGood(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
+	// Values from secrets, as Drone's from_secret.
+	fromSecret, err := LoadYAML("secret.yml", []byte("- {type: webhook, url: {from_secret: hook_url}, secret: {from_secret: hook_key}, headers: {X-A: a, Authorization: {from_secret: tok}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSecret := Config{Type: "webhook", Headers: map[string]string{"X-A": "a"},
+		FromSecret: map[string]string{"url": "hook_url", "secret": "hook_key", "headers.Authorization": "tok"}}
+	if len(fromSecret) != 1 || !reflect.DeepEqual(fromSecret[0], wantSecret) {
+		t.Fatalf("from_secret: got %+v\nwant %+v", fromSecret, wantSecret)
+	}
+	resolved, err := fromSecret[0].Resolve(map[string]string{"hook_url": "https://h.example/x", "hook_key": "k", "tok": "Bearer t"})
+	wantResolved := Config{Type: "webhook", URL: "https://h.example/x", Secret: "k", Headers: map[string]string{"X-A": "a", "Authorization": "Bearer t"}}
+	if err != nil || !reflect.DeepEqual(resolved, wantResolved) {
+		t.Fatalf("resolved: %+v, %v\nwant %+v", resolved, err, wantResolved)
+	}
+	if fromSecret[0].Headers["Authorization"] != "" {
+		t.Fatal("Resolve changed the configuration's own headers")
+	}
+	if _, err := fromSecret[0].Resolve(map[string]string{"hook_url": "ftp://h.example"}); err == nil || !strings.Contains(err.Error(), "from_secret: no secret \"tok\"") {
+		t.Fatalf("a missing secret: %v", err)
+	}
 	// A bare list works too.
 	list, err := LoadYAML("list.yml", []byte("- {type: webhook, url: http://h.example}\n"))
 	if err != nil || len(list) != 1 {
@@ -68,6 +89,12 @@ func TestLoadYAMLBad(t *testing.T) {
 			`bad.yml:2:5: notify[0]: must be a map with keys type and url, got "webhook"`},
 		{"steps: []\n",
 			"bad.yml:1:1: no notify: key; write notify: followed by a list of {type, url}"},
+		{"notify:\n  - type: webhook\n    url: {from_secrets: x}\n",
+			"bad.yml:3:10: notify[0].url: must be a string or {from_secret: NAME}, got a map with other keys"},
+		{"notify:\n  - type: webhook\n    url: {from_secret: ''}\n",
+			"bad.yml:3:10: notify[0].url: from_secret must name a secret"},
+		{"notify:\n  - type: slack\n    url: {from_secret: hook}\n    secret: {from_secret: key}\n",
+			"bad.yml:4:13: notify[0].secret: does not apply to type slack"},
 	} {
 		_, err := LoadYAML("bad.yml", []byte(tc.yaml))
 		if err == nil || err.Error() != tc.want {

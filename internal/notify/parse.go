@@ -85,10 +85,17 @@ func DecodeNode(n *yaml.Node, key string) ([]Config, pipeline.Errors) {
 			switch k.Value {
 			case "type":
 				c.Type, err = scalar(v)
-			case "url":
-				c.URL, err = scalar(v)
-			case "secret":
-				c.Secret, err = scalar(v)
+			case "url", "secret":
+				var val, name string
+				if val, name, err = valueOrSecret(v); err == nil {
+					if name != "" {
+						c.setFromSecret(k.Value, name)
+					} else if k.Value == "url" {
+						c.URL = val
+					} else {
+						c.Secret = val
+					}
+				}
 			case "channel":
 				c.Channel, err = scalar(v)
 			case "username":
@@ -107,7 +114,7 @@ func DecodeNode(n *yaml.Node, key string) ([]Config, pipeline.Errors) {
 					}
 				}
 			case "headers":
-				c.Headers, err = strMap(v)
+				c.Headers, err = c.headers(v)
 			default:
 				errorf(k, kk, "unknown key; valid keys are %s", strings.Join(yamlKeys, ", "))
 				continue
@@ -168,19 +175,50 @@ func strList(n *yaml.Node) ([]string, error) {
 	return out, nil
 }
 
-func strMap(n *yaml.Node) (map[string]string, error) {
+// headers decodes a map of header names to values, each a string or
+// {from_secret: NAME}.
+func (c *Config) headers(n *yaml.Node) (map[string]string, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("must be a map of header names to values, got %s", yamlutil.Describe(n))
 	}
 	out := map[string]string{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		v, err := scalar(yamlutil.Deref(n.Content[i+1]))
+		k := n.Content[i].Value
+		v, name, err := valueOrSecret(yamlutil.Deref(n.Content[i+1]))
 		if err != nil {
-			return nil, fmt.Errorf("%s %w", n.Content[i].Value, err)
+			return nil, fmt.Errorf("%s %w", k, err)
 		}
-		out[n.Content[i].Value] = v
+		if name != "" {
+			c.setFromSecret("headers."+k, name)
+			continue
+		}
+		out[k] = v
 	}
 	return out, nil
+}
+
+// valueOrSecret decodes a string, or {from_secret: NAME} (Drone's form),
+// which returns the secret's name.
+func valueOrSecret(n *yaml.Node) (value, secret string, err error) {
+	if n.Kind != yaml.MappingNode {
+		value, err = scalar(n)
+		return value, "", err
+	}
+	if len(n.Content) != 2 || n.Content[0].Value != "from_secret" {
+		return "", "", fmt.Errorf("must be a string or {from_secret: NAME}, got a map with other keys")
+	}
+	name, err := scalar(yamlutil.Deref(n.Content[1]))
+	if err != nil || name == "" {
+		return "", "", fmt.Errorf("from_secret must name a secret")
+	}
+	return "", name, nil
+}
+
+func (c *Config) setFromSecret(field, name string) {
+	if c.FromSecret == nil {
+		c.FromSecret = map[string]string{}
+	}
+	c.FromSecret[field] = name
 }
 
 // ParseFlag parses one --notify value (or one line of FERRY_NOTIFY):

@@ -81,6 +81,7 @@ func (s *Server) newOrchestrator() *deploy.Orchestrator {
 			duration.Observe(d.Finished.Sub(d.Created).Seconds())
 		},
 		Store:          s.store,
+		Secrets:        s.deploySecrets,
 		Logger:         s.log.With("component", "deploy"),
 		Notifications:  s.dispatch,
 		DesiredChanged: func([]int64) { s.desired.notify() },

@@ -208,16 +208,32 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) error {
 // limited to those whose events include the build's event, and for a pull
 // request from a fork to those that allow it.
 func (s *Server) buildSecrets(ctx context.Context, b *store.Build) (map[string]string, error) {
-	secs, err := s.store.Secrets.ListForBuild(ctx, b.RepoID)
+	return s.openSecrets(ctx, b.RepoID, func(sec *store.Secret) bool {
+		return (len(sec.Events) == 0 || slices.Contains(sec.Events, b.Event)) && (!b.Fork || sec.AllowPullRequest)
+	})
+}
+
+// deploySecrets returns the decrypted secrets named that a deployment of
+// a service of repo repoID may use in its notify: values: the repo's and
+// the global ones limited to no event, or to push or promote (a deployment
+// follows a push to the default branch, or a promotion).
+func (s *Server) deploySecrets(ctx context.Context, repoID int64, names []string) (map[string]string, error) {
+	return s.openSecrets(ctx, repoID, func(sec *store.Secret) bool {
+		return slices.Contains(names, sec.Name) && (len(sec.Events) == 0 ||
+			slices.Contains(sec.Events, store.EventPush) || slices.Contains(sec.Events, store.EventPromote))
+	})
+}
+
+// openSecrets decrypts the secrets of repo repoID, and the global ones,
+// that allow says the caller may see.
+func (s *Server) openSecrets(ctx context.Context, repoID int64, allow func(*store.Secret) bool) (map[string]string, error) {
+	secs, err := s.store.Secrets.ListForBuild(ctx, repoID)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]string, len(secs))
 	for _, sec := range secs {
-		if len(sec.Events) > 0 && !slices.Contains(sec.Events, b.Event) {
-			continue
-		}
-		if b.Fork && !sec.AllowPullRequest {
+		if !allow(sec) {
 			continue
 		}
 		plain, err := s.sealer.open(sec.RepoID, sec.Name, sec.Value)
