@@ -307,6 +307,9 @@ func (a *API) NodeList(ctx context.Context) error {
 		var svcs []string
 		for _, s := range n.Services {
 			txt := s.Service + "=" + orDash(s.Release) + " " + s.State
+			if s.Serving != nil {
+				txt += map[bool]string{true: " serving", false: " drained"}[*s.Serving]
+			}
 			if want := n.Desired[s.Service]; want != "" && want != s.Release {
 				txt += " (desired " + want + ")"
 			}

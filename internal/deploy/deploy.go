@@ -396,7 +396,18 @@ func (o *Orchestrator) targets(ctx context.Context, service string, env *spec.En
 		}
 		t := Target{ID: n.ID, Name: n.Name, Labels: n.Labels}
 		if a := n.Service(service); a != nil {
-			t.Current = a.Release
+			t.Current, t.LB, t.Serving = a.Release, a.LB, a.Serving
+		}
+		// What the server last asked for is the slot's role, even while
+		// the node has not said yet (it restarted, say).
+		ds, _, err := o.st.Nodes.Desired(ctx, n.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if d.Service == service && d.Serving != nil {
+				t.Serving = d.Serving
+			}
 		}
 		out = append(out, t)
 	}
@@ -442,16 +453,60 @@ func (o *Orchestrator) stepRunning(ctx context.Context, d *store.Deployment, env
 	if err != nil {
 		return false, err
 	}
-	deadline := env.Health.HealthyDeadline.Std()
-	pending := 0
-	var failures []string
+	b := p.Batches[d.Batch-1]
+	if len(b.SwitchIn) > 0 {
+		return o.stepSwitch(ctx, d, env, b, nodes)
+	}
+	pending, failures, err := o.judgeBatch(ctx, d, env, nodes, b.serving(), func(*store.DeploymentNode) string { return d.ReleaseID })
+	if err != nil {
+		return false, err
+	}
+	if len(failures) > 0 {
+		return true, o.fail(ctx, d, env, fmt.Sprintf("batch %d of %d failed: %s", d.Batch, d.Batches, joinMax(failures, 3)))
+	}
+	if pending > 0 {
+		out := ""
+		if b.Standby {
+			out = " out of the load balancer's rotation"
+		}
+		return o.wait(ctx, d, fmt.Sprintf("batch %d of %d: waiting for %d nodes to run %s%s and pass their health checks", d.Batch, d.Batches, pending, d.ReleaseID, out))
+	}
+	return true, o.batchSucceeded(ctx, d, b)
+}
+
+// batchSucceeded ends the current batch: the deployment succeeds after
+// the last one, or waits for the next one (and its pause).
+func (o *Orchestrator) batchSucceeded(ctx context.Context, d *store.Deployment, b Batch) error {
+	now := o.cfg.Now()
+	if d.Batch == d.Batches {
+		return o.finish(ctx, d, store.DeploySucceeded, "")
+	}
+	d.BatchStarted, d.Approved = time.Time{}, false
+	switch {
+	case b.Manual:
+		// The approval's deadline, stored: a restarted server keeps it.
+		d.WaitUntil = now.Add(spec.OrDefaultApproval(b.Timeout))
+	case b.Pause > 0:
+		d.WaitUntil = now.Add(b.Pause)
+	}
+	d.Reason = fmt.Sprintf("batch %d of %d succeeded", d.Batch, d.Batches)
+	return o.st.Deployments.Update(ctx, d)
+}
+
+// judgeBatch judges the nodes of the current batch that have not
+// succeeded yet, each against the release it should run (and the
+// load-balancer state, when serving is set), records their states, and
+// returns how many are still underway and why others failed.
+func (o *Orchestrator) judgeBatch(ctx context.Context, d *store.Deployment, env *spec.Environment, nodes []*store.DeploymentNode,
+	serving *bool, release func(*store.DeploymentNode) string) (pending int, failures []string, err error) {
+	now := o.cfg.Now()
 	for _, dn := range nodes {
 		if dn.Batch != d.Batch || dn.State == "succeeded" {
 			continue
 		}
-		state, why, err := o.judge(ctx, d.Service, d.ReleaseID, dn, now, deadline)
+		state, why, err := o.judge(ctx, d.Service, release(dn), serving, dn, now, env.Health.HealthyDeadline.Std())
 		if err != nil {
-			return false, err
+			return 0, nil, err
 		}
 		switch state {
 		case "":
@@ -463,31 +518,11 @@ func (o *Orchestrator) stepRunning(ctx context.Context, d *store.Deployment, env
 		if dn.State != state {
 			dn.State, dn.Error, dn.Finished = state, why, now
 			if err := o.st.Deployments.PutNode(ctx, dn); err != nil {
-				return false, err
+				return 0, nil, err
 			}
 		}
 	}
-	if len(failures) > 0 {
-		return true, o.fail(ctx, d, env, fmt.Sprintf("batch %d of %d failed: %s", d.Batch, d.Batches, joinMax(failures, 3)))
-	}
-	if pending > 0 {
-		return o.wait(ctx, d, fmt.Sprintf("batch %d of %d: waiting for %d nodes to run %s and pass their health checks", d.Batch, d.Batches, pending, d.ReleaseID))
-	}
-	// The batch succeeded.
-	if d.Batch == d.Batches {
-		return true, o.finish(ctx, d, store.DeploySucceeded, "")
-	}
-	b := p.Batches[d.Batch-1]
-	d.BatchStarted, d.Approved = time.Time{}, false
-	switch {
-	case b.Manual:
-		// The approval's deadline, stored: a restarted server keeps it.
-		d.WaitUntil = now.Add(spec.OrDefaultApproval(b.Timeout))
-	case b.Pause > 0:
-		d.WaitUntil = now.Add(b.Pause)
-	}
-	d.Reason = fmt.Sprintf("batch %d of %d succeeded", d.Batch, d.Batches)
-	return true, o.st.Deployments.Update(ctx, d)
+	return pending, failures, nil
 }
 
 // waitManual holds d after a batch with a manual pause until it is
@@ -518,8 +553,9 @@ func fmtDuration(d time.Duration) string {
 }
 
 // judge decides a node's part in the current batch from its report:
-// "succeeded", "failed" with why, or "" while it is still underway.
-func (o *Orchestrator) judge(ctx context.Context, service, release string, dn *store.DeploymentNode, now time.Time, deadline time.Duration) (string, string, error) {
+// "succeeded", "failed" with why, or "" while it is still underway. With
+// serving set, the node must also report that load-balancer state.
+func (o *Orchestrator) judge(ctx context.Context, service, release string, serving *bool, dn *store.DeploymentNode, now time.Time, deadline time.Duration) (string, string, error) {
 	n, err := o.st.Nodes.Get(ctx, dn.NodeID)
 	if errors.Is(err, store.ErrNotFound) {
 		return "failed", "the node was deleted", nil
@@ -529,7 +565,7 @@ func (o *Orchestrator) judge(ctx context.Context, service, release string, dn *s
 	}
 	if a := n.Service(service); a != nil {
 		switch {
-		case a.Release == release && a.State == "running" && a.Healthy:
+		case a.Release == release && a.State == "running" && a.Healthy && servingIs(a, serving):
 			return "succeeded", "", nil
 		case a.Desired == release && a.State == "failed":
 			why := a.Error
@@ -545,11 +581,47 @@ func (o *Orchestrator) judge(ctx context.Context, service, release string, dn *s
 			last = fmt.Sprintf("last seen %s ago", now.Sub(n.LastSeen).Round(time.Second))
 		}
 		if a := n.Service(service); a != nil {
-			last = fmt.Sprintf("reports %s %s (%s)", a.Release, a.State, last)
+			last = fmt.Sprintf("reports %s (%s)", describeActual(a), last)
 		}
-		return "failed", fmt.Sprintf("not healthy on %s within healthy_deadline %s (and %s for its report); %s", release, deadline, ReportGrace, last), nil
+		want := "healthy on " + release
+		if serving != nil {
+			want += " " + servingWord(*serving)
+		}
+		return "failed", fmt.Sprintf("not %s within healthy_deadline %s (and %s for its report); %s", want, deadline, ReportGrace, last), nil
 	}
 	return "", "", nil
+}
+
+// servingIs reports whether a node's report matches the load-balancer
+// state asked for (nil: any).
+func servingIs(a *store.NodeService, serving *bool) bool {
+	return serving == nil || a.Serving != nil && *a.Serving == *serving
+}
+
+func servingWord(serving bool) string {
+	if serving {
+		return "in the load balancer's rotation"
+	}
+	return "out of the load balancer's rotation"
+}
+
+// describeActual says what a node reports of a service, for messages.
+func describeActual(a *store.NodeService) string {
+	s := a.Release + " " + a.State
+	switch {
+	case a.Serving == nil && a.LB == "":
+		s += ", no load balancer"
+	case a.Serving == nil:
+		s += ", load balancer state unknown"
+	case *a.Serving:
+		s += ", serving"
+	default:
+		s += ", drained"
+	}
+	if a.Error != "" {
+		s += ": " + a.Error
+	}
+	return s
 }
 
 func joinMax(list []string, n int) string {
@@ -567,6 +639,7 @@ func (o *Orchestrator) startBatch(ctx context.Context, d *store.Deployment, p *p
 	if err != nil {
 		return err
 	}
+	serving := b.serving()
 	var ds []*store.Desired
 	for _, dn := range nodes {
 		if dn.Batch != k {
@@ -576,19 +649,44 @@ func (o *Orchestrator) startBatch(ctx context.Context, d *store.Deployment, p *p
 		if err := o.st.Deployments.PutNode(ctx, dn); err != nil {
 			return err
 		}
-		ds = append(ds, &store.Desired{NodeID: dn.NodeID, Service: d.Service, Environment: d.Environment, ReleaseID: d.ReleaseID})
+		if len(b.SwitchIn) == 0 {
+			ds = append(ds, &store.Desired{NodeID: dn.NodeID, Service: d.Service, Environment: d.Environment, ReleaseID: d.ReleaseID, Serving: serving})
+		}
+	}
+	// A switch starts with the standby slot entering the rotation; the
+	// batch's own nodes leave it once that is done (stepSwitch).
+	for _, id := range b.SwitchIn {
+		ds = append(ds, &store.Desired{NodeID: id, Service: d.Service, Environment: d.Environment, ReleaseID: d.ReleaseID, Serving: new(true)})
 	}
 	if err := o.st.Nodes.SetDesired(ctx, ds); err != nil {
 		return err
 	}
 	d.Batch, d.BatchStarted, d.WaitUntil, d.Approved = k, now, time.Time{}, false
-	d.Reason = fmt.Sprintf("batch %d of %d: %d nodes", k, d.Batches, len(b.Nodes))
+	switch {
+	case len(b.SwitchIn) > 0:
+		d.Reason = fmt.Sprintf("batch %d of %d: switching the load balancer to %d nodes running %s", k, d.Batches, len(b.SwitchIn), d.ReleaseID)
+	case b.Standby:
+		d.Reason = fmt.Sprintf("batch %d of %d: %d nodes, out of the load balancer's rotation", k, d.Batches, len(b.Nodes))
+	default:
+		d.Reason = fmt.Sprintf("batch %d of %d: %d nodes", k, d.Batches, len(b.Nodes))
+	}
 	if err := o.st.Deployments.Update(ctx, d); err != nil {
 		return err
 	}
-	o.desiredChanged(b.Nodes)
+	o.desiredChanged(changedIDs(ds))
 	o.log.Info("deployment batch started", "deployment", d.ID, "batch", k, "of", d.Batches, "nodes", len(b.Nodes))
 	return nil
+}
+
+// changedIDs returns the nodes whose desired state SetDesired changed.
+func changedIDs(ds []*store.Desired) []int64 {
+	var out []int64
+	for _, d := range ds {
+		if !d.Updated.IsZero() {
+			out = append(out, d.NodeID)
+		}
+	}
+	return out
 }
 
 func (o *Orchestrator) desiredChanged(ids []int64) {
@@ -598,7 +696,8 @@ func (o *Orchestrator) desiredChanged(ids []int64) {
 }
 
 // fail ends a running deployment: with automatic rollback, every node it
-// touched goes back to its previous release; without, it fails.
+// touched goes back to its previous release (stepRollingBack); without,
+// it fails.
 func (o *Orchestrator) fail(ctx context.Context, d *store.Deployment, env *spec.Environment, reason string) error {
 	if !env.AutoRollback {
 		return o.finish(ctx, d, store.DeployFailed, reason)
@@ -607,82 +706,99 @@ func (o *Orchestrator) fail(ctx context.Context, d *store.Deployment, env *spec.
 	if err != nil {
 		return err
 	}
-	var ds []*store.Desired
-	var touched []int64
+	p, err := decodePlan(d)
+	if err != nil {
+		return o.finish(ctx, d, store.DeployFailed, reason+"; "+err.Error())
+	}
 	var first []string // touched nodes that ran no release before
 	for _, dn := range nodes {
-		if dn.State != "pending" && dn.Previous == "" {
+		if dn.State != "pending" && dn.Previous == "" && len(p.batch(dn.Batch).SwitchIn) == 0 {
 			first = append(first, dn.Node)
 		}
-		if dn.State == "pending" || dn.Previous == "" || dn.Previous == d.ReleaseID {
-			continue
-		}
-		ds = append(ds, &store.Desired{NodeID: dn.NodeID, Service: d.Service, Environment: d.Environment, ReleaseID: dn.Previous})
-		touched = append(touched, dn.NodeID)
+	}
+	back := 0
+	for _, step := range rollbackSteps(d, p, nodes) {
+		back += len(step)
 	}
 	// A first deployment has nothing to go back to: the nodes have already
 	// stopped the release they could not run (ferry node switches back to
 	// nothing), so the deployment fails, saying so.
-	if len(ds) == 0 && len(first) > 0 {
+	if back == 0 && len(first) > 0 {
 		return o.finish(ctx, d, store.DeployFailed, reason+"; no previous release to roll back to")
 	}
 	if len(first) > 0 {
 		reason += "; no previous release to roll back to on " + joinMax(first, 3)
 	}
-	if err := o.st.Nodes.SetDesired(ctx, ds); err != nil {
-		return err
-	}
 	d.State, d.Reason, d.BatchStarted = store.DeployRollingBack, reason, o.cfg.Now()
 	if err := o.st.Deployments.Update(ctx, d, entry(d, "system", "rollback", reason)); err != nil {
 		return err
 	}
-	o.desiredChanged(touched)
 	o.log.Warn("deployment failed; rolling back", "deployment", d.ID, "reason", reason)
 	return nil
 }
 
-// stepRollingBack waits until every touched node runs its previous
-// release again, or the healthy deadline passes, then ends rolled_back.
+// stepRollingBack sets every touched node's desired state back (in the
+// order rollbackSteps gives), and waits until each runs its previous
+// release again (in its load-balancer state, for blue-green), or the
+// healthy deadline passes; then it ends rolled_back.
 func (o *Orchestrator) stepRollingBack(ctx context.Context, d *store.Deployment, env *spec.Environment) (bool, error) {
 	now := o.cfg.Now()
 	nodes, err := o.st.Deployments.Nodes(ctx, d.ID)
 	if err != nil {
 		return false, err
 	}
+	p, err := decodePlan(d)
+	if err != nil {
+		return true, o.finish(ctx, d, store.DeployFailed, d.Reason+"; "+err.Error())
+	}
 	deadline := env.Health.HealthyDeadline.Std()
-	waiting := 0
-	var lost []string
-	for _, dn := range nodes {
-		if dn.State == "pending" || dn.State == "rolled_back" || dn.Previous == "" || dn.Previous == d.ReleaseID {
-			continue
+	late := deadline > 0 && now.Sub(d.BatchStarted) > deadline+ReportGrace
+	reason := d.Reason
+	steps := rollbackSteps(d, p, nodes)
+	for i, step := range steps {
+		ds := make([]*store.Desired, len(step))
+		for j, r := range step {
+			ds[j] = r.want
 		}
-		n, err := o.st.Nodes.Get(ctx, dn.NodeID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := o.st.Nodes.SetDesired(ctx, ds); err != nil {
 			return false, err
 		}
-		var a *store.NodeService
-		if n != nil {
-			a = n.Service(d.Service)
-		}
-		if a != nil && a.Release == dn.Previous && a.State == "running" {
-			dn.State, dn.Finished = "rolled_back", now
-			if err := o.st.Deployments.PutNode(ctx, dn); err != nil {
+		o.desiredChanged(changedIDs(ds))
+		waiting := 0
+		var lost []string
+		for _, r := range step {
+			if r.dn.State == "rolled_back" {
+				continue
+			}
+			back, err := o.isBack(ctx, r.want)
+			if err != nil {
 				return false, err
 			}
-			continue
+			if back {
+				r.dn.State, r.dn.Finished = "rolled_back", now
+				if err := o.st.Deployments.PutNode(ctx, r.dn); err != nil {
+					return false, err
+				}
+				continue
+			}
+			if late {
+				lost = append(lost, r.dn.Node)
+				continue
+			}
+			waiting++
 		}
-		if deadline > 0 && now.Sub(d.BatchStarted) > deadline+ReportGrace {
-			lost = append(lost, dn.Node)
-			continue
+		if waiting > 0 {
+			return false, nil
 		}
-		waiting++
-	}
-	if waiting > 0 {
-		return false, nil
-	}
-	reason := d.Reason
-	if len(lost) > 0 {
-		reason += fmt.Sprintf("; not confirmed back on the previous release: %s", strings.Join(lost, ", "))
+		if len(lost) > 0 {
+			reason += fmt.Sprintf("; not confirmed back on the previous release: %s", strings.Join(lost, ", "))
+			if i < len(steps)-1 {
+				// The old slot is not confirmed serving: leave the new
+				// one in rotation rather than none.
+				reason += "; the new slot was left in the load balancer's rotation"
+				break
+			}
+		}
 	}
 	return true, o.finish(ctx, d, store.DeployRolledBack, reason)
 }

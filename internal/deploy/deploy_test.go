@@ -74,25 +74,99 @@ func TestStrategiesPlan(t *testing.T) {
 			}
 		})
 	}
+}
 
-	// Blue-green: the idle slot first, all at once, then the live one.
+// slotted returns 4 nodes, web-01 and web-03 in slot blue, web-02 and
+// web-04 in green, each with a load balancer; set sets each one's release
+// and load-balancer state.
+func slotted(set func(t *Target)) []Target {
 	ts := targets(4, func(i int) string { return []string{"blue", "green"}[i%2] })
 	for i := range ts {
-		if ts[i].Labels["slot"] == "green" {
-			ts[i].Current = "r1"
+		ts[i].LB = "haproxy"
+		if set != nil {
+			set(&ts[i])
 		}
 	}
+	return ts
+}
+
+func TestBlueGreenPlan(t *testing.T) {
 	env := &spec.Environment{Strategy: spec.Strategy{Type: "blue-green", SlotLabel: "slot"}}
-	bs, err := blueGreen{}.Plan(ts, env, "r2")
-	if err != nil {
-		t.Fatal(err)
+	blue, green := []int64{1, 3}, []int64{2, 4}
+	isBlue := func(t *Target) bool { return t.Labels["slot"] == "blue" }
+	for _, tc := range []struct {
+		name       string
+		set        func(t *Target)
+		idle, live []int64
+	}{
+		{"first deployment: blue is idle", nil, blue, green},
+		{"green runs a release: blue is idle", func(t *Target) {
+			if !isBlue(t) {
+				t.Current = "r1"
+			}
+		}, blue, green},
+		{"blue runs a release: green is idle", func(t *Target) {
+			if isBlue(t) {
+				t.Current = "r1"
+			}
+		}, green, blue},
+		// Both slots run a release; blue serves, though green runs it on
+		// more nodes: what serves is live.
+		{"blue serves: green is idle", func(t *Target) {
+			t.Current = "r1"
+			t.Serving = new(isBlue(t))
+			if t.ID == 1 {
+				t.Current = ""
+			}
+		}, green, blue},
+		{"green serves: blue is idle", func(t *Target) {
+			t.Current, t.Serving = "r1", new(!isBlue(t))
+		}, blue, green},
+		// Both serve (after rolling deployments): by the releases.
+		{"both serve: by releases", func(t *Target) {
+			t.Serving = new(true)
+			if isBlue(t) {
+				t.Current = "r1"
+			}
+		}, green, blue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bs, err := blueGreen{}.Plan(slotted(tc.set), env, "r2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []Batch{{Nodes: tc.idle, Standby: true}, {Nodes: tc.live, SwitchIn: tc.idle}}
+			if fmt.Sprintf("%+v", bs) != fmt.Sprintf("%+v", want) {
+				t.Fatalf("plan %+v, want %+v", bs, want)
+			}
+		})
 	}
-	if sizes(bs) != "2,2" || bs[0].Nodes[0] != 1 || bs[0].Nodes[1] != 3 {
-		t.Fatalf("blue-green: %+v", bs)
-	}
-	ts[0].Labels = map[string]string{}
-	if _, err := (blueGreen{}).Plan(ts, env, "r2"); err == nil || !strings.Contains(err.Error(), `node web-01 has no "slot" label`) {
-		t.Fatalf("unlabelled node: %v", err)
+	for _, tc := range []struct {
+		name string
+		set  func(t *Target)
+		want string
+	}{
+		{"unlabelled node", func(t *Target) {
+			if t.ID == 1 {
+				t.Labels = map[string]string{}
+			}
+		}, `blue-green: node web-01 has no "slot" label; label each node slot=blue or slot=green`},
+		{"no load balancer", func(t *Target) {
+			if t.ID == 2 {
+				t.LB = ""
+			}
+		}, "blue-green: node web-02 reports no load balancer for the service; blue-green switches slots at each node's load balancer: configure the service's lb"},
+		{"three slots", func(t *Target) {
+			if t.ID == 4 {
+				t.Labels["slot"] = "red"
+			}
+		}, `blue-green: want nodes in two slots by label "slot", found 3 (blue, green, red)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := (blueGreen{}).Plan(slotted(tc.set), env, "r2"); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %s", err, tc.want)
+			}
+		})
 	}
 }
 

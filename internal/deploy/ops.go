@@ -495,7 +495,7 @@ func (o *Orchestrator) DesiredState(ctx context.Context, nodeID int64) (*nodepro
 		if err != nil {
 			return nil, err
 		}
-		r := nodeproto.Release{ID: rel.ID}
+		r := nodeproto.Release{ID: rel.ID, Serving: d.Serving}
 		if rel.ImageRef != "" {
 			r.Image = &nodeproto.Image{Ref: rel.ImageRef, Digest: rel.ImageDigest}
 		} else {

@@ -17,6 +17,13 @@ type Target struct {
 	Labels map[string]string `json:"-"`
 	// Current is the release the node runs for the service ("" for none).
 	Current string `json:"-"`
+	// LB is the node's load-balancer driver for the service, as it
+	// reports it ("" for none, or a node too old to say).
+	LB string `json:"-"`
+	// Serving is whether the node has the service in its load balancer's
+	// rotation: as the server last asked it to (its desired state), or,
+	// when the server never asked, as the node reports (nil: unknown).
+	Serving *bool `json:"-"`
 }
 
 // Batch is a set of nodes updated together, and what happens after them.
@@ -28,6 +35,24 @@ type Batch struct {
 	// most Timeout (spec.DefaultApprovalTimeout when 0).
 	Manual  bool          `json:"manual,omitempty"`
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Standby installs the release on the batch's nodes out of their load
+	// balancer's rotation (nodeproto.Release.Serving false), where it is
+	// health-checked and stays: blue-green's idle slot.
+	Standby bool `json:"standby,omitempty"`
+	// SwitchIn makes the batch a switch at the load balancer instead of
+	// an install: the nodes it lists (an earlier Standby batch, which runs
+	// the release) enter the rotation; once each serves, the batch's own
+	// nodes leave it, keeping the release they run for a rollback.
+	SwitchIn []int64 `json:"switch_in,omitempty"`
+}
+
+// serving is the load-balancer state the batch's nodes install the
+// release in: false for a Standby batch, nil (the node in charge) else.
+func (b Batch) serving() *bool {
+	if b.Standby {
+		return new(false)
+	}
+	return nil
 }
 
 // Strategy turns an environment's nodes into ordered batches. Plan is

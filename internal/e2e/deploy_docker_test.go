@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,19 +66,12 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 `, serverOptions{})
 	for i := range n {
 		name := fmt.Sprintf("web-%d", i+1)
-		f.startContainerNode(t, cli, ref, name, addrs[name], hp.Socket)
+		f.startContainerNode(t, cli, ref, name, "{role: web}", addrs[name], hp.Socket)
 	}
 	f.waitNodes(n)
 
 	ctx := context.Background()
-	drivers := map[string]*lb.HAProxy{}
-	for name := range addrs {
-		d, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: name}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		drivers[name] = d.(*lb.HAProxy)
-	}
+	drivers := haproxyDrivers(t, hp, addrs)
 
 	v1 := f.webRelease("v1", false)
 	if d := f.wait(f.deploy("prod", v1).ID); d.State != "succeeded" {
@@ -92,8 +84,8 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 		})
 	}
 
-	load := startLoad(t, "http://"+hp.Frontend+"/", 4)
-	load.waitServed(t, 50)
+	load := lbtest.StartLoad(t, "http://"+hp.Frontend+"/", 4)
+	waitServed(t, load, 50)
 
 	// Watch each server: its HAProxy state and the version it serves
 	// directly, to see that it was drained before it served v2.
@@ -110,7 +102,7 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 			t.Errorf("%s served v2 without having been seen drained before: %s", name, watch.history(name))
 		}
 	}
-	load.waitServed(t, load.ok.Load()+50)
+	waitServed(t, load, load.OK.Load()+50)
 
 	// The canary of a broken v3 rolls back, and no request fails.
 	v3 := f.webRelease("v3", true)
@@ -123,8 +115,9 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 		st, err := drivers["web-1"].State(ctx)
 		return err == nil && !st.Drained() && st.Op == 2, fmt.Sprintf("web-1 back in haproxy: %+v %v", st, err)
 	})
-	load.waitServed(t, load.ok.Load()+50)
-	ok, failed, bodies, failures := load.stop()
+	waitServed(t, load, load.OK.Load()+50)
+	load.Stop()
+	ok, failed, bodies, failures := load.OK.Load(), load.Failed.Load(), load.Answers(), load.Failures()
 	if failed > 0 {
 		t.Fatalf("%d of %d requests failed: %s", failed, failed+ok, strings.Join(failures, "; "))
 	}
@@ -132,6 +125,21 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 		t.Fatalf("responses %v: want v1 and v2, never v3", bodies)
 	}
 	t.Logf("%d requests through haproxy, none failed: %v", ok, bodies)
+}
+
+// haproxyDrivers returns a driver for each server of addrs in hp's
+// backend, to read their state.
+func haproxyDrivers(t testing.TB, hp *lbtest.HAProxy, addrs map[string]string) map[string]*lb.HAProxy {
+	t.Helper()
+	drivers := map[string]*lb.HAProxy{}
+	for name := range addrs {
+		d, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: name}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drivers[name] = d.(*lb.HAProxy)
+	}
+	return drivers
 }
 
 // webRelease publishes a release of the webapp: a version file, and with
@@ -147,9 +155,10 @@ func (f *fleet) webRelease(version string, broken bool) string {
 }
 
 // startContainerNode runs `ferry node` in a container of the node image,
-// on the host's network, with its webapp on addr and HAProxy's admin
-// socket mounted; the container is removed when the test ends.
-func (f *fleet) startContainerNode(t testing.TB, cli *client.Client, ref, name, addr, socket string) {
+// on the host's network, with labels (a YAML flow map), its webapp on addr
+// and HAProxy's admin socket mounted; the container is removed when the
+// test ends.
+func (f *fleet) startContainerNode(t testing.TB, cli *client.Client, ref, name, labels, addr, socket string) {
 	t.Helper()
 	var tok struct {
 		Token string `json:"token"`
@@ -164,7 +173,7 @@ func (f *fleet) startContainerNode(t testing.TB, cli *client.Client, ref, name, 
 	}
 	writeFile(t, etc, "node.yml", fmt.Sprintf(`root: /var/lib/ferry-node
 name: %s
-labels: {role: web}
+labels: %s
 user: nobody
 server: {url: %q, token_file: /etc/ferry/token, poll_wait: 5s}
 services:
@@ -172,7 +181,7 @@ services:
     env: {ADDR: %q}
     run: {mode: process, command: exec webapp, stop_timeout: 5s}
     lb: {driver: haproxy, socket: %q, backend: be, server: %s}
-`, name, f.srv.URL, addr, socket, name))
+`, name, labels, f.srv.URL, addr, socket, name))
 	ctx := context.Background()
 	sockDir := filepath.Dir(socket)
 	created, err := cli.ContainerCreate(ctx, &container.Config{Image: ref}, &container.HostConfig{
@@ -197,76 +206,12 @@ services:
 	}
 }
 
-// load sends requests one after another from several clients until
-// stopped, and counts the answers.
-type load struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	bodies     map[string]int
-	failures   []string
-	done       chan struct{}
-	wg         sync.WaitGroup
-	closeOnce  func()
-}
-
-func startLoad(t testing.TB, url string, clients int) *load {
-	l := &load{bodies: map[string]int{}, done: make(chan struct{})}
-	tr := &http.Transport{}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
-	for range clients {
-		l.wg.Go(func() {
-			for {
-				select {
-				case <-l.done:
-					return
-				default:
-				}
-				res, err := hc.Get(url)
-				var body []byte
-				if err == nil {
-					body, err = io.ReadAll(res.Body)
-					res.Body.Close()
-					if err == nil && res.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %s", res.Status)
-					}
-				}
-				l.mu.Lock()
-				if err != nil {
-					l.failed.Add(1)
-					if len(l.failures) < 5 {
-						l.failures = append(l.failures, err.Error())
-					}
-				} else {
-					l.ok.Add(1)
-					l.bodies[string(body)]++
-				}
-				l.mu.Unlock()
-			}
-		})
-	}
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() { close(l.done) })
-		l.wg.Wait()
-		tr.CloseIdleConnections()
-	})
-	l.closeOnce = func() { once.Do(func() { close(l.done) }) }
-	return l
-}
-
-func (l *load) waitServed(t testing.TB, n int64) {
+// waitServed waits until l has had n requests answered.
+func waitServed(t testing.TB, l *lbtest.Load, n int64) {
 	t.Helper()
 	eventually(t, time.Minute, 10*time.Millisecond, func() (bool, string) {
-		return l.ok.Load() >= n, fmt.Sprintf("%d of %d requests served (%d failed)", l.ok.Load(), n, l.failed.Load())
+		return l.OK.Load() >= n, fmt.Sprintf("%d of %d requests served (%d failed)", l.OK.Load(), n, l.Failed.Load())
 	})
-}
-
-func (l *load) stop() (ok, failed int64, bodies map[string]int, failures []string) {
-	l.closeOnce()
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ok.Load(), l.failed.Load(), l.bodies, l.failures
 }
 
 // serverWatch samples, for each server, whether HAProxy has it drained and

@@ -255,6 +255,20 @@ func (f *fleet) deployment(id int64) *deployJSON {
 	return &d
 }
 
+// rollback rolls env back through the API, and waits until it has
+// succeeded in deploying release.
+func (f *fleet) rollback(env, release string) {
+	f.t.Helper()
+	var rb deployJSON
+	f.api.do("POST", "/api/services/app/environments/"+env+"/rollback", map[string]string{"reason": "back to " + release}, http.StatusCreated, &rb)
+	if rb.Release != release {
+		f.t.Fatalf("rollback deploys %s, want %s", rb.Release, release)
+	}
+	if d := f.wait(rb.ID); d.State != "succeeded" {
+		f.t.Fatalf("rollback: %s %q", d.State, d.Reason)
+	}
+}
+
 // wait waits until deployment id is in a final state and returns it.
 func (f *fleet) wait(id int64) *deployJSON {
 	f.t.Helper()
@@ -338,14 +352,7 @@ func TestDeployRollingFiveNodesAndRollback(t *testing.T) {
 
 	// Rollback: back to v1, which every node kept.
 	before := f.art.downloads("v1")
-	var rb deployJSON
-	f.api.do("POST", "/api/services/app/environments/prod/rollback", map[string]string{"reason": "bad v2"}, http.StatusCreated, &rb)
-	if rb.Release != v1 {
-		t.Fatalf("rollback deploys %s, want %s", rb.Release, v1)
-	}
-	if d := f.wait(rb.ID); d.State != "succeeded" {
-		t.Fatalf("rollback: %+v", d)
-	}
+	f.rollback("prod", v1)
 	f.allRun(n, v1)
 	if got := f.art.downloads("v1"); got != before {
 		t.Fatalf("v1 downloaded %d more times during the rollback; nodes must use their kept release", got-before)

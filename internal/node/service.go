@@ -38,6 +38,12 @@ type service struct {
 	log    *slog.Logger
 	runner Runner
 	lb     lb.Driver
+	// serving is the load-balancer state the server asks for
+	// (nodeproto.Release.Serving; nil: the node drains around its own
+	// switch only); inLB is the state the node last set (nil: none since
+	// it started).
+	serving *bool
+	inLB    *bool
 
 	mu     sync.Mutex // guards state and status for status()
 	state  *State
@@ -71,6 +77,7 @@ func newService(name string, cfg *ServiceConfig, c *Config, opts artifact.Option
 		if err != nil {
 			return nil, fmt.Errorf("services.%s.lb: %w", name, err)
 		}
+		s.status.LB = cfg.LB.Driver
 	}
 	return s, nil
 }
@@ -163,12 +170,22 @@ func (s *service) linkTarget() string {
 // unpack) unless the release is kept, drain, before hooks, switch, restart,
 // after hooks, health check, re-enable. A failure before the switch leaves
 // the previous release untouched; a failure after it switches back. A
-// release that is already current and complete is not applied again.
+// release that is already current and complete is not applied again, but
+// its load-balancer state is settled on rel.Serving. With rel.Serving
+// false the service stays drained throughout and is not re-enabled.
 func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 	start := time.Now()
 	if err := rel.Validate(); err != nil {
 		return err
 	}
+	if rel.Serving != nil && s.lb == nil {
+		err := fmt.Errorf("service %s: the server switches it in a load balancer (blue-green), and it has none: configure services.%s.lb", s.name, s.name)
+		s.setStatus(func(ss *nodeproto.ServiceStatus) {
+			ss.Desired, ss.State, ss.Error = rel.ID, nodeproto.StateFailed, err.Error()
+		})
+		return err
+	}
+	s.serving = rel.Serving
 	if _, ok := s.runner.(imagePuller); rel.Image != nil && !ok {
 		return fmt.Errorf("release %s: an image release needs run.mode docker, service %s has %s", rel.ID, s.name, s.cfg.Run.Mode)
 	}
@@ -187,11 +204,13 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 			if err := s.save(); err != nil {
 				return err
 			}
+		}
+		if st.Failed == nil {
 			s.setStatus(func(ss *nodeproto.ServiceStatus) {
 				ss.Desired, ss.State, ss.Error, ss.Healthy = rel.ID, nodeproto.StateRunning, "", true
 			})
 		}
-		return nil
+		return s.settle(ctx)
 	}
 	hooks := rel.Hooks
 	if hooks.IsZero() {
@@ -227,24 +246,20 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 	}
 	log.Info("release installed", "downloaded", !kept)
 
-	if s.lb != nil {
-		if err := s.lb.Drain(ctx); err != nil {
-			if !errors.Is(err, lb.ErrDrainTimeout) {
-				return s.fail(ctx, rel, "lb drain", err, s.ready)
-			}
-			log.Warn("switching with requests still in flight", "err", err)
+	if s.lb != nil && (s.inLB == nil || *s.inLB) {
+		if err := s.drain(ctx); err != nil {
+			return s.fail(ctx, rel, "lb drain", err, s.restore)
 		}
-		log.Info("drained from the load balancer")
 	}
 	dir := s.releaseDir(rel.ID)
 	for i, h := range hooks.Before {
 		if err := s.run(ctx, dir, h); err != nil {
-			return s.fail(ctx, rel, fmt.Sprintf("before hook %d", i+1), err, s.ready)
+			return s.fail(ctx, rel, fmt.Sprintf("before hook %d", i+1), err, s.restore)
 		}
 	}
 	st.Applying = rel.ID
 	if err := s.save(); err != nil {
-		return s.fail(ctx, rel, "saving state", err, s.ready)
+		return s.fail(ctx, rel, "saving state", err, s.restore)
 	}
 	if err := s.switchTo(rel.ID); err != nil {
 		return s.revert(ctx, rel, old, hooks, "switch", err)
@@ -275,11 +290,9 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 	}
 	s.prune()
 	var rerr error
-	if s.lb != nil {
+	if s.lb != nil && s.wantServing() {
 		if rerr = s.ready(ctx); rerr != nil {
 			rerr = fmt.Errorf("service %s: release %s runs, but the load balancer does not send it requests: %w", s.name, rel.ID, rerr)
-		} else {
-			log.Info("ready in the load balancer")
 		}
 	}
 	s.setStatus(func(ss *nodeproto.ServiceStatus) {
@@ -292,11 +305,71 @@ func (s *service) apply(ctx context.Context, rel nodeproto.Release) error {
 	return rerr
 }
 
+// wantServing reports whether the service should take requests once it
+// runs a healthy release: unless the server keeps it out of rotation.
+func (s *service) wantServing() bool { return s.serving == nil || *s.serving }
+
+// settle puts a converged service's load balancer in the state the server
+// asks for. Without one asked (nil), it re-enables only a service it
+// drained itself, and otherwise leaves the balancer alone. An error is
+// reported in the status; the release keeps running.
+func (s *service) settle(ctx context.Context) error {
+	if s.lb == nil || s.serving == nil && (s.inLB == nil || *s.inLB) || s.serving != nil && s.inLB != nil && *s.inLB == *s.serving {
+		return nil
+	}
+	var err error
+	if s.wantServing() {
+		err = s.ready(ctx)
+	} else {
+		err = s.drain(ctx)
+	}
+	if err != nil {
+		err = fmt.Errorf("service %s: load balancer: %w", s.name, err)
+		s.setStatus(func(ss *nodeproto.ServiceStatus) { ss.Error = err.Error() })
+	}
+	return err
+}
+
+// drain takes the service out of its load balancer's rotation. Requests
+// still in flight at the drain timeout are logged, not an error: the
+// server is drained.
+func (s *service) drain(ctx context.Context) error {
+	if err := s.lb.Drain(ctx); err != nil {
+		if !errors.Is(err, lb.ErrDrainTimeout) {
+			return err
+		}
+		s.log.Warn("drained with requests still in flight", "err", err)
+	}
+	s.setInLB(false)
+	s.log.Info("drained from the load balancer")
+	return nil
+}
+
+// ready puts the service in its load balancer's rotation.
 func (s *service) ready(ctx context.Context) error {
 	if s.lb == nil {
 		return nil
 	}
-	return s.lb.Ready(context.WithoutCancel(ctx))
+	if err := s.lb.Ready(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	s.setInLB(true)
+	s.log.Info("ready in the load balancer")
+	return nil
+}
+
+// restore puts the load balancer back after a failed apply: ready, unless
+// the server keeps the service out of rotation.
+func (s *service) restore(ctx context.Context) error {
+	if !s.wantServing() {
+		return nil
+	}
+	return s.ready(ctx)
+}
+
+func (s *service) setInLB(v bool) {
+	s.inLB = &v
+	s.setStatus(func(ss *nodeproto.ServiceStatus) { ss.Serving = &v })
 }
 
 // ApplyError is a failed apply: the step that failed and why.
@@ -357,7 +430,7 @@ func (s *service) revert(actx context.Context, rel nodeproto.Release, old string
 		_ = os.Remove(s.currentLink())
 		_ = s.runner.Stop(ctx)
 	}
-	if rerr := s.ready(ctx); rerr != nil {
+	if rerr := s.restore(ctx); rerr != nil {
 		s.log.Error("load balancer ready after a rollback", "err", rerr)
 	}
 	s.record(actx, rel, ae)

@@ -83,6 +83,16 @@ type Release struct {
 	// Health checks the release after the switch; when nil, the node's
 	// own configuration applies.
 	Health *HealthCheck `json:"health,omitempty"`
+	// Serving says whether the service is in its load balancer's rotation
+	// (blue-green: the server switches whole slots). Nil, the default and
+	// what older servers send, leaves the node in charge: it drains itself
+	// around its own switch and re-enables itself once the release is
+	// healthy. False keeps it drained: it drains before anything else and
+	// installs, switches and checks the release out of rotation, and stays
+	// out. True puts it back (after its switch, when the release changes).
+	// The node reports what it did in ServiceStatus.Serving; a service
+	// without a load balancer refuses a non-nil Serving.
+	Serving *bool `json:"serving,omitempty"`
 }
 
 // Artifact is a file to download: a tar.gz unpacked into the release
@@ -180,6 +190,13 @@ type ServiceStatus struct {
 	Kept []string `json:"kept,omitempty"`
 	// Duration is how long the last apply took.
 	Duration Duration `json:"duration,omitempty"`
+	// LB names the service's load-balancer driver on the node ("haproxy",
+	// "hook"; empty: none): blue-green needs one on every node.
+	LB string `json:"lb,omitempty"`
+	// Serving is the load-balancer state the node last set: true after it
+	// made the service ready, false after it drained it; nil when the
+	// node has not set it since it started (or has no load balancer).
+	Serving *bool `json:"serving,omitempty"`
 	// Time is when this status was last changed.
 	Time time.Time `json:"time"`
 }

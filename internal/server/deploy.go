@@ -182,7 +182,7 @@ func toNodeServices(ss []nodeproto.ServiceStatus) []store.NodeService {
 	out := make([]store.NodeService, 0, len(ss))
 	for _, st := range ss {
 		out = append(out, store.NodeService{Service: st.Service, Release: st.Release, Desired: st.Desired, State: st.State,
-			Healthy: st.Healthy, Error: st.Error, Kept: st.Kept, Time: st.Time})
+			Healthy: st.Healthy, Error: st.Error, Kept: st.Kept, LB: st.LB, Serving: st.Serving, Time: st.Time})
 	}
 	return out
 }

@@ -290,13 +290,18 @@ type Node struct {
 // NodeService is the actual state of one service on a node, as reported
 // (nodeproto.ServiceStatus).
 type NodeService struct {
-	Service string    `json:"service"`
-	Release string    `json:"release,omitempty"`
-	Desired string    `json:"desired,omitempty"`
-	State   string    `json:"state"`
-	Healthy bool      `json:"healthy"`
-	Error   string    `json:"error,omitempty"`
-	Kept    []string  `json:"kept,omitempty"`
+	Service string   `json:"service"`
+	Release string   `json:"release,omitempty"`
+	Desired string   `json:"desired,omitempty"`
+	State   string   `json:"state"`
+	Healthy bool     `json:"healthy"`
+	Error   string   `json:"error,omitempty"`
+	Kept    []string `json:"kept,omitempty"`
+	// LB is the service's load-balancer driver on the node ("" for none).
+	LB string `json:"lb,omitempty"`
+	// Serving is the load-balancer state the node last set (nil: not
+	// set since it started).
+	Serving *bool     `json:"serving,omitempty"`
 	Time    time.Time `json:"time"`
 }
 
@@ -316,7 +321,11 @@ type Desired struct {
 	Service     string
 	Environment string
 	ReleaseID   string
-	Updated     time.Time
+	// Serving is whether the node should have the service in its load
+	// balancer's rotation (nodeproto.Release.Serving); nil leaves the node
+	// in charge (it drains around its own switch).
+	Serving *bool
+	Updated time.Time
 }
 
 // NodeStore persists nodes and their desired state.
@@ -335,8 +344,9 @@ type NodeStore interface {
 	// Touch records that the node was seen at the given time.
 	Touch(ctx context.Context, id int64, at time.Time) error
 	// SetDesired sets the release each of the nodes should run for a
-	// service, in one transaction, and bumps the DesiredVersion of each
-	// node whose desired release changed.
+	// service (and whether it serves), in one transaction, and bumps the
+	// DesiredVersion of each node whose desired state changed; it sets
+	// Updated on the Desired entries that changed and only on them.
 	SetDesired(ctx context.Context, ds []*Desired) error
 	// Desired returns a node's desired releases, by service, and its
 	// DesiredVersion.

@@ -250,11 +250,47 @@ func testNodes(t *testing.T, s *store.Store) {
 	if v3 == v2 {
 		t.Fatal("desired version did not change with the release")
 	}
+	// Serving is part of the desired state: false, the same again, and
+	// back to nil (the node in charge).
+	serving := func(v *bool) (*store.Desired, int64) {
+		t.Helper()
+		d := &store.Desired{NodeID: id, Service: "app", Environment: "prod", ReleaseID: "app-2", Serving: v}
+		must(t, s.Nodes.SetDesired(c, []*store.Desired{d}))
+		ds, version, err := s.Nodes.Desired(c, id)
+		must(t, err)
+		eq(t, "desired", len(ds), 1)
+		if (ds[0].Serving == nil) != (d.Serving == nil) || d.Serving != nil && *ds[0].Serving != *d.Serving {
+			t.Fatalf("serving %v stored as %v", d.Serving, ds[0].Serving)
+		}
+		return d, version
+	}
+	off := false
+	d, v4 := serving(&off)
+	if v4 == v3 || d.Updated.IsZero() {
+		t.Fatalf("desired version %d after serving false (was %d), updated %v", v4, v3, d.Updated)
+	}
+	d, v5 := serving(&off)
+	eq(t, "version unchanged by the same serving", v5, v4)
+	if !d.Updated.IsZero() {
+		t.Fatal("an unchanged desired state was marked updated")
+	}
+	on := true
+	if _, v6 := serving(&on); v6 == v5 {
+		t.Fatal("desired version did not change with serving")
+	}
+	if _, v7 := serving(nil); v7 == v5 {
+		t.Fatal("desired version did not change with serving back to nil")
+	}
 	at := time.Now()
-	must(t, s.Nodes.Report(c, id, []store.NodeService{{Service: "app", Release: "app-2", State: "running", Healthy: true}}, at))
+	must(t, s.Nodes.Report(c, id, []store.NodeService{{Service: "app", Release: "app-2", State: "running", Healthy: true,
+		LB: "haproxy", Serving: &off}}, at))
 	got, err = s.Nodes.Get(c, id)
 	must(t, err)
 	eq(t, "reported", got.Service("app").Release, "app-2")
+	eq(t, "reported lb", got.Service("app").LB, "haproxy")
+	if sv := got.Service("app").Serving; sv == nil || *sv {
+		t.Fatalf("reported serving %v, want false", sv)
+	}
 	sameTime(t, "last seen", got.LastSeen, at)
 	all, err := s.Nodes.List(c)
 	must(t, err)

@@ -489,11 +489,12 @@ func (s *nodes) SetDesired(ctx context.Context, ds []*store.Desired) error {
 	err := s.db.Tx(ctx, func(q Querier) error {
 		for _, d := range ds {
 			n, err := q.Exec(ctx,
-				`INSERT INTO node_desired (node_id, service, environment, release_id, updated) VALUES ($1, $2, $3, $4, $5)
+				`INSERT INTO node_desired (node_id, service, environment, release_id, serving, updated) VALUES ($1, $2, $3, $4, $5, $6)
 				 ON CONFLICT (node_id, service) DO UPDATE SET environment = excluded.environment,
-					release_id = excluded.release_id, updated = excluded.updated
-				 WHERE node_desired.release_id <> excluded.release_id OR node_desired.environment <> excluded.environment`,
-				d.NodeID, d.Service, d.Environment, d.ReleaseID, t)
+					release_id = excluded.release_id, serving = excluded.serving, updated = excluded.updated
+				 WHERE node_desired.release_id <> excluded.release_id OR node_desired.environment <> excluded.environment
+					OR node_desired.serving IS DISTINCT FROM excluded.serving`,
+				d.NodeID, d.Service, d.Environment, d.ReleaseID, d.Serving, t)
 			if err != nil {
 				return err
 			}
@@ -517,8 +518,8 @@ func (s *nodes) Desired(ctx context.Context, nodeID int64) ([]*store.Desired, in
 	}
 	ds, err := queryAll(ctx, s.db.Reader(), func(sc scanner) (*store.Desired, error) {
 		d := new(store.Desired)
-		return d, sc.Scan(&d.NodeID, &d.Service, &d.Environment, &d.ReleaseID, tcol(&d.Updated))
-	}, `SELECT node_id, service, environment, release_id, updated FROM node_desired WHERE node_id = $1 ORDER BY service`, nodeID)
+		return d, sc.Scan(&d.NodeID, &d.Service, &d.Environment, &d.ReleaseID, &d.Serving, tcol(&d.Updated))
+	}, `SELECT node_id, service, environment, release_id, serving, updated FROM node_desired WHERE node_id = $1 ORDER BY service`, nodeID)
 	return ds, version, s.wrap(err, "getting the desired state of node %d", nodeID)
 }
 
