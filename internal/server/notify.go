@@ -286,6 +286,8 @@ func (s *Server) sendNotification(ctx context.Context, id int64) {
 	if s.notifier == nil {
 		return
 	}
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 	defer cancel()
 	b, repo, err := s.store.Builds.GetWithRepo(ctx, id)

@@ -98,6 +98,10 @@ type Server struct {
 	stopOnce sync.Once
 	// notifications queues the builds whose commit status to report.
 	notifications *notifyQueue
+	// notifyMu serializes commit status reports, so that the notifier's
+	// record of what it sent keeps one state from being posted twice by
+	// the notification loop and a finished build's side effects.
+	notifyMu sync.Mutex
 	// started and finished queue the builds this server started and
 	// finished, for notifications and the deploy orchestrator's auto
 	// trigger.
