@@ -21,18 +21,26 @@ echo "== golangci-lint"
 ./bin/golangci-lint run --allow-parallel-runners ./...
 
 echo "== fuzz (short)"
-go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline
-go test -run='^$' -fuzz='^FuzzStarlark$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline/program
-go test -run='^$' -fuzz='^FuzzJsonnetOutput$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline/program
-go test -run='^$' -fuzz='^FuzzWoodpecker$' -fuzztime="${FUZZTIME:-15s}" ./internal/pipeline/program
-go test -run='^$' -fuzz='^FuzzLineWriter$' -fuzztime="${FUZZTIME:-15s}" ./internal/logs
-# The webhook parsers and the repo validators: short, since CI time counts.
-for target in FuzzGitHubHook FuzzGiteaHook FuzzGitLabHook; do
-  go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME_SHORT:-10s}" ./internal/forge
-done
-for target in FuzzValidateSlug FuzzCheckGitURL; do
-  go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME_SHORT:-10s}" ./internal/server
-done
+# Each target runs a fixed number of inputs (-fuzztime Nx), about ten
+# seconds' worth on an idle machine. A duration would race Go's fuzzing
+# coordinator at its deadline on a busy machine and fail with a bare
+# "context deadline exceeded" and no crasher (golang/go#75804, fixed in
+# Go 1.27); a count has no deadline, and a busy machine only takes longer.
+# FUZZTIME (a duration or a count) overrides every target's budget.
+fuzz() { # PACKAGE TARGET COUNT
+  go test -run='^$' -fuzz="^$2\$" -fuzztime="${FUZZTIME:-$3x}" "$1"
+}
+fuzz ./internal/pipeline FuzzParse 70000
+fuzz ./internal/pipeline/program FuzzStarlark 180000
+fuzz ./internal/pipeline/program FuzzJsonnetOutput 55000
+fuzz ./internal/pipeline/program FuzzWoodpecker 35000
+fuzz ./internal/logs FuzzLineWriter 400000
+# The webhook parsers and the repo validators.
+fuzz ./internal/forge FuzzGitHubHook 90000
+fuzz ./internal/forge FuzzGiteaHook 25000
+fuzz ./internal/forge FuzzGitLabHook 50000
+fuzz ./internal/server FuzzValidateSlug 25000
+fuzz ./internal/server FuzzCheckGitURL 28000
 
 # --- tests (h3: per-test results; the stress check) ---
 # gotestsum prints one line per test (PASS, FAIL, SKIP), then the output of
