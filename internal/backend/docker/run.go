@@ -211,7 +211,11 @@ func (e *engine) watchOOM(ctx context.Context, id string) <-chan struct{} {
 		select {
 		case <-msgs:
 			close(oom)
-		case <-errs: // ctx ended, or the stream failed: oomEvent remains
+		case err := <-errs:
+			// ctx ended, or the stream failed: oomEvent remains.
+			if ctx.Err() == nil {
+				e.log.Debug("following oom events", "container", id, "err", err)
+			}
 		}
 	}()
 	return oom
