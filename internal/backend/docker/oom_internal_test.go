@@ -55,20 +55,14 @@ func TestOOMEvent(t *testing.T) {
 	}
 
 	// The kernel kills dd for its 64 MiB buffer. Engine 20.10 with
-	// containerd 1.6 logs no "oom" event for about one OOM kill in eight
-	// (measured on the test machine: 17 of 20), though it sets
-	// State.OOMKilled, which oomKilled reads first; so up to three
-	// containers run out of memory here, and one event must be seen.
+	// containerd 1.6 learns of an OOM kill late (after the exit), and of
+	// about one in eight not at all (measured on the test machine: 17 of
+	// 20 logged an "oom" event), and sets State.OOMKilled from the same
+	// notification; so up to three containers run out of memory here, and
+	// the watch must see the event of one.
 	seen := false
 	for attempt := 0; attempt < 3 && !seen; attempt++ {
-		id, oom := run("dd if=/dev/zero of=/dev/null bs=64M count=1; exit 137")
-		info, err := cli.ContainerInspect(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !info.State.OOMKilled {
-			t.Fatalf("attempt %d: the container did not run out of memory: %+v", attempt, info.State)
-		}
+		_, oom := run("dd if=/dev/zero of=/dev/null bs=64M count=1; exit 137")
 		select {
 		case <-oom:
 			seen = true
