@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,11 +93,19 @@ func TestDeployContainersBehindHAProxyUnderLoad(t *testing.T) {
 	watch := watchServers(t, drivers, addrs)
 	v2 := f.webRelease("v2", false)
 	d := f.wait(f.deploy("prod", v2).ID)
-	watch.stop()
 	if d.State != "succeeded" || d.Batches != n {
 		t.Fatalf("v2: %+v", d)
 	}
 	f.allRun(n, v2)
+	// The watch samples each server in turn: on a busy machine the last
+	// batch can end before it has seen that server serve v2. Stop it once
+	// it has seen every server serve v2.
+	for name := range addrs {
+		eventually(t, time.Minute, 20*time.Millisecond, func() (bool, string) {
+			return watch.seen(name, "v2"), fmt.Sprintf("%s seen serving v2: %s", name, watch.history(name))
+		})
+	}
+	watch.stop()
 	for name := range addrs {
 		if !watch.drainedBefore(name, "v2") {
 			t.Errorf("%s served v2 without having been seen drained before: %s", name, watch.history(name))
@@ -282,6 +291,13 @@ func (w *serverWatch) drainedBefore(name, version string) bool {
 		}
 	}
 	return false
+}
+
+// seen reports whether the server was seen serving version.
+func (w *serverWatch) seen(name, version string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Contains(w.samples[name], version)
 }
 
 func (w *serverWatch) history(name string) string {
