@@ -99,12 +99,13 @@ func TestWebhookFloodMemory(t *testing.T) {
 	statuses := map[int]int{}
 	for i, r := range results {
 		switch {
-		case r.err != nil && i%2 == 0:
-			// Unsigned: refused from the headers; the server may close
-			// the connection while the client is still sending.
-			statuses[-1]++
 		case r.err != nil:
-			t.Errorf("post %d (wrongly signed): %v", i, r.err)
+			// Refused before the body was read: unsigned (from the
+			// headers), or signed while 16 bodies were in flight (503);
+			// the server may close the connection while the client is
+			// still sending, so the client sees a reset, not the answer.
+			// The 401s below show that signed bodies were checked.
+			statuses[-1]++
 		case r.status == http.StatusUnauthorized, r.status == http.StatusServiceUnavailable:
 			statuses[r.status]++
 		default:
