@@ -31,6 +31,11 @@ func (s *Server) buildEventStream(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	release, err := s.acquireStream(w, r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx := r.Context()
 	events := make(chan build.Event, buildEventBuffer)
 	var missed atomic.Bool

@@ -173,6 +173,11 @@ func (s *Server) stepLogStream(w http.ResponseWriter, r *http.Request) error {
 	} else if from, err = queryInt(r, "from", 0); err != nil {
 		return err
 	}
+	release, err := s.acquireStream(w, r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	unsubscribe := s.logs.subscribe(st.ID)
 	defer unsubscribe()
 

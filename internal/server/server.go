@@ -45,8 +45,10 @@ type Server struct {
 	store *store.Store
 	// builds changes builds, and publishes their events.
 	builds *build.Lifecycle
-	sealer *sealer
-	git    *gitReader
+	// streams counts the open log and event streams.
+	streams streamLimiter
+	sealer  *sealer
+	git     *gitReader
 	// notifier reports build states to forges; nil when none is
 	// configured.
 	notifier notifier
