@@ -273,8 +273,8 @@ func (o *Orchestrator) stepPending(ctx context.Context, d *store.Deployment, env
 	}
 	if env.Gates.Approval != "" && !d.Approved {
 		// The deadline is stored in WaitUntil (unused before the first
-		// batch) by the first step that sees the wait, so a restarted
-		// server keeps it.
+		// batch but for this and the lock's deadline) by the first step
+		// that sees the wait, so a restarted server keeps it.
 		limit := spec.OrDefaultApproval(env.Gates.ApprovalTimeout)
 		if d.WaitUntil.IsZero() {
 			d.WaitUntil = now.Add(limit)
@@ -292,11 +292,18 @@ func (o *Orchestrator) stepPending(ctx context.Context, d *store.Deployment, env
 	}
 	if errors.Is(err, store.ErrConflict) {
 		desc := describeLock(held)
-		if now.Sub(d.Created) < env.LockTimeout {
-			return o.wait(ctx, d, "waiting for the lock: "+desc)
-		}
 		if env.LockTimeout > 0 {
-			desc += fmt.Sprintf("; waited %s (lock_timeout)", env.LockTimeout)
+			// lock_timeout counts from the first time this deployment
+			// found the lock taken, after its approval if it needed one
+			// (approving clears the approval's deadline); the deadline
+			// is stored in WaitUntil, so a restarted server keeps it.
+			if d.WaitUntil.IsZero() {
+				d.WaitUntil = now.Add(env.LockTimeout)
+			}
+			if now.Before(d.WaitUntil) {
+				return o.wait(ctx, d, fmt.Sprintf("waiting for the lock until %s: %s", d.WaitUntil.UTC().Format(time.RFC3339), desc))
+			}
+			desc += fmt.Sprintf("; waited %s (lock_timeout)", fmtDuration(env.LockTimeout))
 		}
 		return true, o.finish(ctx, d, store.DeployFailed, "refused: "+desc)
 	}
@@ -334,7 +341,7 @@ func (o *Orchestrator) stepPending(ctx context.Context, d *store.Deployment, env
 		}
 	}
 	d.Plan, _ = json.Marshal(p)
-	d.State, d.Batches, d.Batch, d.Started, d.Reason = store.DeployRunning, len(batches), 0, now, ""
+	d.State, d.Batches, d.Batch, d.Started, d.Reason, d.WaitUntil = store.DeployRunning, len(batches), 0, now, "", time.Time{}
 	start := entry(d, "system", "start", fmt.Sprintf("%d nodes in %d batches (%s)", len(targets), len(batches), env.Strategy.Type))
 	if err := o.st.Deployments.Update(ctx, d, start); err != nil {
 		return false, err

@@ -369,6 +369,67 @@ func TestApprovalTimeout(t *testing.T) {
 	}
 }
 
+// TestLockTimeoutAfterApproval: lock_timeout counts from when the
+// deployment first finds the lock taken, after its approval: hours spent
+// waiting for approval do not use it up. The deadline is stored, so a
+// restarted server keeps it.
+func TestLockTimeoutAfterApproval(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	o, st := newTestOrchestrator(t, `  - name: prod
+    nodes: {role: web}
+    gates: {approval: admin}
+    lock_timeout: 1h
+`, func() time.Time { return now })
+	r := &store.Release{Service: "app", ArtifactURL: "file:///a", SHA256: strings.Repeat("a", 64), Creator: "alice"}
+	if _, err := o.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	carol := Actor{Name: "carol", Admin: true}
+	if _, err := o.Lock(ctx, "app", "prod", carol, "maintenance"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := o.Deploy(ctx, Request{Service: "app", Environment: "prod", Release: r.ID, Actor: Actor{Name: "bob", Role: "write"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(o *Orchestrator) *store.Deployment {
+		t.Helper()
+		if err := o.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Deployments.Get(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := get(o); got.State != store.DeployPending || !strings.Contains(got.Reason, "waiting for approval") {
+		t.Fatalf("before approval: %s %q", got.State, got.Reason)
+	}
+	// Approved three hours later: it waits for the lock for an hour more.
+	now = now.Add(3 * time.Hour)
+	if _, err := o.Act(ctx, d.ID, ActionApprove, carol, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(o); got.State != store.DeployPending ||
+		!strings.HasPrefix(got.Reason, "waiting for the lock until 2026-12-07T14:00:00Z: app/prod is locked by carol since ") ||
+		!strings.HasSuffix(got.Reason, ": maintenance") {
+		t.Fatalf("approved, locked: %s %q", got.State, got.Reason)
+	}
+	// A restarted server keeps the deadline.
+	now = now.Add(59 * time.Minute)
+	o2 := New(Config{Store: st, Now: func() time.Time { return now }})
+	t.Cleanup(o2.closeNotifications)
+	if got := get(o2); got.State != store.DeployPending || !strings.Contains(got.Reason, "until 2026-12-07T14:00:00Z") {
+		t.Fatalf("restarted before the deadline: %s %q", got.State, got.Reason)
+	}
+	now = now.Add(time.Minute)
+	if got := get(o2); got.State != store.DeployFailed || !strings.HasSuffix(got.Reason, "maintenance; waited 1h (lock_timeout)") {
+		t.Fatalf("after the lock's deadline: %s %q", got.State, got.Reason)
+	}
+}
+
 // TestAutoDeployOncePerBuild hands the orchestrator the same green build
 // twice, as the server does when its side effects run again after a
 // server died before marking them done: one deployment.

@@ -384,6 +384,9 @@ func (o *Orchestrator) Act(ctx context.Context, id int64, action Action, a Actor
 				return nil, fmt.Errorf("%w: approving deployments to %s needs the %s role; %s has %q", ErrRefused, env.Name, need, a.Name, a.Role)
 			}
 			d.Approved, d.ApprovedBy, d.Paused = true, a.Name, false
+			if d.Batch == 0 {
+				d.WaitUntil = time.Time{} // the approval's deadline; a lock wait counts from now
+			}
 		case ActionPause:
 			if err := mayDeploy(env, a); err != nil {
 				return nil, err
