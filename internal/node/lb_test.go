@@ -140,8 +140,9 @@ func serveText(t *testing.T, addr, body string) {
 // release out of rotation and stays out, reporting serving false; told to
 // serve the same release, it only re-enables (no download, no hook); told
 // not to serve a new release, it drains first, and the new release never
-// answers a request through HAProxy. A service without a load balancer
-// refuses the bit, naming the key to set.
+// answers a request through HAProxy; when HAProxy puts it back in rotation
+// (as a reload does), the node drains it again. A service without a load
+// balancer refuses the bit, naming the key to set.
 func TestConnectedServingBitKeepsTheNodeOutOfHAProxy(t *testing.T) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Skip("no /bin/busybox for the app's httpd")
@@ -180,7 +181,7 @@ services:
     lb: {driver: haproxy, socket: %s, backend: be, server: s1}
   plain: {}
 `, root, hookUser(), ps.URL, tokenFile, gate, addrs["s1"], addrs["s1"], hp.Socket))
-	startNode(t, cfg)
+	node := startNode(t, cfg)
 	d, err := lb.New(lb.Config{Driver: "haproxy", Socket: hp.Socket, Backend: "be", Server: "s1"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -254,6 +255,23 @@ services:
 	}
 	if got := strings.Join(readLines(t, hookLog), ","); got != "before r1,before r2" {
 		t.Fatalf("before hooks ran for %s; want r1 and r2 once each", got)
+	}
+
+	// A reload of HAProxy's configuration puts every server back in
+	// rotation (it forgets "set server … state drain", unless a
+	// server-state-file keeps it); the node, told to keep r2 out, drains
+	// it again at its next poll.
+	if out, err := drv.Command(ctx, "set server be/s1 state ready"); err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("set server be/s1 state ready: %q %v", out, err)
+	}
+	// The node's warning shows it found s1 in rotation (it may drain it
+	// again before this test reads HAProxy's state).
+	waitFor(t, "the node finding s1 back in rotation", func() (bool, string) {
+		return strings.Contains(node.out.String(), "the load balancer put the service back in rotation"), ""
+	})
+	waitFor(t, "the node draining s1 again", func() (bool, string) { return drained(), "" })
+	if st, _ := ps.status("web"); st.Serving == nil || *st.Serving || st.Error != "" || st.Release != "r2" {
+		t.Fatalf("after draining again, reported %+v", st)
 	}
 
 	// A service without a load balancer refuses the bit.

@@ -181,6 +181,9 @@ func (n *Node) runConnected(ctx context.Context) error {
 		}
 		backoff.reset()
 		if ds == nil {
+			if n.recheck(ctx) {
+				n.report(ctx, c, version)
+			}
 			continue
 		}
 		version = ds.Version
@@ -203,9 +206,21 @@ func (n *Node) runConnected(ctx context.Context) error {
 				n.log.Error("apply failed", "err", err)
 			}
 		}
+		n.recheck(ctx)
 		n.report(ctx, c, version)
 	}
 	return nil
+}
+
+// recheck has each service put back the load-balancer state the server
+// asked for, where the balancer changed it (service.recheck), and
+// reports whether any did.
+func (n *Node) recheck(ctx context.Context) bool {
+	acted := false
+	for _, name := range n.names {
+		acted = n.services[name].recheck(ctx) || acted
+	}
+	return acted
 }
 
 // register introduces the node, retrying until the server answers; a

@@ -330,6 +330,35 @@ func (s *service) settle(ctx context.Context) error {
 	return err
 }
 
+// recheck drains again a service that the server keeps out of rotation
+// and that its load balancer put back behind the node's back (a reload of
+// HAProxy's configuration forgets a drain): otherwise a blue-green standby
+// slot would serve the release it keeps. Only drivers that can read the
+// balancer's state (lb.Checker) are asked. A failure is in the status. It
+// reports whether it acted.
+func (s *service) recheck(ctx context.Context) bool {
+	c, ok := s.lb.(lb.Checker)
+	if !ok || s.serving == nil || *s.serving || s.inLB == nil || *s.inLB {
+		return false
+	}
+	in, err := c.InRotation(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("reading the load balancer's state", "err", err)
+		}
+		return false
+	}
+	if !in {
+		return false
+	}
+	s.log.Warn("the load balancer put the service back in rotation, which the server keeps it out of (was its configuration reloaded?); draining it again")
+	if err := s.drain(ctx); err != nil {
+		err = fmt.Errorf("service %s: load balancer: %w", s.name, err)
+		s.setStatus(func(ss *nodeproto.ServiceStatus) { ss.Error = err.Error() })
+	}
+	return true
+}
+
 // drain takes the service out of its load balancer's rotation. Requests
 // still in flight at the drain timeout are logged, not an error: the
 // server is drained.

@@ -35,7 +35,10 @@ type HAProxy struct {
 	c Config
 }
 
-var _ Driver = (*HAProxy)(nil)
+var (
+	_ Driver  = (*HAProxy)(nil)
+	_ Checker = (*HAProxy)(nil)
+)
 
 func newHAProxy(c Config, _ Exec) (Driver, error) {
 	if c.Socket == "" || c.Backend == "" || c.Server == "" {
@@ -142,6 +145,17 @@ type ServerState struct {
 
 // Drained reports whether the server is in drain mode.
 func (s ServerState) Drained() bool { return s.Admin&admDrain != 0 }
+
+// InRotation reports whether HAProxy's administrative state lets requests
+// reach the server: neither drained nor in maintenance (its health checks
+// may still hold it down).
+func (h *HAProxy) InRotation(ctx context.Context) (bool, error) {
+	st, err := h.State(ctx)
+	if err != nil {
+		return false, err
+	}
+	return st.Admin&(admDrain|admMaint) == 0, nil
+}
 
 // State reads the server's state with "show servers state BACKEND".
 func (h *HAProxy) State(ctx context.Context) (ServerState, error) {

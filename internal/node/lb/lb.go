@@ -28,6 +28,17 @@ type Driver interface {
 	Ready(ctx context.Context) error
 }
 
+// Checker is implemented by drivers that can read whether the balancer
+// would send the node requests. The node asks it, at each poll of the
+// server, for a service the server keeps out of rotation, and drains it
+// again when the balancer forgot (a reload of HAProxy's configuration
+// puts every server back in rotation).
+type Checker interface {
+	// InRotation reports whether the server is neither drained nor in
+	// maintenance.
+	InRotation(ctx context.Context) (bool, error)
+}
+
 // ErrDrainTimeout is returned by Drain when requests were still in flight
 // at the timeout.
 var ErrDrainTimeout = errors.New("requests still in flight at the drain timeout")
