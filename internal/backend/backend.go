@@ -220,7 +220,8 @@ func Started(ctx context.Context) {
 type State struct {
 	ExitCode int
 	// Killed is set when the step was stopped by cancellation or a timeout.
-	// A step killed before its process started has ExitCode 0.
+	// A step killed before its process started has ExitCode 0; the runtime
+	// reports every killed step with exit code 137 (runtime.ExitKilled).
 	Killed bool
 	// OOMKilled is set when the container was killed for exceeding its memory limit.
 	OOMKilled bool

@@ -5,6 +5,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -238,6 +239,12 @@ func (r *Runner) Run(ctx context.Context, spec *backend.Spec) *Result {
 // skipped.
 const ExitEarly = 78
 
+// ExitKilled is the exit code of a killed step (128 + SIGKILL, as a shell
+// and Docker report it), also when it was stopped before its process
+// started or its process exited 0 on the way out: a killed step never
+// shows 0.
+const ExitKilled = 137
+
 // errStepTimeout is the cause of a step's context when its timeout ends.
 var errStepTimeout = errors.New("step timed out")
 
@@ -460,13 +467,13 @@ func (rn *run) runStep(ctx context.Context, s *backend.Step) {
 		// A background step stopped because the pipeline ended did its job.
 		sr.Status, sr.ExitCode = StatusSuccess, 0
 	case err != nil && ctx.Err() != nil:
-		sr.Status, sr.Error = StatusKilled, cancelReason(ctx)
+		sr.Status, sr.ExitCode, sr.Error = StatusKilled, ExitKilled, cancelReason(ctx)
 	case err != nil:
 		sr.Status, sr.Error = StatusError, err.Error()
 	case state.Killed && errors.Is(context.Cause(stepCtx), errStepTimeout) && ctx.Err() == nil:
-		sr.Status, sr.ExitCode, sr.Error = StatusKilled, state.ExitCode, fmt.Sprintf("step timed out after %s", s.Timeout)
+		sr.Status, sr.ExitCode, sr.Error = StatusKilled, cmp.Or(state.ExitCode, ExitKilled), fmt.Sprintf("step timed out after %s", s.Timeout)
 	case state.Killed || ctx.Err() != nil:
-		sr.Status, sr.ExitCode, sr.Error = StatusKilled, state.ExitCode, cancelReason(ctx)
+		sr.Status, sr.ExitCode, sr.Error = StatusKilled, cmp.Or(state.ExitCode, ExitKilled), cancelReason(ctx)
 	case state.OOMKilled:
 		sr.Status, sr.ExitCode, sr.Error = StatusFailure, state.ExitCode, "out of memory"
 	case state.ExitCode == ExitEarly && !s.Detach:

@@ -334,3 +334,32 @@ func TestExitCode78EndsThePipelineEarly(t *testing.T) {
 		t.Errorf("exit code = %d, want 78", res.Steps[1].ExitCode)
 	}
 }
+
+// cancelOnRun cancels the pipeline as a step's Run begins, before the
+// backend starts its process: a cancel that lands between the runtime's
+// decision to run a step and the step's start.
+type cancelOnRun struct {
+	backend.Backend
+	cancel context.CancelFunc
+}
+
+func (c cancelOnRun) Run(ctx context.Context, spec *backend.Spec, s *backend.Step, out io.Writer) (*backend.State, error) {
+	c.cancel()
+	<-ctx.Done()
+	return c.Backend.Run(ctx, spec, s, out)
+}
+
+// A step stopped before its process started is killed with exit code
+// 137, as every killed step is, never 0.
+func TestKilledBeforeStartExits137(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	spec := &backend.Spec{ID: "rt-killed-before-start", Name: "p", Workspace: backend.Workspace{Base: dir, HostDir: dir},
+		Steps: []*backend.Step{step("never", []string{}, "echo never")}}
+	res := runtime.New(cancelOnRun{local.New(local.Options{}), cancel}).Run(ctx, spec)
+	st := res.Steps[0]
+	if st.Status != runtime.StatusKilled || st.ExitCode != runtime.ExitKilled {
+		t.Fatalf("step %s exit %d (%s), want killed with exit %d", st.Status, st.ExitCode, st.Error, runtime.ExitKilled)
+	}
+}
