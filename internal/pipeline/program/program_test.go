@@ -220,6 +220,11 @@ func TestJsonnetExternalVariables(t *testing.T) {
 	}
 }
 
+// noDeadline is the Timeout of the cases that test another limit (output
+// size, memory): on a busy machine a 100 MB program can take longer than
+// the default 10 s, and would be stopped by the clock instead.
+const noDeadline = time.Hour
+
 // TestProgramErrors checks that a failing program is reported at its
 // file, line and column, and that runaway programs are stopped.
 func TestProgramErrors(t *testing.T) {
@@ -235,10 +240,10 @@ func TestProgramErrors(t *testing.T) {
 		{"starlark loops forever", ".drone.star", "def main(ctx):\n    for i in range(1 << 62):\n        pass\n", Options{MaxSteps: 100_000},
 			".drone.star:2:5: the program ran more than 100000 steps and was stopped"},
 		{"starlark recurses", ".drone.star", "def f(n):\n    return f(n + 1)\ndef main(ctx):\n    return f(0)\n", Options{}, "called recursively"},
-		{"starlark 100 MB of output", ".drone.star", "def main(ctx):\n    return [{'kind': 'pipeline', 'name': 'x' * (100 << 20)}]\n", Options{},
+		{"starlark 100 MB of output", ".drone.star", "def main(ctx):\n    return [{'kind': 'pipeline', 'name': 'x' * (100 << 20)}]\n", Options{Timeout: noDeadline},
 			"generated configuration is too large"},
 		{"starlark grows memory", ".drone.star", "def main(ctx):\n    s = 'x'\n    for i in range(40):\n        s = s + s\n    return {}\n",
-			Options{MaxMemory: 64 << 20}, "used more than 64 MB of memory and was stopped"},
+			Options{MaxMemory: 64 << 20, Timeout: noDeadline}, "used more than 64 MB of memory and was stopped"},
 		{"starlark deadline", ".drone.star", "def main(ctx):\n    for i in range(1 << 62):\n        pass\n", Options{MaxSteps: 1 << 62, Timeout: 50 * time.Millisecond},
 			"ran too long and was stopped"},
 		{"starlark load refused", ".drone.star", "load('lib.star', 'x')\ndef main(ctx):\n    return {}\n", Options{}, ".drone.star:1:1: "},
@@ -246,7 +251,7 @@ func TestProgramErrors(t *testing.T) {
 		{"jsonnet syntax", ".drone.jsonnet", "{\n  kind: 'pipeline',\n  steps: [\n}\n", Options{}, ".drone.jsonnet:4:1"},
 		{"jsonnet runtime", ".drone.jsonnet", "{\n  kind: std.extVar('nope'),\n}\n", Options{}, ".drone.jsonnet:2:9"},
 		{"jsonnet recurses", ".drone.jsonnet", "local f(n) = f(n + 1) + 1;\n{ kind: f(0) }\n", Options{}, "max stack frames exceeded"},
-		{"jsonnet 100 MB of output", ".drone.jsonnet", "local double(s, n) = if n == 0 then s else double(s + s, n - 1);\n[{ kind: 'pipeline', name: double('x', 27) }]\n", Options{},
+		{"jsonnet 100 MB of output", ".drone.jsonnet", "local double(s, n) = if n == 0 then s else double(s + s, n - 1);\n[{ kind: 'pipeline', name: double('x', 27) }]\n", Options{Timeout: noDeadline},
 			"generated configuration is too large|used more than 512 MB of memory"},
 		{"jsonnet recurses deeply", ".drone.jsonnet", "local f(n, acc) = if n == 0 then acc else f(n - 1, acc + 1) tailstrict;\n{ kind: f(3000000000, 0) }\n",
 			Options{Timeout: 2 * time.Second}, "recursed too deeply and was stopped|ran longer than 2s and was stopped"},
