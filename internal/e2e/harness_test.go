@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryci/ferry/internal/testnet"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -202,15 +202,11 @@ func eventually(t testing.TB, timeout, interval time.Duration, cond func() (bool
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a free loopback TCP port for a server process (see
+// internal/testnet).
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testnet.FreePort(t)
 }
 
 // ---- servers ----

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/testnet"
 )
 
 // SSHServer is a real OpenSSH sshd, run by the test on a loopback port,
@@ -80,12 +81,7 @@ func StartSSH(t testing.TB) *SSHServer {
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), []byte(clientPub+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testnet.FreePort(t)
 	config := strings.Join([]string{
 		"Port " + strconv.Itoa(port),
 		"ListenAddress 127.0.0.1",

@@ -5,12 +5,13 @@ package s3test
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/testnet"
 
 	"github.com/ferryci/ferry/internal/artifact"
 	"github.com/ferryci/ferry/internal/artifact/s3"
@@ -29,12 +30,7 @@ func Start(t testing.TB) artifact.Options {
 		}
 		t.Skip(msg)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testnet.FreeAddr(t)
 	root := t.TempDir()
 	cmd := exec.Command(bin, "--access", "ferrytest", "--secret", "ferrytestsecret", "--port", addr, "posix", root)
 	var out bytes.Buffer
@@ -50,7 +46,7 @@ func Start(t testing.TB) artifact.Options {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err = s3.CreateBucket(ctx, opts, "releases")
+		err := s3.CreateBucket(ctx, opts, "releases")
 		cancel()
 		if err == nil {
 			return opts

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryci/ferry/internal/testnet"
 )
 
 // HAProxy is a running haproxy.
@@ -27,16 +29,11 @@ type HAProxy struct {
 	Frontend string
 }
 
-// FreePort returns a loopback address with a port that was free a moment
-// ago.
+// FreePort returns a free loopback address for a server in another
+// process (see internal/testnet).
 func FreePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testnet.FreeAddr(t)
 }
 
 // Start runs haproxy with an HTTP frontend balancing round-robin over
