@@ -133,15 +133,22 @@ steps:
 	}
 }
 
-// outageTTL is the lease TTL of the outage tests.
-const outageTTL = 2 * time.Second
+// outageTTL is the lease TTL of the outage tests. Short, so that an outage
+// outlasts it in seconds, yet long enough that a live agent's heartbeat
+// (every third of it) never misses a whole TTL and its margin on a busy
+// machine: with 2 s, a CI run beside a CPU hog lost a lease ten seconds
+// after the outage had ended.
+const outageTTL = 6 * time.Second
 
-// longBuild is a build whose one step prints a line every 100 ms for ten
-// seconds, running on agent "survivor".
+// longBuild is a build whose one step prints a line every 100 ms until
+// the test opens its gate (succeedsFirstTime), running on agent
+// "survivor": it is still running when an outage ends, however long the
+// outage took on a busy machine.
 type longBuild struct {
 	c    *api
 	slug string
 	b    *buildJSON
+	gate string
 }
 
 // startLongBuild starts a server with opts (and a short lease TTL), an
@@ -150,7 +157,10 @@ type longBuild struct {
 func startLongBuild(t *testing.T, opts serverOptions) (*ferryServer, *longBuild) {
 	t.Helper()
 	opts.Args = append(opts.Args, "--lease-ttl", outageTTL.String(), "--max-attempts", "3")
-	config := `kind: pipeline
+	gate := filepath.Join(t.TempDir(), "gate")
+	// The cap (6000 lines, ten minutes) only ends a test that never opens
+	// the gate.
+	config := fmt.Sprintf(`kind: pipeline
 type: exec
 name: default
 clone:
@@ -158,11 +168,11 @@ clone:
 steps:
 - name: count
   commands:
-  - i=1; while [ $i -le 100 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
-`
+  - i=1; while [ ! -e %q ] && [ $i -le 6000 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
+`, gate)
 	repo := gittest.NewWithOrigin(t, t.TempDir(), "long", map[string]string{".drone.yml": config})
 	srv := startServer(t, opts)
-	lb := &longBuild{c: adminAPI(t, srv), slug: "acme/long"}
+	lb := &longBuild{c: adminAPI(t, srv), slug: "acme/long", gate: gate}
 	lb.c.createRepo(map[string]any{"git_url": repo.URL(), "slug": lb.slug, "poll_interval": "0s"})
 	startAgent(t, srv.URL, lb.c.agentToken("survivor"), agentOptions{Name: "survivor"})
 	lb.b = lb.c.manualBuild(lb.slug, "main", repo.Git("rev-parse", "HEAD"))
@@ -174,10 +184,13 @@ steps:
 	return srv, lb
 }
 
-// succeedsFirstTime waits for the build and fails the test unless it
-// succeeded in its first attempt.
+// succeedsFirstTime opens the step's gate, waits for the build and fails
+// the test unless it succeeded in its first attempt.
 func (lb *longBuild) succeedsFirstTime(t *testing.T) {
 	t.Helper()
+	if err := os.WriteFile(lb.gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	b := lb.c.waitBuild(lb.slug, lb.b.Number, time.Minute, nil)
 	if p := b.Pipelines[0]; b.Status != "success" || p.Job.Attempts != 1 {
 		t.Fatalf("build %s after %d attempts; want success in attempt 1: %s", b.Status, p.Job.Attempts, describe(b))
